@@ -1,0 +1,19 @@
+//! The built-in plugins, compiled from `plugins/` by the build script and embedded in the binary.
+
+/// One embedded component.
+#[derive(Clone, Copy, Debug)]
+pub struct Builtin {
+    /// File name it was built as, for messages.
+    pub file: &'static str,
+    /// The component.
+    pub bytes: &'static [u8],
+}
+
+/// Every built-in plugin.
+pub const BUILTINS: &[Builtin] = &[Builtin {
+    file: "deployment_generator.wasm",
+    bytes: include_bytes!(concat!(env!("OUT_DIR"), "/deployment_generator.wasm")),
+}];
+
+/// The generator used when a `PortfolioApp` names none.
+pub const DEFAULT_GENERATOR: &str = "deployment-generator";

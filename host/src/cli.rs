@@ -1,0 +1,333 @@
+//! Commands and flags, and what each command does.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use portfolio_operator::plugin::{Limits, LoadOptions, Plugin, Runtime, RuntimeConfig};
+use portfolio_operator::policy::OutputPolicy;
+use portfolio_operator::registry::{Registry, load_directory};
+use portfolio_operator::render::{Renderer, to_json, to_yaml};
+
+/// A Kubernetes operator whose reconcile logic lives in sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "portfolio-operator", version, about)]
+pub struct Cli {
+    /// Log line format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the objects the plugins produce for each PortfolioApp in the files,
+    /// exactly as the operator would apply them (no cluster needed).
+    Render(RenderArgs),
+    /// Work with plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Show a component's world, name, version, digest, kinds and settings schema.
+    Inspect(InspectArgs),
+    /// List the active plugins: the built-ins, and those of --plugin-dir.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+struct RenderArgs {
+    /// A YAML or JSON file, or a directory of them (repeatable).
+    #[arg(short = 'f', long = "filename", required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Load plugins from this directory too (`*.wasm`, each with an optional `NAME.yaml`).
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Yaml)]
+    output: OutputFormat,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// Multi-document YAML.
+    Yaml,
+    /// A JSON `v1 List`.
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The component (`.wasm`).
+    file: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = InspectFormat::Text)]
+    output: InspectFormat,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum InspectFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Load plugins from this directory too.
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+/// Plugin limits and the compile cache.
+#[derive(Debug, Args)]
+struct RuntimeArgs {
+    /// Default time budget of one plugin call, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    plugin_timeout_ms: u64,
+    /// Default memory cap of one plugin call, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    plugin_memory_mib: usize,
+    /// Largest memory cap any plugin registration may ask for, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    plugin_max_memory_mib: usize,
+    /// Default cap on the output of one call, in KiB.
+    #[arg(long, value_name = "KIB", default_value_t = 4096)]
+    plugin_max_output_kib: usize,
+    /// Default cap on the objects one call may return.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    plugin_max_objects: usize,
+    /// WebAssembly stack of every plugin call, in KiB (the same for all plugins).
+    #[arg(long, value_name = "KIB", default_value_t = 512)]
+    plugin_stack_kib: usize,
+    /// Where to keep compiled plugins across runs [default: $XDG_CACHE_HOME/portfolio-operator]
+    #[arg(long, value_name = "DIR")]
+    plugin_cache_dir: Option<PathBuf>,
+    /// Compile plugins every time; keep nothing on disk.
+    #[arg(long, conflicts_with = "plugin_cache_dir")]
+    no_plugin_cache: bool,
+}
+
+impl RuntimeArgs {
+    fn runtime(&self) -> anyhow::Result<Runtime> {
+        if !(1..=60_000).contains(&self.plugin_timeout_ms) {
+            bail!("--plugin-timeout-ms must be between 1 and 60000");
+        }
+        if self.plugin_memory_mib == 0 || self.plugin_memory_mib > self.plugin_max_memory_mib {
+            bail!("--plugin-memory-mib must be between 1 and --plugin-max-memory-mib");
+        }
+        if !(64..=16_384).contains(&self.plugin_stack_kib) {
+            bail!("--plugin-stack-kib must be between 64 and 16384");
+        }
+        if self.plugin_max_output_kib == 0 || self.plugin_max_objects == 0 {
+            bail!("--plugin-max-output-kib and --plugin-max-objects must be at least 1");
+        }
+        let default_limits = Limits {
+            timeout: Duration::from_millis(self.plugin_timeout_ms),
+            memory_bytes: self.plugin_memory_mib << 20,
+            max_output_bytes: self.plugin_max_output_kib << 10,
+            max_objects: self.plugin_max_objects,
+            ..Limits::default()
+        };
+        let cache_dir = if self.no_plugin_cache {
+            None
+        } else {
+            self.plugin_cache_dir.clone().or_else(default_cache_dir)
+        };
+        let config = RuntimeConfig {
+            default_limits,
+            max_memory_bytes: self.plugin_max_memory_mib << 20,
+            max_stack_bytes: self.plugin_stack_kib << 10,
+            cache_dir: cache_dir.clone(),
+            ..RuntimeConfig::default()
+        };
+        match Runtime::new(config.clone()) {
+            Ok(runtime) => Ok(runtime),
+            // An unusable default cache should not stop a one-shot command; an
+            // explicit one should.
+            Err(error) if self.plugin_cache_dir.is_none() && cache_dir.is_some() => {
+                tracing::warn!(error = %error, "compiling plugins without a cache");
+                Runtime::new(RuntimeConfig {
+                    cache_dir: None,
+                    ..config
+                })
+                .context("cannot start the plugin runtime")
+            }
+            Err(error) => Err(error).context("cannot start the plugin runtime"),
+        }
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("portfolio-operator"))
+}
+
+/// Log to standard error; `RUST_LOG` overrides the default level (warn).
+pub fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Run the chosen command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Render(args) => render(args).await,
+        Command::Plugin {
+            command: PluginCommand::Inspect(args),
+        } => inspect(args).await,
+        Command::Plugin {
+            command: PluginCommand::List(args),
+        } => list(args).await,
+    }
+}
+
+/// The built-ins, plus the plugins of `plugin_dir` if given.
+async fn registry(runtime: &Runtime, plugin_dir: Option<PathBuf>) -> anyhow::Result<Arc<Registry>> {
+    let registry = Arc::new(Registry::new());
+    let loader = runtime.clone();
+    let builtins = Arc::clone(&registry);
+    tokio::task::spawn_blocking(move || builtins.load_builtins(&loader))
+        .await
+        .context("loading the built-in plugins stopped")??;
+    if let Some(dir) = plugin_dir {
+        load_directory(dir, runtime.clone(), Arc::clone(&registry)).await?;
+    }
+    Ok(registry)
+}
+
+async fn render(args: RenderArgs) -> anyhow::Result<()> {
+    let runtime = args.runtime.runtime()?;
+    let registry = registry(&runtime, args.plugin_dir).await?;
+    let renderer = Renderer::new(registry, OutputPolicy::default());
+    let objects = renderer.render_paths(&args.files).await?;
+    let text = match args.output {
+        OutputFormat::Yaml => to_yaml(&objects),
+        OutputFormat::Json => to_json(&objects),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot format the objects: {e}"))?;
+    write_stdout(&text)
+}
+
+async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let runtime = args.runtime.runtime()?;
+    let plugin = runtime
+        .load_async(bytes, LoadOptions::default())
+        .await
+        .with_context(|| format!("{}: not a usable plugin", args.file.display()))?;
+    let text = match args.output {
+        InspectFormat::Text => describe_text(&plugin),
+        InspectFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&describe_json(&plugin))?;
+            text.push('\n');
+            text
+        }
+    };
+    write_stdout(&text)
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let runtime = args.runtime.runtime()?;
+    let registry = registry(&runtime, args.plugin_dir).await?;
+    let mut text = String::new();
+    for entry in registry.entries() {
+        let plugin = &entry.plugin;
+        text.push_str(&format!(
+            "{:<40} {:<18} {:<10} {}\n",
+            plugin.id().to_string(),
+            plugin.world().as_str(),
+            entry.source.to_string(),
+            entry.key
+        ));
+    }
+    write_stdout(&text)
+}
+
+fn describe_text(plugin: &Plugin) -> String {
+    let info = plugin.info();
+    let kinds = if info.kinds.is_empty() {
+        "none".to_owned()
+    } else {
+        info.kinds
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let schema = match &info.settings_schema {
+        None => "none".to_owned(),
+        Some(schema) => serde_json::to_string_pretty(schema).unwrap_or_default(),
+    };
+    format!(
+        "name:            {}\nversion:         {}\ndescription:     {}\nworld:           {} ({}@{})\ndigest:          {}\nsize:            {} bytes\nkinds:           {}\nsettings schema: {}\n",
+        info.id.name,
+        info.id.version,
+        info.description,
+        plugin.world(),
+        plugin.world().interface(),
+        info.wit_version,
+        plugin.digest(),
+        plugin.size(),
+        kinds,
+        schema,
+    )
+}
+
+fn describe_json(plugin: &Plugin) -> serde_json::Value {
+    let info = plugin.info();
+    serde_json::json!({
+        "name": info.id.name,
+        "version": info.id.version.to_string(),
+        "description": info.description,
+        "world": plugin.world().as_str(),
+        "witVersion": info.wit_version.to_string(),
+        "digest": plugin.digest().to_string(),
+        "size": plugin.size(),
+        "kinds": info.kinds.iter().map(|k| serde_json::json!({"apiVersion": k.api_version, "kind": k.kind})).collect::<Vec<_>>(),
+        "settingsSchema": info.settings_schema,
+    })
+}
+
+/// Write to standard output; a closed pipe (`| head`) is not an error worth a message.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(error).context("cannot write to standard output"),
+    }
+}

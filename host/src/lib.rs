@@ -1,0 +1,15 @@
+//! portfolio-operator: a Kubernetes operator whose reconcile logic lives in
+//! sandboxed WebAssembly plugins.
+//!
+//! [`plugin`] runs components under limits and validates what they return,
+//! [`registry`] resolves plugin references across sources (built-ins, a
+//! directory), [`policy`] decides what a plugin may create, [`decorate`] adds
+//! what the operator owns (labels, owner references), and [`render`] ties
+//! them together offline.
+
+pub mod builtin;
+pub mod decorate;
+pub mod plugin;
+pub mod policy;
+pub mod registry;
+pub mod render;

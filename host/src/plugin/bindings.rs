@@ -1,0 +1,23 @@
+//! Rust bindings of the WIT contract in `wit/`, generated at compile time.
+
+/// The `generator` world.
+pub mod generator {
+    wasmtime::component::bindgen!({
+        world: "generator",
+        path: "../wit",
+    });
+}
+
+/// The `migration-strategy` world; shares the types and host interface of [`generator`].
+pub mod migration {
+    wasmtime::component::bindgen!({
+        world: "migration-strategy",
+        path: "../wit",
+        with: {
+            "portfolio:plugin/types": super::generator::portfolio::plugin::types,
+            "portfolio:plugin/host": super::generator::portfolio::plugin::host,
+        },
+    });
+}
+
+pub use generator::portfolio::plugin::types;

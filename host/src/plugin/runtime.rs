@@ -1,0 +1,327 @@
+//! The process-wide wasmtime engine, its compile caches, and loading.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use serde_json::Value;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::generator;
+use super::cache::{ArtifactCache, CacheError};
+use super::call::{self, HostState};
+use super::error::LoadError;
+use super::limits::Limits;
+use super::load::{self, Compiled, Digest, LoadOptions, Plugin};
+
+/// How often the epoch advances. Call deadlines are counted in these ticks.
+///
+/// CPU budgets use epoch interruption rather than fuel. Measured on this
+/// project's 2-core machines with the sample app, a fuel-metered call of the
+/// deployment generator took ≈12% longer than an epoch-checked one (fuel adds
+/// a counter update to every basic block; epochs add one load and compare at
+/// function entries and loop headers), and the budget we want to express is
+/// wall-clock time anyway: "a reconcile may spend at most this long in a
+/// plugin". A 5 ms tick costs one thread wake-up per tick for the whole
+/// process and bounds the overshoot of a deadline to one tick.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Bytes of linear memory the pooling allocator keeps resident (zeroed in
+/// place instead of returned to the kernel) when an instance slot is reused.
+/// A Rust plugin touches about 1 MiB (its stack) per call; keeping that
+/// resident avoids page faults on every call.
+const MEMORY_KEEP_RESIDENT: usize = 2 << 20;
+
+/// How the runtime is set up; one per process.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Limits of a plugin whose registration does not say otherwise.
+    pub default_limits: Limits,
+    /// The most memory any plugin may be given (sizes the instance pool).
+    pub max_memory_bytes: usize,
+    /// WebAssembly stack of every call. wasmtime sets this per engine, not
+    /// per store, so it is the same for every plugin in the process.
+    pub max_stack_bytes: usize,
+    /// Plugin instances that may be live at once (calls beyond wait or fail).
+    pub instance_slots: u32,
+    /// Largest component accepted, in bytes.
+    pub max_component_bytes: usize,
+    /// Where compiled components are kept across restarts; none to compile every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            default_limits: Limits::default(),
+            max_memory_bytes: 256 << 20,
+            max_stack_bytes: 512 << 10,
+            instance_slots: 32,
+            max_component_bytes: 32 << 20,
+            cache_dir: None,
+        }
+    }
+}
+
+/// The runtime could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// wasmtime refused the configuration (e.g. not enough address space for the pool).
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    /// The default limits do not fit the runtime's ceilings.
+    #[error("default plugin limits: {0}")]
+    Limits(String),
+    /// The artifact cache directory is unusable.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// Counters of what loading did, for tests and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeStats {
+    /// Components compiled with Cranelift.
+    pub compiled: u64,
+    /// Components loaded from the on-disk cache.
+    pub disk_hits: u64,
+    /// Components found already compiled in memory.
+    pub memory_hits: u64,
+}
+
+/// The plugin runtime: one wasmtime engine and the components compiled with it.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    config: RuntimeConfig,
+    cache: Option<ArtifactCache>,
+    compiled: Mutex<HashMap<Digest, Weak<Compiled>>>,
+    stats: Stats,
+}
+
+#[derive(Default)]
+struct Stats {
+    compiled: AtomicU64,
+    disk_hits: AtomicU64,
+    memory_hits: AtomicU64,
+}
+
+impl Runtime {
+    /// Create the engine, its instance pool and its epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        if config.default_limits.memory_bytes > config.max_memory_bytes {
+            return Err(RuntimeError::Limits(format!(
+                "the default memory cap ({} MiB) is above the maximum ({} MiB)",
+                config.default_limits.memory_bytes >> 20,
+                config.max_memory_bytes >> 20
+            )));
+        }
+        let slots = config.instance_slots.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .max_core_instances_per_component(32)
+            .total_core_instances(slots.saturating_mul(16))
+            .max_memories_per_component(2)
+            .total_memories(slots.saturating_mul(2))
+            .max_tables_per_component(8)
+            .total_tables(slots.saturating_mul(8))
+            .max_memory_size(config.max_memory_bytes)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(64 << 10);
+
+        let mut wasm = wasmtime::Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_stack_bytes)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&engine);
+        generator::Generator::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(ArtifactCache::open(dir, &engine)?),
+            None => None,
+        };
+
+        // Without a ticker no call would ever reach its deadline.
+        spawn_epoch_ticker(&engine)
+            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                config,
+                cache,
+                compiled: Mutex::new(HashMap::new()),
+                stats: Stats::default(),
+            }),
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// How the runtime was set up.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// What loading has done so far.
+    pub fn stats(&self) -> RuntimeStats {
+        let stats = &self.inner.stats;
+        RuntimeStats {
+            compiled: stats.compiled.load(Ordering::Relaxed),
+            disk_hits: stats.disk_hits.load(Ordering::Relaxed),
+            memory_hits: stats.memory_hits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Compile (once per digest), check and describe a component (blocking).
+    pub fn load(&self, bytes: &[u8], options: &LoadOptions) -> Result<Arc<Plugin>, LoadError> {
+        let config = &self.inner.config;
+        if bytes.len() > config.max_component_bytes {
+            return Err(LoadError::TooLarge {
+                bytes: bytes.len(),
+                limit: config.max_component_bytes,
+            });
+        }
+        load::check_header(bytes)?;
+        let limits = config
+            .default_limits
+            .with(&options.limits, config.max_memory_bytes)?;
+        let settings = match &options.settings {
+            Value::Object(_) => options.settings.to_string(),
+            Value::Null => "{}".to_owned(),
+            other => {
+                return Err(LoadError::Settings(format!(
+                    "settings must be a JSON object, not {other}"
+                )));
+            }
+        };
+
+        let compiled = self.compiled(bytes)?;
+        if let Some(expected) = options.expected_world
+            && expected != compiled.world
+        {
+            return Err(LoadError::WrongWorld {
+                expected,
+                found: compiled.world,
+            });
+        }
+
+        let provisional: Arc<str> = Arc::from(format!("{}", compiled.digest).as_str());
+        let raw =
+            call::describe(&compiled.pre, &limits, &provisional).map_err(LoadError::Describe)?;
+        let info = load::check_info(raw, compiled.wit_version.clone())?;
+        let label: Arc<str> = Arc::from(info.id.to_string().as_str());
+        Ok(Arc::new(Plugin {
+            compiled,
+            info,
+            settings: Arc::from(settings.as_str()),
+            limits,
+            label,
+        }))
+    }
+
+    /// [`Runtime::load`] on the blocking pool.
+    pub async fn load_async(
+        &self,
+        bytes: Vec<u8>,
+        options: LoadOptions,
+    ) -> Result<Arc<Plugin>, LoadError> {
+        let runtime = self.clone();
+        tokio::task::spawn_blocking(move || runtime.load(&bytes, &options))
+            .await
+            .unwrap_or_else(|join| {
+                Err(LoadError::Host(format!(
+                    "the worker loading the plugin stopped: {join}"
+                )))
+            })
+    }
+
+    /// The compiled and linked component for `bytes`, from memory, disk or Cranelift.
+    fn compiled(&self, bytes: &[u8]) -> Result<Arc<Compiled>, LoadError> {
+        let inner = &self.inner;
+        let digest = Digest::of(bytes);
+        if let Some(compiled) = self.lookup(&digest) {
+            inner.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(compiled);
+        }
+        let cached = inner
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.load(&inner.engine, &digest));
+        let component = match cached {
+            Some(component) => {
+                inner.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+                component
+            }
+            None => {
+                let component = Component::new(&inner.engine, bytes)
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                inner.stats.compiled.fetch_add(1, Ordering::Relaxed);
+                // Only artifacts of components that compiled are stored; the
+                // checks below are cheap and run again on every load.
+                if let Some(cache) = &inner.cache {
+                    cache.store(&digest, &component);
+                }
+                component
+            }
+        };
+        let (world, wit_version) = load::detect_world(&component, &inner.engine)?;
+        load::check_imports(&component, &inner.engine)?;
+        let pre = load::link(&inner.linker, &component, world)?;
+        let compiled = Arc::new(Compiled {
+            digest,
+            world,
+            wit_version,
+            pre,
+            size: bytes.len(),
+        });
+        let mut map = inner.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, weak| weak.strong_count() > 0);
+        map.insert(digest, Arc::downgrade(&compiled));
+        Ok(compiled)
+    }
+
+    fn lookup(&self, digest: &Digest) -> Option<Arc<Compiled>> {
+        let map = self
+            .inner
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.get(digest).and_then(Weak::upgrade)
+    }
+}
+
+/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("plugin-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .map(drop)
+}

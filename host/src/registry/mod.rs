@@ -1,0 +1,410 @@
+//! The plugin registry: which plugins are active, from which source, and
+//! which one a reference such as `deployment-generator@^0.1` means.
+//!
+//! A source (built-ins, a directory, later ConfigMaps) only ever calls
+//! [`Registry::activate`], [`Registry::remove`] and [`Registry::reject`], each
+//! for its own entries, keyed by something stable within that source (a file
+//! path, a ConfigMap's namespace/name). Sources know nothing of each other.
+
+mod directory;
+mod reference;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::broadcast;
+
+use crate::builtin::BUILTINS;
+use crate::plugin::{Digest, LoadError, LoadOptions, Plugin, PluginId, Runtime, World};
+
+pub use directory::{
+    DirectoryError, DirectoryWatch, PluginRegistration, load_directory, watch_directory,
+};
+pub use reference::{PluginRef, PluginRefError, VersionSelector};
+
+/// Where a plugin came from. For the same name and version, a later source wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    /// Embedded in the operator's binary.
+    Builtin,
+    /// A file in the `--plugin-dir` directory.
+    Directory,
+    /// A ConfigMap labelled `portfolio.dev/plugin=true`.
+    ConfigMap,
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceKind::Builtin => "built-in",
+            SourceKind::Directory => "directory",
+            SourceKind::ConfigMap => "configmap",
+        })
+    }
+}
+
+/// A change in the registry, for whoever needs to react (re-reconcile apps, emit events).
+#[derive(Clone, Debug)]
+pub enum RegistryEvent {
+    /// A plugin became active under `key`, replacing `replaced` if there was one.
+    Activated {
+        /// Its source.
+        source: SourceKind,
+        /// Its key within the source.
+        key: String,
+        /// Name and version.
+        id: PluginId,
+        /// Its bytes' digest.
+        digest: Digest,
+        /// What it replaced under the same key.
+        replaced: Option<(PluginId, Digest)>,
+    },
+    /// The plugin under `key` is gone.
+    Removed {
+        /// Its source.
+        source: SourceKind,
+        /// Its key within the source.
+        key: String,
+        /// Name and version it had.
+        id: PluginId,
+    },
+    /// A candidate under `key` failed its checks; whatever was active stays.
+    Rejected {
+        /// Its source.
+        source: SourceKind,
+        /// Its key within the source.
+        key: String,
+        /// Why, in words.
+        error: String,
+    },
+}
+
+/// A reference that matches no active plugin.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ResolveError {
+    /// Nothing of that name, or no version that matches.
+    #[error("no {world} plugin matches {reference}{}", available_hint(.available))]
+    NotFound {
+        /// The reference.
+        reference: String,
+        /// The world asked for.
+        world: World,
+        /// `name@version` of every active plugin with that name and world.
+        available: Vec<String>,
+    },
+}
+
+fn available_hint(available: &[String]) -> String {
+    if available.is_empty() {
+        String::new()
+    } else {
+        format!(" (active: {})", available.join(", "))
+    }
+}
+
+/// One active plugin and where it came from.
+#[derive(Clone, Debug)]
+pub struct Registered {
+    /// Its source.
+    pub source: SourceKind,
+    /// Its key within the source.
+    pub key: String,
+    /// The plugin.
+    pub plugin: Arc<Plugin>,
+}
+
+/// The active plugins of every source.
+pub struct Registry {
+    entries: RwLock<BTreeMap<(SourceKind, String), Arc<Plugin>>>,
+    events: broadcast::Sender<RegistryEvent>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry {
+            entries: RwLock::new(BTreeMap::new()),
+            events: broadcast::channel(256).0,
+        }
+    }
+
+    /// Changes from now on. A slow receiver misses events (and is told so by the channel).
+    pub fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
+        self.events.subscribe()
+    }
+
+    /// Make `plugin` the active one under `key` of `source`.
+    pub fn activate(&self, source: SourceKind, key: &str, plugin: Arc<Plugin>) {
+        let (id, digest) = (plugin.id().clone(), plugin.digest());
+        let replaced = self
+            .write()
+            .insert((source, key.to_owned()), plugin)
+            .map(|old| (old.id().clone(), old.digest()));
+        match &replaced {
+            Some((old, old_digest)) if *old_digest != digest => {
+                tracing::info!(%source, key, plugin = %id, %digest, replaced = %old, "plugin replaced");
+            }
+            Some(_) => {}
+            None => tracing::info!(%source, key, plugin = %id, %digest, "plugin activated"),
+        }
+        let _ = self.events.send(RegistryEvent::Activated {
+            source,
+            key: key.to_owned(),
+            id,
+            digest,
+            replaced,
+        });
+    }
+
+    /// Drop the plugin under `key` of `source`.
+    pub fn remove(&self, source: SourceKind, key: &str) -> Option<Arc<Plugin>> {
+        let removed = self.write().remove(&(source, key.to_owned()))?;
+        tracing::info!(%source, key, plugin = %removed.id(), "plugin removed");
+        let _ = self.events.send(RegistryEvent::Removed {
+            source,
+            key: key.to_owned(),
+            id: removed.id().clone(),
+        });
+        Some(removed)
+    }
+
+    /// Report that a candidate under `key` of `source` failed; the active one stays.
+    pub fn reject(&self, source: SourceKind, key: &str, error: &LoadError) {
+        let kept = self
+            .read()
+            .get(&(source, key.to_owned()))
+            .map(|plugin| plugin.id().to_string());
+        tracing::warn!(%source, key, error = %error, kept = kept.as_deref().unwrap_or("nothing"), "plugin rejected; the active version stays");
+        let _ = self.events.send(RegistryEvent::Rejected {
+            source,
+            key: key.to_owned(),
+            error: error.to_string(),
+        });
+    }
+
+    /// The plugin `reference` means for `world`: the highest matching version;
+    /// for equal versions, the later source (ConfigMap over directory over built-in).
+    pub fn resolve(
+        &self,
+        reference: &PluginRef,
+        world: World,
+    ) -> Result<Arc<Plugin>, ResolveError> {
+        let entries = self.read();
+        let candidates = entries.iter().map(|((source, key), plugin)| Candidate {
+            source: *source,
+            key,
+            id: plugin.id(),
+            digest: plugin.digest(),
+            world: plugin.world(),
+        });
+        let chosen = pick(candidates, reference, world)?;
+        Ok(Arc::clone(&entries[&(chosen.0, chosen.1)]))
+    }
+
+    /// Every active plugin.
+    pub fn entries(&self) -> Vec<Registered> {
+        self.read()
+            .iter()
+            .map(|((source, key), plugin)| Registered {
+                source: *source,
+                key: key.clone(),
+                plugin: Arc::clone(plugin),
+            })
+            .collect()
+    }
+
+    /// Load and activate the plugins embedded in the binary (blocking).
+    ///
+    /// A failure here is a defect of the build, not of the user's input.
+    pub fn load_builtins(&self, runtime: &Runtime) -> Result<(), BuiltinError> {
+        for builtin in BUILTINS {
+            let plugin = runtime
+                .load(builtin.bytes, &LoadOptions::default())
+                .map_err(|source| BuiltinError {
+                    file: builtin.file,
+                    source,
+                })?;
+            self.activate(SourceKind::Builtin, builtin.file, plugin);
+        }
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<(SourceKind, String), Arc<Plugin>>> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<(SourceKind, String), Arc<Plugin>>> {
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What resolution looks at of one registered plugin.
+struct Candidate<'a> {
+    source: SourceKind,
+    key: &'a str,
+    id: &'a PluginId,
+    digest: Digest,
+    world: World,
+}
+
+/// Choose among `candidates`: the highest version that `reference` accepts;
+/// ties go to the later source, then to the smaller key (so the choice never
+/// depends on timing).
+fn pick<'a>(
+    candidates: impl Iterator<Item = Candidate<'a>> + Clone,
+    reference: &PluginRef,
+    world: World,
+) -> Result<(SourceKind, String), ResolveError> {
+    let same_name = candidates.filter(|c| c.id.name == reference.name && c.world == world);
+    let best = same_name
+        .clone()
+        .filter(|c| reference.matches(c.id, c.digest))
+        .max_by(|a, b| (&a.id.version, a.source, b.key).cmp(&(&b.id.version, b.source, a.key)));
+    match best {
+        Some(chosen) => Ok((chosen.source, chosen.key.to_owned())),
+        None => {
+            let mut available: Vec<String> = same_name.map(|c| c.id.to_string()).collect();
+            available.sort();
+            available.dedup();
+            Err(ResolveError::NotFound {
+                reference: reference.to_string(),
+                world,
+                available,
+            })
+        }
+    }
+}
+
+/// A built-in plugin failed to load: the binary was built wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("built-in plugin {file} {source}")]
+pub struct BuiltinError {
+    /// Which one.
+    pub file: &'static str,
+    /// Why.
+    #[source]
+    pub source: LoadError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(name: &str, version: &str) -> PluginId {
+        PluginId {
+            name: name.into(),
+            version: semver::Version::parse(version).unwrap(),
+        }
+    }
+
+    struct Fixture {
+        entries: Vec<(SourceKind, String, PluginId, Digest, World)>,
+    }
+
+    impl Fixture {
+        fn new(entries: &[(SourceKind, &str, &str, &str, World)]) -> Self {
+            Fixture {
+                entries: entries
+                    .iter()
+                    .map(|(source, key, name, version, world)| {
+                        (
+                            *source,
+                            (*key).to_owned(),
+                            id(name, version),
+                            Digest::of(format!("{name}{version}{key}").as_bytes()),
+                            *world,
+                        )
+                    })
+                    .collect(),
+            }
+        }
+
+        fn pick(&self, reference: &str, world: World) -> Result<String, ResolveError> {
+            let candidates =
+                self.entries
+                    .iter()
+                    .map(|(source, key, id, digest, world)| Candidate {
+                        source: *source,
+                        key,
+                        id,
+                        digest: *digest,
+                        world: *world,
+                    });
+            pick(candidates, &reference.parse().unwrap(), world)
+                .map(|(source, key)| format!("{source}:{key}"))
+        }
+    }
+
+    use SourceKind::{Builtin, ConfigMap, Directory};
+    use World::{Generator, MigrationStrategy};
+
+    #[test]
+    fn latest_is_the_highest_version() {
+        let fixture = Fixture::new(&[
+            (Builtin, "b", "gen", "0.1.0", Generator),
+            (Directory, "d", "gen", "0.3.0", Generator),
+            (ConfigMap, "c", "gen", "0.2.0", Generator),
+        ]);
+        assert_eq!(fixture.pick("gen", Generator).unwrap(), "directory:d");
+    }
+
+    #[test]
+    fn equal_versions_go_to_the_later_source() {
+        let fixture = Fixture::new(&[
+            (Builtin, "b", "gen", "0.1.0", Generator),
+            (Directory, "d", "gen", "0.1.0", Generator),
+        ]);
+        assert_eq!(fixture.pick("gen", Generator).unwrap(), "directory:d");
+        assert_eq!(fixture.pick("gen@0.1.0", Generator).unwrap(), "directory:d");
+    }
+
+    #[test]
+    fn requirements_exact_versions_and_digests_select() {
+        let fixture = Fixture::new(&[
+            (Builtin, "b", "gen", "1.4.0", Generator),
+            (Directory, "d1", "gen", "1.9.2", Generator),
+            (Directory, "d2", "gen", "2.0.0", Generator),
+        ]);
+        assert_eq!(fixture.pick("gen@^1", Generator).unwrap(), "directory:d1");
+        assert_eq!(fixture.pick("gen@~1.4", Generator).unwrap(), "built-in:b");
+        assert_eq!(fixture.pick("gen@1.4.0", Generator).unwrap(), "built-in:b");
+        let digest = fixture.entries[2].3;
+        assert_eq!(
+            fixture.pick(&format!("gen@{digest}"), Generator).unwrap(),
+            "directory:d2"
+        );
+    }
+
+    #[test]
+    fn misses_list_what_is_active() {
+        let fixture = Fixture::new(&[
+            (Builtin, "b", "gen", "1.4.0", Generator),
+            (Directory, "m", "gen", "3.0.0", MigrationStrategy),
+        ]);
+        let error = fixture.pick("gen@^2", Generator).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no generator plugin matches gen@^2 (active: gen@1.4.0)"
+        );
+        let error = fixture.pick("other", Generator).unwrap_err();
+        assert_eq!(error.to_string(), "no generator plugin matches other");
+    }
+
+    #[test]
+    fn ties_are_broken_the_same_way_every_time() {
+        let fixture = Fixture::new(&[
+            (Directory, "b.wasm", "gen", "1.0.0", Generator),
+            (Directory, "a.wasm", "gen", "1.0.0", Generator),
+        ]);
+        assert_eq!(fixture.pick("gen", Generator).unwrap(), "directory:a.wasm");
+    }
+}
