@@ -90,6 +90,17 @@ fn build() -> Result<(), String> {
             command.env_remove(key);
         }
     }
+    // Panic locations embed source paths; mapping them to fixed prefixes makes
+    // a plugin's bytes, and so its digest, the same on every machine with the
+    // same toolchain.
+    let mut remaps = vec![format!("--remap-path-prefix={}=/portfolio", root.display())];
+    if let Some(cargo_home) = cargo_home() {
+        remaps.push(format!(
+            "--remap-path-prefix={}=/cargo",
+            cargo_home.display()
+        ));
+    }
+    command.env("CARGO_ENCODED_RUSTFLAGS", remaps.join("\x1f"));
     let output = command
         .output()
         .map_err(|e| format!("cannot run cargo to build the plugins: {e}"))?;
@@ -114,6 +125,13 @@ fn build() -> Result<(), String> {
         built.display()
     );
     Ok(())
+}
+
+/// Where cargo keeps downloaded crates' sources.
+fn cargo_home() -> Option<PathBuf> {
+    env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
 }
 
 /// `<target>/wasm-plugins`, next to the profile directories of the host build.

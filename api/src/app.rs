@@ -133,6 +133,10 @@ pub struct PluginSelector {
     /// Plugin reference: `name`, `name@<semver requirement>` (a full version
     /// such as `1.2.3` pins it exactly) or `name@sha256:<digest>`.
     pub plugin: String,
+    /// Settings for this object only, passed to the plugin inside the spec;
+    /// what they mean is up to the plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<serde_json::Value>,
 }
 
 /// The observed state of an application.

@@ -10,7 +10,7 @@ use super::bindings::generator;
 use super::bindings::types::{self, LogLevel, ObjectMeta, ReconcileInput};
 use super::error::{CallFailure, PluginError};
 use super::limits::{CallLimiter, Limits};
-use super::load::{Plugin, WorldPre};
+use super::load::{NotGranted, Plugin, WorldPre};
 use super::log_bridge::LogBridge;
 use super::output::{self, ChildObject, GeneratedOutput};
 use super::runtime::EPOCH_TICK;
@@ -232,10 +232,15 @@ pub(crate) fn run<R>(
     // trap or not: an instance is never reused.
     drop(store);
 
-    result.map_err(|error| PluginError {
-        plugin: label.to_string(),
-        call,
-        failure: classify(&error, limits, memory_exhausted),
+    result.map_err(|error| {
+        // The full chain (with a wasm backtrace) helps plugin authors; the
+        // typed failure keeps only what a status condition should say.
+        tracing::debug!(plugin = %label, object = %context.object, call, error = ?error, "plugin call failed");
+        PluginError {
+            plugin: label.to_string(),
+            call,
+            failure: classify(&error, limits, memory_exhausted),
+        }
     })
 }
 
@@ -252,21 +257,25 @@ fn classify(error: &wasmtime::Error, limits: &Limits, memory_exhausted: bool) ->
             limit_bytes: limits.memory_bytes,
         };
     }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => CallFailure::Deadline {
-            budget: limits.timeout,
-        },
-        Some(trap) => CallFailure::Trap {
-            message: trap.to_string(),
-        },
-        None => {
-            let message = format!("{error:#}");
-            if message.contains("pooling allocator") || message.contains("maximum concurrent") {
-                CallFailure::Unavailable { message }
-            } else {
-                CallFailure::Trap { message }
-            }
-        }
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::Interrupt => CallFailure::Deadline {
+                budget: limits.timeout,
+            },
+            trap => CallFailure::Trap {
+                message: trap.to_string(),
+            },
+        };
+    }
+    if let Some(not_granted) = error.downcast_ref::<NotGranted>() {
+        return CallFailure::Trap {
+            message: not_granted.to_string(),
+        };
+    }
+    // Anything else failed before the plugin ran (e.g. no free instance slot):
+    // the root cause says what, without wasmtime's backtrace context.
+    CallFailure::Unavailable {
+        message: error.root_cause().to_string(),
     }
 }
 

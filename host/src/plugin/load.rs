@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, Linker, ResourceType};
 
 use super::WIT_VERSION;
 use super::bindings::{generator, migration};
@@ -343,6 +343,63 @@ pub(crate) fn check_imports(
     Ok(())
 }
 
+/// A plugin called an import the sandbox does not grant.
+#[derive(Debug)]
+pub(crate) struct NotGranted {
+    /// `interface#function`.
+    pub(crate) import: String,
+}
+
+impl fmt::Display for NotGranted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the plugin called `{}`, which the sandbox does not grant (no filesystem, network, environment, clock or randomness; a Rust plugin that panics ends here while printing its message)",
+            self.import
+        )
+    }
+}
+
+impl std::error::Error for NotGranted {}
+
+/// Define every WASI function the component imports as a trap, and every
+/// WASI resource as an opaque host type, so that linking succeeds and
+/// nothing is granted. Only `wasi:` imports are stubbed: the contract's own
+/// imports must resolve to the real host functions (by semver-compatible
+/// name, so a plugin built against a newer minor version links too).
+fn stub_wasi_imports(
+    linker: &mut Linker<HostState>,
+    component: &Component,
+    engine: &wasmtime::Engine,
+) -> wasmtime::Result<()> {
+    for (name, import) in component.component_type().imports(engine) {
+        if !name.starts_with("wasi:") {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(instance) = import.ty else {
+            continue;
+        };
+        let mut stubs = linker.instance(name)?;
+        for (export, item) in instance.exports(engine) {
+            match item.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let import = format!("{name}#{export}");
+                    stubs.func_new(export, move |_, _, _, _| {
+                        Err(wasmtime::Error::new(NotGranted {
+                            import: import.clone(),
+                        }))
+                    })?;
+                }
+                ComponentItem::Resource(_) => {
+                    stubs.resource(export, ResourceType::host::<()>(), |_, _| Ok(()))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Link the component against the host's imports and type-check its exports.
 pub(crate) fn link(
     base: &Linker<HostState>,
@@ -350,8 +407,7 @@ pub(crate) fn link(
     world: World,
 ) -> Result<WorldPre, LoadError> {
     let mut linker = base.clone();
-    linker
-        .define_unknown_imports_as_traps(component)
+    stub_wasi_imports(&mut linker, component, base.engine())
         .map_err(|error| LoadError::Host(format!("{error:#}")))?;
     let signature = |error: wasmtime::Error| LoadError::Signature {
         world,

@@ -1,0 +1,76 @@
+//! Helpers shared by the host's integration tests: fixtures and runtimes.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portfolio_operator::plugin::{
+    CallContext, GenerateInput, Limits, LoadOptions, Plugin, Runtime, RuntimeConfig,
+};
+use serde_json::{Value, json};
+
+/// Where the build script left the components of the plugins workspace.
+pub fn build_dir() -> PathBuf {
+    PathBuf::from(env!("PORTFOLIO_PLUGIN_BUILD_DIR"))
+}
+
+/// The bytes of a component built from `plugins/` (e.g. `hostile`).
+pub fn component(name: &str) -> Vec<u8> {
+    let path = build_dir().join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// A runtime with tight default limits, so hostile calls end quickly.
+pub fn runtime() -> Runtime {
+    Runtime::new(RuntimeConfig {
+        default_limits: Limits {
+            timeout: Duration::from_millis(200),
+            memory_bytes: 32 << 20,
+            ..Limits::default()
+        },
+        instance_slots: 16,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
+/// Load a fixture with default options.
+pub fn load(runtime: &Runtime, name: &str) -> Arc<Plugin> {
+    runtime
+        .load(&component(name), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// An input for app `demo/app` with `spec`.
+pub fn input(spec: Value) -> GenerateInput {
+    GenerateInput {
+        name: "app".into(),
+        namespace: "demo".into(),
+        spec,
+        ..GenerateInput::default()
+    }
+}
+
+/// The call context of app `demo/app`.
+pub fn context() -> CallContext {
+    CallContext {
+        object: "demo/app".into(),
+    }
+}
+
+/// A ConfigMap the echo mode of `hostile` can return.
+pub fn config_map(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
+}
+
+/// The sample app's spec, as the deployment generator expects it.
+pub fn sample_spec() -> Value {
+    json!({
+        "image": "ghcr.io/acme/shop:1.4.2",
+        "replicas": 2,
+        "ports": [{"name": "http", "containerPort": 8080, "servicePort": 80, "protocol": "TCP"}],
+        "config": {"LOG_LEVEL": "info"},
+    })
+}
