@@ -1,1 +1,308 @@
 //! An embedded, in-memory Kubernetes API server for tests and local runs.
+//!
+//! ```no_run
+//! let emu = emulator::Emulator::start().expect("emulator");
+//! println!("kubectl --kubeconfig {} get ns", emu.kubeconfig_path().display());
+//! ```
+
+pub mod api;
+pub mod convert;
+pub mod crd;
+pub mod discovery;
+pub mod error;
+pub mod fields;
+pub mod http;
+pub mod patch;
+pub mod registry;
+pub mod schema;
+pub mod selector;
+pub mod store;
+pub mod table;
+pub mod validation;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub use api::{Api, Options};
+pub use error::{ApiError, Error};
+pub use http::{HookOutcome, RequestHook, RequestInfo};
+
+/// Configures an [`Emulator`] before it starts.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    port: u16,
+    token: Option<String>,
+    kubeconfig: Option<PathBuf>,
+    options: Options,
+    bookmark_interval: Duration,
+    worker_threads: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            port: 0,
+            token: None,
+            kubeconfig: None,
+            options: Options::default(),
+            bookmark_interval: Duration::from_secs(30),
+            worker_threads: 2,
+        }
+    }
+}
+
+impl Builder {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Require this bearer token on every request but health and version checks.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Write the kubeconfig here (kept on drop) instead of a temporary file (removed on drop).
+    pub fn kubeconfig(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kubeconfig = Some(path.into());
+        self
+    }
+
+    /// Events of history kept for watches and consistent lists before 410 Gone.
+    pub fn history_window(mut self, events: usize) -> Self {
+        self.options.history_window = events;
+        self
+    }
+
+    /// Whether deletion honours ownerReferences and namespace deletion empties the namespace.
+    pub fn garbage_collection(mut self, on: bool) -> Self {
+        self.options.garbage_collection = on;
+        self
+    }
+
+    /// How often watches that allow bookmarks receive one.
+    pub fn bookmark_interval(mut self, every: Duration) -> Self {
+        self.bookmark_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Threads serving HTTP (default 2).
+    pub fn worker_threads(mut self, n: usize) -> Self {
+        self.worker_threads = n.max(1);
+        self
+    }
+
+    /// Binds 127.0.0.1, writes the kubeconfig and serves on a thread of its own, so the
+    /// emulator works whatever runtime (if any) the caller uses.
+    pub fn start(self) -> Result<Emulator, Error> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let api = Arc::new(Api::new(self.options.clone()));
+        let (watch_cut, _) = tokio::sync::watch::channel(0u64);
+        let state = Arc::new(http::ServerState {
+            api: api.clone(),
+            token: self.token.clone(),
+            addr: addr.to_string(),
+            bookmark_interval: self.bookmark_interval,
+            hook: RwLock::new(None),
+            watch_cut,
+        });
+        let kubeconfig = write_kubeconfig(self.kubeconfig.as_deref(), addr, self.token.as_deref())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.worker_threads)
+            .thread_name("kube-emulator")
+            .enable_all()
+            .build()?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = axum::Router::new()
+            .fallback(http::handle)
+            .with_state(state.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("kube-emulator-{}", addr.port()))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "emulator listener failed");
+                            return;
+                        }
+                    };
+                    tokio::select! {
+                        r = axum::serve(listener, app) => {
+                            if let Err(e) = r {
+                                tracing::error!(error = %e, "emulator server failed");
+                            }
+                        }
+                        _ = stopped => {}
+                    }
+                });
+                // Open watches and connections end with the runtime.
+                runtime.shutdown_background();
+            })
+            .map_err(|e| Error::Start(e.to_string()))?;
+        tracing::debug!(%addr, "emulator started");
+        Ok(Emulator {
+            addr,
+            kubeconfig,
+            api,
+            state,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+}
+
+enum Kubeconfig {
+    Temp(tempfile::TempPath),
+    Kept(PathBuf),
+}
+
+impl Kubeconfig {
+    fn path(&self) -> &Path {
+        match self {
+            Kubeconfig::Temp(p) => p,
+            Kubeconfig::Kept(p) => p,
+        }
+    }
+}
+
+/// The kubeconfig text for a server (JSON string literals are valid YAML scalars).
+pub fn kubeconfig_yaml(server: &str, token: Option<&str>) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let user = match token {
+        Some(t) => format!("    token: {}\n", q(t)),
+        None => "    {}\n".to_string(),
+    };
+    let user = if token.is_some() { user } else { String::new() };
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: emulator\n  cluster:\n    server: {}\ncontexts:\n- name: emulator\n  context:\n    cluster: emulator\n    user: emulator\n    namespace: default\ncurrent-context: emulator\npreferences: {{}}\nusers:\n- name: emulator\n  user:{}\n{}",
+        q(server),
+        if token.is_some() { "" } else { " {}" },
+        user.trim_end_matches('\n')
+    )
+}
+
+fn write_kubeconfig(
+    path: Option<&Path>,
+    addr: SocketAddr,
+    token: Option<&str>,
+) -> Result<Kubeconfig, Error> {
+    let text = kubeconfig_yaml(&format!("http://{addr}"), token);
+    match path {
+        Some(p) => {
+            std::fs::write(p, text)?;
+            Ok(Kubeconfig::Kept(p.to_path_buf()))
+        }
+        None => {
+            let mut f = tempfile::Builder::new()
+                .prefix("kube-emulator-")
+                .suffix(".kubeconfig")
+                .tempfile()?;
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            Ok(Kubeconfig::Temp(f.into_temp_path()))
+        }
+    }
+}
+
+/// A running emulator: an API server on 127.0.0.1 with its own kubeconfig; stops on drop.
+pub struct Emulator {
+    addr: SocketAddr,
+    kubeconfig: Kubeconfig,
+    api: Arc<Api>,
+    state: Arc<http::ServerState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Starts an emulator with default settings on a free port.
+    pub fn start() -> Result<Emulator, Error> {
+        Builder::default().start()
+    }
+
+    /// A builder for non-default settings.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The kubeconfig file pointing at this emulator.
+    pub fn kubeconfig_path(&self) -> &Path {
+        self.kubeconfig.path()
+    }
+
+    /// The in-process API (what simulated controllers and tests use without HTTP).
+    pub fn api(&self) -> &Arc<Api> {
+        &self.api
+    }
+
+    /// Installs (or clears) the hook consulted before every resource request.
+    pub fn set_request_hook(&self, hook: Option<Arc<dyn RequestHook>>) {
+        *self.state.hook.write().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    /// Ends every open watch stream (clients see the connection close and re-watch).
+    pub fn cut_watches(&self) {
+        self.state.watch_cut.send_modify(|v| *v += 1);
+    }
+
+    /// Forgets history: watches and lists at older resourceVersions get 410 Gone.
+    pub fn compact(&self) {
+        self.api.compact();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_is_valid_yaml() {
+        for token in [None, Some("s3cr:et \"x\"")] {
+            let text = kubeconfig_yaml("http://127.0.0.1:1", token);
+            let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+            assert_eq!(v["clusters"][0]["cluster"]["server"], "http://127.0.0.1:1");
+            assert_eq!(
+                v["users"][0]["user"].get("token").and_then(|t| t.as_str()),
+                token
+            );
+        }
+    }
+
+    #[test]
+    fn starts_and_stops_and_removes_its_kubeconfig() {
+        let emu = Emulator::start().unwrap();
+        let path = emu.kubeconfig_path().to_path_buf();
+        assert!(path.exists());
+        let addr = emu.addr();
+        drop(emu);
+        assert!(!path.exists());
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    }
+}
