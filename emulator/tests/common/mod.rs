@@ -30,6 +30,8 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     /// A namespace of this test's own.
     pub ns: String,
+    /// kubectl's discovery cache, private to the test and removed with it.
+    cache: tempfile::TempDir,
 }
 
 fn suffix() -> String {
@@ -86,6 +88,7 @@ impl Cluster {
             client,
             kubeconfig,
             ns,
+            cache: tempfile::tempdir().expect("kubectl cache dir"),
         }
     }
 

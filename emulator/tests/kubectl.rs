@@ -1,0 +1,340 @@
+//! kubectl cases of the conformance suite: the installed kubectl against the emulator's
+//! kubeconfig (or the real cluster of `EMULATOR_CONFORMANCE_KUBECONFIG`).
+
+mod common;
+
+use common::Cluster;
+use serde_json::{Value, json};
+
+fn crd_yaml(group: &str) -> String {
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: gadgets, singular: gadget, kind: Gadget, shortNames: [gdg]}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {{status: {{}}}}
+    additionalPrinterColumns:
+    - {{name: Size, type: integer, jsonPath: .spec.size}}
+    - {{name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            description: What the gadget should be.
+            properties:
+              size: {{type: integer, minimum: 0, description: How big.}}
+              color: {{type: string}}
+          status:
+            type: object
+            properties:
+              conditions:
+                type: array
+                items:
+                  type: object
+                  properties:
+                    type: {{type: string}}
+                    status: {{type: string}}
+"#
+    )
+}
+
+fn gadget_yaml(group: &str, size: u32) -> String {
+    format!(
+        "apiVersion: {group}/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: {size}\n  color: red\n"
+    )
+}
+
+fn must(c: &Cluster, args: &[&str], stdin: Option<&str>) -> String {
+    let (ok, out, err) = c.kubectl_stdin(args, stdin);
+    assert!(ok, "kubectl {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+fn setup(c: &Cluster) -> String {
+    let group = format!("{}.kubectl.example.com", c.ns);
+    must(c, &["apply", "-f", "-"], Some(&crd_yaml(&group)));
+    must(
+        c,
+        &[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/gadgets.{group}"),
+            "--timeout=60s",
+        ],
+        None,
+    );
+    group
+}
+
+#[tokio::test]
+async fn kubectl_get_namespaces() {
+    let c = Cluster::new().await;
+    let out = must(&c, &["get", "ns"], None);
+    assert!(out.starts_with("NAME"), "{out}");
+    assert!(
+        out.contains("default") && out.contains("kube-system") && out.contains("Active"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn kubectl_apply_crd_and_custom_resource_then_get_by_short_name() {
+    let c = Cluster::new().await;
+    let group = setup(&c);
+    let out = must(
+        &c,
+        &["-n", &c.ns, "apply", "-f", "-"],
+        Some(&gadget_yaml(&group, 2)),
+    );
+    assert!(out.contains("created"), "{out}");
+    let out = must(
+        &c,
+        &["-n", &c.ns, "apply", "-f", "-"],
+        Some(&gadget_yaml(&group, 2)),
+    );
+    assert!(out.contains("unchanged"), "{out}");
+    let out = must(
+        &c,
+        &["-n", &c.ns, "apply", "-f", "-"],
+        Some(&gadget_yaml(&group, 4)),
+    );
+    assert!(out.contains("configured"), "{out}");
+    let out = must(&c, &["-n", &c.ns, "get", "gdg"], None);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        vec!["NAME", "SIZE", "READY"],
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("g1") && lines[1].contains('4'),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn kubectl_apply_server_side() {
+    let c = Cluster::new().await;
+    let group = setup(&c);
+    let out = must(
+        &c,
+        &["-n", &c.ns, "apply", "--server-side", "-f", "-"],
+        Some(&gadget_yaml(&group, 1)),
+    );
+    assert!(out.contains("serverside-applied"), "{out}");
+    let out = must(
+        &c,
+        &[
+            "-n",
+            &c.ns,
+            "get",
+            "gdg",
+            "g1",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+        None,
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["metadata"]["managedFields"][0]["manager"], "kubectl");
+    assert_eq!(v["metadata"]["managedFields"][0]["operation"], "Apply");
+    // Another manager's change conflicts until forced.
+    let (ok, _, err) = c.kubectl_stdin(
+        &[
+            "-n",
+            &c.ns,
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "-f",
+            "-",
+        ],
+        Some(&gadget_yaml(&group, 9)),
+    );
+    assert!(!ok && err.contains("conflict"), "{err}");
+    must(
+        &c,
+        &[
+            "-n",
+            &c.ns,
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        Some(&gadget_yaml(&group, 9)),
+    );
+    let out = must(
+        &c,
+        &[
+            "-n",
+            &c.ns,
+            "get",
+            "gdg",
+            "g1",
+            "-o",
+            "jsonpath={.spec.size}",
+        ],
+        None,
+    );
+    assert_eq!(out, "9");
+}
+
+#[tokio::test]
+async fn kubectl_patch_status_and_wait_for_condition() {
+    let c = Cluster::new().await;
+    let group = setup(&c);
+    must(
+        &c,
+        &["-n", &c.ns, "apply", "-f", "-"],
+        Some(&gadget_yaml(&group, 1)),
+    );
+    let status =
+        json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}).to_string();
+    must(
+        &c,
+        &[
+            "-n",
+            &c.ns,
+            "patch",
+            "gdg",
+            "g1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status,
+        ],
+        None,
+    );
+    let out = must(
+        &c,
+        &[
+            "-n",
+            &c.ns,
+            "wait",
+            "--for=condition=Ready",
+            "gdg/g1",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    assert!(out.contains("condition met"), "{out}");
+    let out = must(&c, &["-n", &c.ns, "get", "gdg"], None);
+    assert!(out.contains("True"), "{out}");
+}
+
+#[tokio::test]
+async fn kubectl_patch_status_of_a_builtin() {
+    let c = Cluster::new().await;
+    let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
+    must(
+        &c,
+        &["-n", &c.ns, "apply", "-f", "-"],
+        Some(&dep.to_string()),
+    );
+    must(
+        &c,
+        &[
+            "-n",
+            &c.ns,
+            "patch",
+            "deployment",
+            "web",
+            "--subresource=status",
+            "-p",
+            r#"{"status":{"replicas":1,"readyReplicas":1,"updatedReplicas":1,"availableReplicas":1}}"#,
+        ],
+        None,
+    );
+    let out = must(&c, &["-n", &c.ns, "get", "deploy", "web"], None);
+    assert!(out.contains("1/1"), "{out}");
+}
+
+#[tokio::test]
+async fn kubectl_delete_waits_for_deletion() {
+    let c = Cluster::new().await;
+    let group = setup(&c);
+    must(
+        &c,
+        &["-n", &c.ns, "apply", "-f", "-"],
+        Some(&gadget_yaml(&group, 1)),
+    );
+    let out = must(
+        &c,
+        &["-n", &c.ns, "delete", "gdg", "g1", "--timeout=60s"],
+        None,
+    );
+    assert!(out.contains("deleted"), "{out}");
+    let (ok, _, err) = c.kubectl(&["-n", &c.ns, "get", "gdg", "g1"]);
+    assert!(!ok && err.contains("NotFound"), "{err}");
+}
+
+#[tokio::test]
+async fn kubectl_get_events() {
+    let c = Cluster::new().await;
+    let ev = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"},
+        "involvedObject": {"kind": "ConfigMap", "name": "thing", "namespace": c.ns},
+        "reason": "Tested", "message": "it works", "type": "Normal",
+        "firstTimestamp": "2025-01-01T00:00:00Z", "lastTimestamp": "2025-01-01T00:00:00Z", "count": 1,
+        "source": {"component": "conftest"}});
+    must(
+        &c,
+        &["-n", &c.ns, "create", "-f", "-"],
+        Some(&ev.to_string()),
+    );
+    let out = must(&c, &["-n", &c.ns, "get", "events"], None);
+    assert!(
+        out.contains("Tested") && out.contains("it works") && out.contains("configmap/thing"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn kubectl_explain_custom_resource() {
+    let c = Cluster::new().await;
+    let group = setup(&c);
+    let out = must(&c, &["explain", &format!("gadgets.{group}.spec")], None);
+    assert!(
+        out.contains("What the gadget should be.") && out.contains("size"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn kubectl_create_from_file_and_label_selectors() {
+    let c = Cluster::new().await;
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "one"}, "data": {"a": "b"}});
+    must(
+        &c,
+        &["-n", &c.ns, "create", "-f", "-"],
+        Some(&cm.to_string()),
+    );
+    must(&c, &["-n", &c.ns, "label", "cm", "one", "tier=front"], None);
+    let out = must(
+        &c,
+        &["-n", &c.ns, "get", "cm", "-l", "tier=front", "-o", "name"],
+        None,
+    );
+    assert_eq!(out.trim(), "configmap/one");
+    let out = must(
+        &c,
+        &["-n", &c.ns, "get", "cm", "-l", "tier!=front", "-o", "name"],
+        None,
+    );
+    assert!(!out.contains("configmap/one"), "{out}");
+}
