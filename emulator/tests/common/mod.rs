@@ -123,10 +123,7 @@ impl Cluster {
         use std::io::Write;
         let mut cmd = std::process::Command::new("kubectl");
         cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
-        cmd.env(
-            "KUBECACHEDIR",
-            std::env::temp_dir().join(format!("kubectl-cache-{}", suffix())),
-        );
+        cmd.env("KUBECACHEDIR", self.cache.path());
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
