@@ -1,1 +1,144 @@
-fn main() {}
+//! Throughput of the emulator: simple writes per second over HTTP and watch fan-out to 50
+//! watchers. Prints figures; it asserts nothing about speed (`cargo bench -p emulator`).
+
+use std::time::{Duration, Instant};
+
+use futures_util::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+
+const WRITES: usize = 20_000;
+const CONCURRENCY: usize = 32;
+const WATCHERS: usize = 50;
+const FANOUT_WRITES: usize = 2_000;
+
+async fn client(emu: &emulator::Emulator) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(emu.kubeconfig_path()).expect("kubeconfig");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    kube::Client::try_from(cfg).expect("client")
+}
+
+fn cm(name: String) -> ConfigMap {
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": {"bench": "true"}}, "data": {"key": "value"}}),
+    )
+    .expect("configmap")
+}
+
+async fn writes(emu: &emulator::Emulator) -> f64 {
+    let api: Api<ConfigMap> = Api::namespaced(client(emu).await, "default");
+    let start = Instant::now();
+    futures_util::stream::iter(0..WRITES)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &cm(format!("w-{i}")))
+                    .await
+                    .expect("create")
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .for_each(|_| async {})
+        .await;
+    WRITES as f64 / start.elapsed().as_secs_f64()
+}
+
+fn in_process_writes(emu: &emulator::Emulator) -> f64 {
+    let api = emu.api();
+    let rt = api.resolve("", "v1", "configmaps").expect("configmaps");
+    let opts = emulator::api::WriteOptions {
+        field_manager: Some("bench".into()),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    for i in 0..WRITES {
+        let body = json!({"metadata": {"name": format!("p-{i}")}, "data": {"key": "value"}});
+        api.create(&rt, "default", body, &opts).expect("create");
+    }
+    WRITES as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn fanout(emu: &emulator::Emulator) -> (f64, Duration) {
+    let c = client(emu).await;
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "fanout"}})).expect("ns"),
+    )
+    .await
+    .expect("namespace");
+    let api: Api<ConfigMap> = Api::namespaced(c.clone(), "fanout");
+    let rv = api
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut tasks = Vec::new();
+    for _ in 0..WATCHERS {
+        let stream = api
+            .watch(&WatchParams::default().timeout(290), &rv)
+            .await
+            .expect("watch");
+        tasks.push(tokio::spawn(async move {
+            let mut stream = stream.boxed();
+            let mut n = 0;
+            while n < FANOUT_WRITES {
+                match stream.try_next().await {
+                    Ok(Some(WatchEvent::Added(_))) => n += 1,
+                    Ok(Some(_)) => {}
+                    other => panic!("watch ended early: {other:?}"),
+                }
+            }
+        }));
+    }
+    let start = Instant::now();
+    futures_util::stream::iter(0..FANOUT_WRITES)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &cm(format!("f-{i}")))
+                    .await
+                    .expect("create")
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .for_each(|_| async {})
+        .await;
+    for t in tasks {
+        t.await.expect("watcher");
+    }
+    let took = start.elapsed();
+    ((WATCHERS * FANOUT_WRITES) as f64 / took.as_secs_f64(), took)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let started = Instant::now();
+    let emu = emulator::Emulator::builder()
+        .history_window(100_000)
+        .start()
+        .expect("emulator");
+    println!(
+        "emulator start_ms={:.2}",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    let w = rt.block_on(writes(&emu));
+    println!("emulator writes_per_s={w:.0}");
+    println!(
+        "emulator in_process_writes_per_s={:.0}",
+        in_process_writes(&emu)
+    );
+    let (d, took) = rt.block_on(fanout(&emu));
+    println!(
+        "emulator watch_fanout watchers={WATCHERS} writes={FANOUT_WRITES} deliveries_per_s={d:.0} all_delivered_ms={}",
+        took.as_millis()
+    );
+}
