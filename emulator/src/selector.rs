@@ -537,4 +537,20 @@ mod tests {
         assert!(s.matches(&obj(json!({"app": "web", "tier": "front"}))));
         assert_eq!(s.to_string_form(), "app=web,tier in (front)");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,64}") {
+            let _ = LabelSelector::parse(&s).map(|sel| sel.matches(&obj(json!({"a": "b"}))));
+            let _ = FieldSelector::parse(&s, &supported_fields("", "pods")).map(|f| f.matches(&obj(json!({}))));
+        }
+
+        #[test]
+        fn canonical_form_round_trips(keys in proptest::collection::vec("[a-z]{1,5}", 1..4), vals in proptest::collection::vec("[a-z0-9]{0,5}", 1..4)) {
+            let text: Vec<String> = keys.iter().zip(vals.iter()).map(|(k, v)| format!("{k}={v}")).collect();
+            let sel = LabelSelector::parse(&text.join(",")).unwrap();
+            let again = LabelSelector::parse(&sel.to_string_form()).unwrap();
+            proptest::prop_assert_eq!(sel.to_string_form(), again.to_string_form());
+        }
+    }
 }
