@@ -566,8 +566,9 @@ async fn resource(
                     });
             }
             let timeout =
+                // As in Kubernetes, an absent or zero timeout means the server default.
                 match q.get("timeoutSeconds") {
-                    None | Some("") => Duration::from_secs(1800),
+                    None | Some("") | Some("0") => Duration::from_secs(1800),
                     Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| {
                         ApiError::bad_request(format!("invalid timeoutSeconds {t:?}"))
                     })?),

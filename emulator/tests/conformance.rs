@@ -1485,3 +1485,41 @@ async fn many_emulators_in_one_process() {
         "kubeconfigs removed on drop"
     );
 }
+
+#[tokio::test]
+async fn namespace_deletion_removes_contents() {
+    let c = Cluster::new().await;
+    let nsapi: Api<Namespace> = Api::all(c.client.clone());
+    let name = format!("{}-gone", c.ns);
+    nsapi
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &name);
+    api.create(&PostParams::default(), &cm("inside", json!({})))
+        .await
+        .unwrap();
+    nsapi.delete(&name, &DeleteParams::default()).await.unwrap();
+    let ns = nsapi.get_opt(&name).await.unwrap();
+    if let Some(ns) = ns {
+        assert_eq!(
+            ns.status.and_then(|s| s.phase).as_deref(),
+            Some("Terminating")
+        );
+        let (code, reason, _) = api_err(
+            api.create(&PostParams::default(), &cm("late", json!({})))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+    }
+    eventually("the namespace to go", || {
+        let nsapi = nsapi.clone();
+        let name = name.clone();
+        async move { nsapi.get_opt(&name).await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+}

@@ -185,7 +185,7 @@ proptest! {
         let f = fixture();
         let q: String = form_urlencoded::Serializer::new(String::new()).append_pair(key, &sel).finish();
         // A watch that starts would stream; bound it so the request ends.
-        let path = format!("{}?{q}&timeoutSeconds=0", TARGETS[0]);
+        let path = format!("{}?{q}&timeoutSeconds=1", TARGETS[0]);
         let (code, resp) = send(f.emu.addr(), "GET", &path, "application/json", b"");
         check(code, &resp, &path);
     }
@@ -196,7 +196,7 @@ proptest! {
     ]) {
         let f = fixture();
         for prefix in ["/api/v1", "/apis/apps/v1", "/apis"] {
-            let path = format!("{prefix}/{}?timeoutSeconds=0", segs.join("/"));
+            let path = format!("{prefix}/{}?timeoutSeconds=1", segs.join("/"));
             let (code, resp) = send(f.emu.addr(), method, &path, "application/json", b"{}");
             check(code, &resp, &format!("{method} {path}"));
         }
