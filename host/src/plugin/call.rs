@@ -12,7 +12,7 @@ use super::error::{CallFailure, PluginError};
 use super::limits::{CallLimiter, Limits};
 use super::load::{NotGranted, Plugin, WorldPre};
 use super::log_bridge::LogBridge;
-use super::output::{self, ChildObject, GeneratedOutput};
+use super::output::{self, ChildObject, GeneratedOutput, RawGenerateOutput};
 use super::runtime::EPOCH_TICK;
 
 /// What a store holds for the duration of one call.
@@ -96,12 +96,30 @@ impl GenerateInput {
 }
 
 impl Plugin {
-    /// Ask a generator for the children of `input` (blocking: run it off the async executor).
+    /// Ask a generator for the children of `input`, checked (blocking: run it
+    /// off the async executor, e.g. with [`Plugin::generate_async`]).
     pub fn generate(
         &self,
         input: &GenerateInput,
         context: &CallContext,
     ) -> Result<GeneratedOutput, PluginError> {
+        let raw = self.generate_raw(input, context)?;
+        self.validate(raw)
+    }
+
+    /// Check what [`Plugin::generate_raw`] returned against the output limits and the contract.
+    pub fn validate(&self, raw: RawGenerateOutput) -> Result<GeneratedOutput, PluginError> {
+        output::generate_output(raw.0, &self.limits)
+            .map_err(|failure| self.error("generate", failure))
+    }
+
+    /// The call alone: a fresh instance, `generate`, and the plugin's own
+    /// verdict, with nothing it returned checked yet (blocking).
+    pub fn generate_raw(
+        &self,
+        input: &GenerateInput,
+        context: &CallContext,
+    ) -> Result<RawGenerateOutput, PluginError> {
         let wit = input.to_wit(&self.settings);
         let raw = self.call("generate", context, |store, pre| match pre {
             WorldPre::Generator(pre) => {
@@ -112,9 +130,8 @@ impl Plugin {
             }
             WorldPre::MigrationStrategy(_) => Err(wrong_world()),
         })?;
-        let raw = raw.map_err(|error| self.error("generate", plugin_failure(error)))?;
-        output::generate_output(raw, &self.limits)
-            .map_err(|failure| self.error("generate", failure))
+        raw.map(RawGenerateOutput)
+            .map_err(|error| self.error("generate", plugin_failure(error)))
     }
 
     /// Ask a generator what must run before `input` is deleted (blocking).

@@ -112,6 +112,18 @@ pub struct PluginCondition {
     pub message: String,
 }
 
+/// What `generate` returned, before any check: only its object texts may be
+/// looked at. [`super::Plugin::validate`] turns it into a [`GeneratedOutput`].
+#[derive(Clone, Debug)]
+pub struct RawGenerateOutput(pub(crate) GenerateOutput);
+
+impl RawGenerateOutput {
+    /// The objects as the plugin returned them, unchecked.
+    pub fn objects(&self) -> &[String] {
+        &self.0.objects
+    }
+}
+
 /// What `generate` returned, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeneratedOutput {

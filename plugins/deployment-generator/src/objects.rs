@@ -1,9 +1,10 @@
 //! The Kubernetes objects of one app, as JSON.
 
-use portfolio_api::{AppEnvVar, PortfolioAppSpec};
-use portfolio_plugin_sdk::{PluginError, output};
-use serde_json::{Map, Value, json};
+use portfolio_api::PortfolioAppSpec;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use crate::shapes::*;
 
 /// Pod annotation carrying a hash of `spec.config`, so that a config change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "portfolio.dev/config-hash";
@@ -12,40 +13,43 @@ pub const CONFIG_HASH_ANNOTATION: &str = "portfolio.dev/config-hash";
 const CONTAINER: &str = "app";
 
 /// Deployment, Service (when the app has ports) and ConfigMap (when it has config), as JSON text.
-pub fn build(name: &str, spec: &PortfolioAppSpec) -> Result<Vec<String>, PluginError> {
+pub fn build(name: &str, spec: &PortfolioAppSpec) -> Vec<String> {
+    let selector = Selector {
+        name,
+        instance: name,
+    };
+    let config_map_name = format!("{name}-config");
     let mut objects = Vec::with_capacity(3);
     if !spec.config.is_empty() {
-        objects.push(output::object(&config_map(name, spec))?);
+        objects.push(json(&Object {
+            api_version: "v1",
+            kind: "ConfigMap",
+            metadata: Metadata {
+                name: &config_map_name,
+                labels: selector,
+            },
+            body: ConfigMapBody { data: &spec.config },
+        }));
     }
-    objects.push(output::object(&deployment(name, spec))?);
+    objects.push(json(&deployment(name, &config_map_name, selector, spec)));
     if !spec.ports.is_empty() {
-        objects.push(output::object(&service(name, spec))?);
+        objects.push(json(&service(name, selector, spec)));
     }
-    Ok(objects)
+    objects
 }
 
-/// Labels that select the app's pods; they never change for the app's lifetime.
-fn selector(name: &str) -> Value {
-    json!({
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/instance": name,
-    })
-}
-
-fn config_map_name(name: &str) -> String {
-    format!("{name}-config")
-}
-
-fn config_map(name: &str, spec: &PortfolioAppSpec) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": { "name": config_map_name(name), "labels": selector(name) },
-        "data": spec.config,
-    })
+/// JSON text of a shape; these shapes always serialise (no maps with non-string keys).
+fn json<T: Serialize>(value: &T) -> String {
+    let mut out = Vec::with_capacity(2048);
+    match serde_json::to_writer(&mut out, value) {
+        // serde_json writes UTF-8 only.
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 fn config_hash(spec: &PortfolioAppSpec) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hasher = Sha256::new();
     for (key, value) in &spec.config {
         // Length prefixes keep ("ab","c") and ("a","bc") apart.
@@ -54,125 +58,119 @@ fn config_hash(spec: &PortfolioAppSpec) -> String {
         hasher.update((value.len() as u64).to_le_bytes());
         hasher.update(value.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(16);
+    for byte in &digest[..8] {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
-fn deployment(name: &str, spec: &PortfolioAppSpec) -> Value {
-    let mut container = Map::new();
-    container.insert("name".into(), json!(CONTAINER));
-    container.insert("image".into(), json!(spec.image));
-    if !spec.ports.is_empty() {
-        let ports: Vec<Value> = spec
+fn deployment<'a>(
+    name: &'a str,
+    config_map_name: &'a str,
+    selector: Selector<'a>,
+    spec: &'a PortfolioAppSpec,
+) -> Object<'a, DeploymentBody<'a>> {
+    let seccomp = || SeccompProfile {
+        type_: "RuntimeDefault",
+    };
+    let container = Container {
+        name: CONTAINER,
+        image: &spec.image,
+        ports: spec
             .ports
             .iter()
-            .map(|port| {
-                json!({
-                    "name": port.name,
-                    "containerPort": port.container_port,
-                    "protocol": port.protocol,
-                })
+            .map(|port| ContainerPort {
+                name: &port.name,
+                container_port: port.container_port,
+                protocol: &port.protocol,
             })
-            .collect();
-        container.insert("ports".into(), Value::Array(ports));
-    }
-    if !spec.config.is_empty() {
-        container.insert(
-            "envFrom".into(),
-            json!([{ "configMapRef": { "name": config_map_name(name) } }]),
-        );
-    }
-    if !spec.env.is_empty() {
-        container.insert(
-            "env".into(),
-            Value::Array(spec.env.iter().map(env_var).collect()),
-        );
-    }
-    container.insert(
-        "securityContext".into(),
-        json!({
-            "allowPrivilegeEscalation": false,
-            "capabilities": { "drop": ["ALL"] },
-            "runAsNonRoot": true,
-            "seccompProfile": { "type": "RuntimeDefault" },
-        }),
-    );
-
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": { "name": name, "labels": selector(name) },
-        "spec": {
-            "replicas": spec.replicas,
-            "selector": { "matchLabels": selector(name) },
-            // Never take a serving pod away before its replacement is ready.
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": { "maxUnavailable": 0, "maxSurge": "25%" },
+            .collect(),
+        env_from: (!spec.config.is_empty()).then_some([EnvFrom {
+            config_map_ref: NameRef {
+                name: config_map_name,
             },
-            "template": {
-                "metadata": {
-                    "labels": selector(name),
-                    "annotations": { CONFIG_HASH_ANNOTATION: config_hash(spec) },
+        }]),
+        env: &spec.env,
+        security_context: ContainerSecurityContext {
+            allow_privilege_escalation: false,
+            capabilities: Capabilities { drop: ["ALL"] },
+            run_as_non_root: true,
+            seccomp_profile: seccomp(),
+        },
+    };
+    Object {
+        api_version: "apps/v1",
+        kind: "Deployment",
+        metadata: Metadata {
+            name,
+            labels: selector,
+        },
+        body: DeploymentBody {
+            spec: DeploymentSpec {
+                replicas: spec.replicas,
+                selector: LabelSelector {
+                    match_labels: selector,
                 },
-                "spec": {
-                    "securityContext": {
-                        "runAsNonRoot": true,
-                        "seccompProfile": { "type": "RuntimeDefault" },
+                // Never take a serving pod away before its replacement is ready.
+                strategy: Strategy {
+                    type_: "RollingUpdate",
+                    rolling_update: RollingUpdate {
+                        max_unavailable: 0,
+                        max_surge: "25%",
                     },
-                    "containers": [Value::Object(container)],
+                },
+                template: PodTemplate {
+                    metadata: PodMetadata {
+                        labels: selector,
+                        annotations: PodAnnotations {
+                            config_hash: config_hash(spec),
+                        },
+                    },
+                    spec: PodSpec {
+                        security_context: PodSecurityContext {
+                            run_as_non_root: true,
+                            seccomp_profile: seccomp(),
+                        },
+                        containers: [container],
+                    },
                 },
             },
         },
-    })
+    }
 }
 
-fn env_var(var: &AppEnvVar) -> Value {
-    let mut out = Map::new();
-    out.insert("name".into(), json!(var.name));
-    if let Some(value) = &var.value {
-        out.insert("value".into(), json!(value));
-    }
-    if let Some(from) = &var.value_from {
-        let mut source = Map::new();
-        if let Some(key) = &from.secret_key_ref {
-            source.insert("secretKeyRef".into(), json!(key));
-        }
-        if let Some(key) = &from.config_map_key_ref {
-            source.insert("configMapKeyRef".into(), json!(key));
-        }
-        out.insert("valueFrom".into(), Value::Object(source));
-    }
-    Value::Object(out)
-}
-
-fn service(name: &str, spec: &PortfolioAppSpec) -> Value {
-    let ports: Vec<Value> = spec
-        .ports
-        .iter()
-        .map(|port| {
-            json!({
-                "name": port.name,
-                "port": port.service_port.unwrap_or(port.container_port),
-                "targetPort": port.name,
-                "protocol": port.protocol,
-            })
-        })
-        .collect();
-    json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": { "name": name, "labels": selector(name) },
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector(name),
-            "ports": ports,
+fn service<'a>(
+    name: &'a str,
+    selector: Selector<'a>,
+    spec: &'a PortfolioAppSpec,
+) -> Object<'a, ServiceBody<'a>> {
+    Object {
+        api_version: "v1",
+        kind: "Service",
+        metadata: Metadata {
+            name,
+            labels: selector,
         },
-    })
+        body: ServiceBody {
+            spec: ServiceSpec {
+                type_: "ClusterIP",
+                selector,
+                ports: spec
+                    .ports
+                    .iter()
+                    .map(|port| ServicePort {
+                        name: &port.name,
+                        port: port.service_port.unwrap_or(port.container_port),
+                        target_port: &port.name,
+                        protocol: &port.protocol,
+                    })
+                    .collect(),
+            },
+        },
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +193,8 @@ mod tests {
         }
     }
 
+    use serde_json::Value;
+
     fn kinds(objects: &[String]) -> Vec<String> {
         objects
             .iter()
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn full_app_gets_three_objects() {
-        let objects = build("shop", &spec()).unwrap();
+        let objects = build("shop", &spec());
         assert_eq!(kinds(&objects), ["ConfigMap", "Deployment", "Service"]);
     }
 
@@ -216,7 +216,7 @@ mod tests {
         let mut bare = spec();
         bare.ports.clear();
         bare.config.clear();
-        assert_eq!(kinds(&build("shop", &bare).unwrap()), ["Deployment"]);
+        assert_eq!(kinds(&build("shop", &bare)), ["Deployment"]);
     }
 
     #[test]
@@ -232,9 +232,6 @@ mod tests {
 
     #[test]
     fn output_is_deterministic() {
-        assert_eq!(
-            build("shop", &spec()).unwrap(),
-            build("shop", &spec()).unwrap()
-        );
+        assert_eq!(build("shop", &spec()), build("shop", &spec()));
     }
 }

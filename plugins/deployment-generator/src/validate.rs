@@ -2,14 +2,14 @@
 
 use std::collections::BTreeSet;
 
+use crate::Invalid;
 use portfolio_api::PortfolioAppSpec;
-use portfolio_plugin_sdk::PluginError;
 
 /// Reject a spec this generator cannot turn into valid objects, naming the field.
-pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), PluginError> {
+pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), Invalid> {
     // Children are named `<app>` and `<app>-config`; both must stay DNS-1123 labels.
     if !is_dns_label(name) || name.len() > 63 - "-config".len() {
-        return Err(PluginError::invalid(
+        return Err(Invalid::new(
             "metadata.name",
             format!(
                 "{name:?} must be a DNS-1123 label of at most 56 characters (lower case letters, digits and '-')"
@@ -17,13 +17,13 @@ pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), PluginError> {
         ));
     }
     if spec.image.trim().is_empty() || spec.image.chars().any(char::is_whitespace) {
-        return Err(PluginError::invalid(
+        return Err(Invalid::new(
             "spec.image",
             "must be a container image reference without spaces, e.g. ghcr.io/acme/shop:1.4.2",
         ));
     }
     if spec.replicas < 0 {
-        return Err(PluginError::invalid(
+        return Err(Invalid::new(
             "spec.replicas",
             format!("must be 0 or more, not {}", spec.replicas),
         ));
@@ -33,7 +33,7 @@ pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), PluginError> {
     for (index, port) in spec.ports.iter().enumerate() {
         let field = format!("spec.ports[{index}]");
         if !is_dns_label(&port.name) || port.name.len() > 15 {
-            return Err(PluginError::invalid(
+            return Err(Invalid::new(
                 format!("{field}.name"),
                 format!(
                     "{:?} must be an IANA service name: at most 15 lower case letters, digits and '-'",
@@ -42,7 +42,7 @@ pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), PluginError> {
             ));
         }
         if !port_names.insert(port.name.as_str()) {
-            return Err(PluginError::invalid(
+            return Err(Invalid::new(
                 format!("{field}.name"),
                 format!("port name {:?} is used twice", port.name),
             ));
@@ -51,7 +51,7 @@ pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), PluginError> {
         let service_port = port.service_port.unwrap_or(port.container_port);
         check_port(&format!("{field}.servicePort"), service_port)?;
         if !service_ports.insert((service_port, port.protocol.as_str())) {
-            return Err(PluginError::invalid(
+            return Err(Invalid::new(
                 format!("{field}.servicePort"),
                 format!(
                     "service port {service_port}/{} is used twice",
@@ -60,7 +60,7 @@ pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), PluginError> {
             ));
         }
         if !matches!(port.protocol.as_str(), "TCP" | "UDP" | "SCTP") {
-            return Err(PluginError::invalid(
+            return Err(Invalid::new(
                 format!("{field}.protocol"),
                 format!("must be TCP, UDP or SCTP, not {:?}", port.protocol),
             ));
@@ -69,7 +69,7 @@ pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), PluginError> {
     for (index, var) in spec.env.iter().enumerate() {
         let field = format!("spec.env[{index}]");
         if !is_env_name(&var.name) {
-            return Err(PluginError::invalid(
+            return Err(Invalid::new(
                 format!("{field}.name"),
                 format!("{:?} is not a valid environment variable name", var.name),
             ));
@@ -81,7 +81,7 @@ pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), PluginError> {
         match (var.value.is_some(), sources) {
             (true, 0) | (false, 1) => {}
             _ => {
-                return Err(PluginError::invalid(
+                return Err(Invalid::new(
                     field,
                     "set exactly one of value, valueFrom.secretKeyRef or valueFrom.configMapKeyRef",
                 ));
@@ -90,7 +90,7 @@ pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), PluginError> {
     }
     for key in spec.config.keys() {
         if !is_config_key(key) {
-            return Err(PluginError::invalid(
+            return Err(Invalid::new(
                 format!("spec.config.{key}"),
                 "keys may hold only letters, digits, '-', '_' and '.' (at most 253 characters)",
             ));
@@ -99,11 +99,11 @@ pub fn app(name: &str, spec: &PortfolioAppSpec) -> Result<(), PluginError> {
     Ok(())
 }
 
-fn check_port(field: &str, port: i32) -> Result<(), PluginError> {
+fn check_port(field: &str, port: i32) -> Result<(), Invalid> {
     if (1..=65535).contains(&port) {
         Ok(())
     } else {
-        Err(PluginError::invalid(
+        Err(Invalid::new(
             field,
             format!("must be between 1 and 65535, not {port}"),
         ))
@@ -151,10 +151,10 @@ mod tests {
         }
     }
 
-    fn field_of(result: Result<(), PluginError>) -> String {
+    fn field_of(result: Result<(), Invalid>) -> String {
         match result {
-            Err(PluginError::InvalidSpec(invalid)) => invalid.field,
-            other => panic!("expected an invalid-spec error, got {other:?}"),
+            Err(invalid) => invalid.field,
+            Ok(()) => panic!("expected an invalid-spec error"),
         }
     }
 

@@ -8,6 +8,7 @@
 //! Only the world a plugin exports ends up in its component: the bindings of
 //! the other world are never linked.
 
+pub mod alloc;
 pub mod input;
 pub mod log;
 pub mod output;

@@ -1,5 +1,7 @@
 //! Test fixture: a generator built against portfolio:plugin@0.1.1, which adds
 //! a function. A 0.1.0 host must still load and call it (wit/README.md).
+// A component only: natively there is nothing to build.
+#![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({
     world: "generator",

@@ -7,6 +7,8 @@
 //! any output they like. The other modes misbehave: `loop`, `memory`,
 //! `recursion`, `panic`, `huge-output`, `log-spam`, `user-error`,
 //! `internal-error`; `settings` returns its settings as status.
+// A component only: natively there is nothing to build.
+#![cfg(target_arch = "wasm32")]
 
 use std::hint::black_box;
 
@@ -20,8 +22,8 @@ struct Hostile;
 
 /// The directives: `spec.generator.settings` when present, else the spec itself.
 fn spec(input: &ReconcileInput) -> Result<Value, PluginError> {
-    let spec: Value =
-        serde_json::from_str(&input.spec).map_err(|e| PluginError::invalid("spec", e.to_string()))?;
+    let spec: Value = serde_json::from_str(&input.spec)
+        .map_err(|e| PluginError::invalid("spec", e.to_string()))?;
     match spec.pointer("/generator/settings") {
         Some(settings) if settings.is_object() => Ok(settings.clone()),
         _ => Ok(spec),
@@ -88,7 +90,9 @@ impl Generator for Hostile {
                 KindRef::new("rbac.authorization.k8s.io/v1", "ClusterRole"),
                 KindRef::new("v1", "Namespace"),
             ],
-            settings_schema: Some(r#"{"type":"object","properties":{"greeting":{"type":"string"}}}"#.into()),
+            settings_schema: Some(
+                r#"{"type":"object","properties":{"greeting":{"type":"string"}}}"#.into(),
+            ),
         }
     }
 
@@ -134,7 +138,10 @@ impl Generator for Hostile {
                 status: input.settings.clone(),
                 ..empty()
             }),
-            "user-error" => Err(PluginError::invalid("spec.mode", "user-error was asked for")),
+            "user-error" => Err(PluginError::invalid(
+                "spec.mode",
+                "user-error was asked for",
+            )),
             "internal-error" => Err(PluginError::internal("internal-error was asked for")),
             _ => {
                 let mut objects = strings(&spec, "objects", true);
