@@ -1414,7 +1414,7 @@ impl Api {
                 m.remove("managedFields");
             }
         }
-        self.type_defaults(rt, old.as_ref(), &mut new);
+        self.type_defaults(rt, old.as_ref(), &mut new, inner.rv());
         // Schema: prune, default, validate.
         let mut errs = Vec::new();
         if let Some(schema) = &rt.schema {
@@ -1466,7 +1466,7 @@ impl Api {
             errs.push(c);
         }
         validate_meta(meta(&new), &mut errs);
-        self.type_validation(rt, &new, &mut errs);
+        self.type_validation(rt, old.as_ref(), &new, &mut errs);
         if let Some(old) = &old
             && meta(old).get("deletionTimestamp").is_some()
         {
@@ -1646,7 +1646,7 @@ impl Api {
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reg);
     }
 
-    fn type_defaults(&self, rt: &ResourceType, old: Option<&Value>, new: &mut Value) {
+    fn type_defaults(&self, rt: &ResourceType, old: Option<&Value>, new: &mut Value, rv: u64) {
         let key = (rt.group.as_str(), rt.resource.as_str());
         if key == ("", "namespaces") {
             if old.is_none() {
@@ -1672,10 +1672,26 @@ impl Api {
             set_path(new, ".spec.replicas", json!(1));
         } else if key == ("", "secrets") && new.get("type").is_none() {
             new["type"] = json!("Opaque");
+        } else if key == ("", "services") && new.get("spec").is_some_and(Value::is_object) {
+            service_defaults(old, new, rv);
+        } else if key == ("batch", "jobs")
+            && old.is_none()
+            && new.get("spec").is_some_and(Value::is_object)
+        {
+            job_defaults(new);
         }
     }
 
-    fn type_validation(&self, rt: &ResourceType, obj: &Value, errs: &mut Vec<Cause>) {
+    fn type_validation(
+        &self,
+        rt: &ResourceType,
+        old: Option<&Value>,
+        obj: &Value,
+        errs: &mut Vec<Cause>,
+    ) {
+        if let Some(old) = old {
+            immutable_fields(rt, old, obj, errs);
+        }
         let string_map = |field: &str, errs: &mut Vec<Cause>| {
             if let Some(v) = obj.get(field) {
                 match v {
@@ -1743,7 +1759,15 @@ impl Api {
                 validate_pod_spec(obj, ".spec.template.spec", "spec.template.spec", errs);
             }
             ("batch", "jobs") => {
-                validate_pod_spec(obj, ".spec.template.spec", "spec.template.spec", errs)
+                validate_pod_spec(obj, ".spec.template.spec", "spec.template.spec", errs);
+                let rp = get_path(obj, ".spec.template.spec.restartPolicy");
+                if !matches!(rp.and_then(Value::as_str), Some("Never" | "OnFailure")) {
+                    errs.push(Cause::not_supported(
+                        "spec.template.spec.restartPolicy",
+                        rp.unwrap_or(&json!("Always")),
+                        &[json!("OnFailure"), json!("Never")],
+                    ));
+                }
             }
             ("", "pods") => validate_pod_spec(obj, ".spec", "spec", errs),
             _ => {}
@@ -2170,6 +2194,140 @@ impl Api {
             "metadata": {"resourceVersion": inner.rv().to_string()},
             "items": items,
         }))
+    }
+}
+
+/// Fields Kubernetes refuses to change after creation.
+fn immutable_fields(rt: &ResourceType, old: &Value, new: &Value, errs: &mut Vec<Cause>) {
+    let mut frozen = |path: &str, field: &str| {
+        let (a, b) = (get_path(old, path), get_path(new, path));
+        if a.is_some() && a != b {
+            errs.push(Cause::invalid(
+                field,
+                b.unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
+        }
+    };
+    match (rt.group.as_str(), rt.resource.as_str()) {
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
+            frozen(".spec.selector", "spec.selector")
+        }
+        ("batch", "jobs") => {
+            frozen(".spec.selector", "spec.selector");
+            frozen(".spec.completions", "spec.completions");
+            if get_path(old, ".spec.suspend") != Some(&json!(true)) {
+                frozen(".spec.template", "spec.template");
+            }
+        }
+        ("", "services") => frozen(".spec.clusterIP", "spec.clusterIP"),
+        ("", "configmaps" | "secrets") if old.get("immutable") == Some(&json!(true)) => {
+            for f in ["data", "binaryData", "stringData"] {
+                if old.get(f) != new.get(f) {
+                    errs.push(Cause::forbidden(
+                        f,
+                        "field is immutable when `immutable` is set",
+                    ));
+                }
+            }
+            if new.get("immutable") != Some(&json!(true)) {
+                errs.push(Cause::forbidden(
+                    "immutable",
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Service defaults Kubernetes applies: type, session affinity, a cluster IP, port protocol
+/// and target port.
+fn service_defaults(old: Option<&Value>, new: &mut Value, rv: u64) {
+    let spec = &mut new["spec"];
+    if spec.get("type").is_none() {
+        spec["type"] = json!("ClusterIP");
+    }
+    if spec.get("sessionAffinity").is_none() {
+        spec["sessionAffinity"] = json!("None");
+    }
+    let external = spec.get("type") == Some(&json!("ExternalName"));
+    if !external
+        && spec
+            .get("clusterIP")
+            .is_none_or(|ip| ip.as_str() == Some(""))
+    {
+        match old.and_then(|o| get_path(o, ".spec.clusterIP")) {
+            Some(ip) => spec["clusterIP"] = ip.clone(),
+            None => {
+                // A deterministic address, unique per service, from the resourceVersion counter.
+                let n = rv;
+                let ip = format!("10.96.{}.{}", (n / 250) % 256, n % 250 + 2);
+                spec["clusterIP"] = json!(ip);
+            }
+        }
+    }
+    if let Some(ip) = spec.get("clusterIP").cloned()
+        && spec.get("clusterIPs").is_none()
+        && ip.as_str().is_some_and(|s| !s.is_empty())
+    {
+        spec["clusterIPs"] = json!([ip]);
+    }
+    if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+        for p in ports {
+            if p.get("protocol").is_none() {
+                p["protocol"] = json!("TCP");
+            }
+            if p.get("targetPort").is_none()
+                && let Some(port) = p.get("port").cloned()
+            {
+                p["targetPort"] = port;
+            }
+        }
+    }
+}
+
+/// Job defaults Kubernetes applies at creation: counts, and the selector and labels that tie
+/// the Job to its pods.
+fn job_defaults(new: &mut Value) {
+    let uid = meta_str(new, "uid").unwrap_or_default().to_string();
+    let name = name_of(new);
+    let spec = &mut new["spec"];
+    for (k, v) in [
+        ("parallelism", json!(1)),
+        ("backoffLimit", json!(6)),
+        ("completionMode", json!("NonIndexed")),
+        ("suspend", json!(false)),
+    ] {
+        if spec.get(k).is_none() {
+            spec[k] = v;
+        }
+    }
+    if spec.get("completions").is_none() && spec.get("parallelism") == Some(&json!(1)) {
+        spec["completions"] = json!(1);
+    }
+    if spec.get("manualSelector") != Some(&json!(true)) && spec.get("selector").is_none() {
+        spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+        let labels = json!({
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        });
+        let tmpl = &mut spec["template"];
+        if tmpl.is_object() {
+            if !tmpl["metadata"].is_object() {
+                tmpl["metadata"] = json!({});
+            }
+            if !tmpl["metadata"]["labels"].is_object() {
+                tmpl["metadata"]["labels"] = json!({});
+            }
+            if let (Some(m), Value::Object(add)) =
+                (tmpl["metadata"]["labels"].as_object_mut(), labels)
+            {
+                m.extend(add);
+            }
+        }
     }
 }
 

@@ -1523,3 +1523,212 @@ async fn namespace_deletion_removes_contents() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn job_defaults_validation_and_immutable_template() {
+    let c = Cluster::new().await;
+    let api: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let job = |image: &str, restart: &str| {
+        serde_json::from_value(
+            json!({"metadata": {"name": "migrate"}, "spec": {"template": {"spec": {
+            "restartPolicy": restart, "containers": [{"name": "m", "image": image}]}}}}),
+        )
+        .unwrap()
+    };
+    let (code, _, msg) = api_err(
+        api.create(&PostParams::default(), &job("flyway", "Always"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 422, "{msg}");
+    assert!(msg.contains("restartPolicy"), "{msg}");
+    let j = api
+        .create(&PostParams::default(), &job("flyway", "Never"))
+        .await
+        .unwrap();
+    let spec = j.spec.unwrap();
+    assert_eq!(spec.backoff_limit, Some(6));
+    assert_eq!(spec.completions, Some(1));
+    let uid = j.metadata.uid.unwrap();
+    let sel = spec.selector.unwrap().match_labels.unwrap();
+    assert_eq!(sel["batch.kubernetes.io/controller-uid"], uid);
+    let labels = spec.template.metadata.unwrap().labels.unwrap();
+    assert_eq!(labels["job-name"], "migrate");
+    let e = api
+        .patch("migrate", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "other"}]}}}})))
+        .await
+        .unwrap_err();
+    let (code, _, msg) = api_err(e);
+    assert_eq!(code, 422);
+    assert!(msg.contains("field is immutable"), "{msg}");
+}
+
+#[tokio::test]
+async fn service_gets_a_cluster_ip_and_port_defaults() {
+    let c = Cluster::new().await;
+    let api: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(c.client.clone(), &c.ns);
+    let s = api
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})).unwrap())
+        .await
+        .unwrap();
+    let spec = s.spec.unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+    assert!(
+        spec.cluster_ip
+            .as_deref()
+            .is_some_and(|ip| !ip.is_empty() && ip != "None")
+    );
+    let p = &spec.ports.unwrap()[0];
+    assert_eq!(p.protocol.as_deref(), Some("TCP"));
+    assert_eq!(
+        p.target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(80))
+    );
+}
+
+#[tokio::test]
+async fn immutable_configmaps_refuse_changes() {
+    let c = Cluster::new().await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let mut o = cm("frozen", json!({"a": "1"}));
+    o.immutable = Some(true);
+    api.create(&PostParams::default(), &o).await.unwrap();
+    let e = api
+        .patch(
+            "frozen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "2"}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_err(e).0, 422);
+    api.patch(
+        "frozen",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"ok": "yes"}}})),
+    )
+    .await
+    .expect("metadata may change");
+}
+
+#[tokio::test]
+async fn server_side_apply_uses_schema_list_types() {
+    let c = Cluster::new().await;
+    let ar = install_crd(&c, &group_for(&c)).await;
+    let api: Api<DynamicObject> = Api::namespaced_with(c.client.clone(), &c.ns, &ar);
+    let cfg = |tags: Value| json!({"apiVersion": ar.api_version, "kind": "Widget", "metadata": {"name": "w"}, "spec": {"image": "x", "tags": tags}});
+    api.patch(
+        "w",
+        &PatchParams::apply("a"),
+        &Patch::Apply(cfg(json!(["one"]))),
+    )
+    .await
+    .unwrap();
+    // A set: another manager's items are added, not replacing.
+    let o = api
+        .patch(
+            "w",
+            &PatchParams::apply("b"),
+            &Patch::Apply(cfg(json!(["two"]))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.data["spec"]["tags"], json!(["one", "two"]));
+    // A list-map in status: conditions merge by type across managers.
+    let st = |t: &str| json!({"apiVersion": ar.api_version, "kind": "Widget", "metadata": {"name": "w"}, "status": {"conditions": [{"type": t, "status": "True"}]}});
+    api.patch_status(
+        "w",
+        &PatchParams::apply("ctrl-1"),
+        &Patch::Apply(st("Ready")),
+    )
+    .await
+    .unwrap();
+    let o = api
+        .patch_status(
+            "w",
+            &PatchParams::apply("ctrl-2"),
+            &Patch::Apply(st("Synced")),
+        )
+        .await
+        .unwrap();
+    let types: Vec<&str> = o.data["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, vec!["Ready", "Synced"]);
+    // a stops applying its tag: removed; b's stays.
+    let o = api.patch("w", &PatchParams::apply("a"), &Patch::Apply(json!({"apiVersion": ar.api_version, "kind": "Widget", "metadata": {"name": "w"}, "spec": {"image": "x"}}))).await.unwrap();
+    assert_eq!(o.data["spec"]["tags"], json!(["two"]));
+}
+
+#[tokio::test]
+async fn dry_run_update_and_apply() {
+    let c = Cluster::new().await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let orig = api_create(&c, "d").await;
+    let mut changed = orig.clone();
+    changed.data = Some([("k".to_string(), "dry".to_string())].into());
+    let r = api
+        .replace(
+            "d",
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &changed,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.data.unwrap()["k"], "dry");
+    let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"}, "data": {"k": "applied"}});
+    api.patch(
+        "d",
+        &PatchParams::apply("m").force().dry_run(),
+        &Patch::Apply(cfg),
+    )
+    .await
+    .unwrap();
+    let now = api.get("d").await.unwrap();
+    assert_eq!(now.data.unwrap()["k"], "v");
+    assert_eq!(
+        now.metadata.resource_version,
+        orig.metadata.resource_version
+    );
+}
+
+#[tokio::test]
+async fn list_resource_version_semantics() {
+    let c = Cluster::new().await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let a = api_create(&c, "a").await;
+    let rv = a.metadata.resource_version.clone().unwrap();
+    api_create(&c, "b").await;
+    // NotOlderThan: at least as new as rv, so both are there.
+    let l = api
+        .list(
+            &ListParams::default()
+                .at(&rv)
+                .matching(kube::api::VersionMatch::NotOlderThan),
+        )
+        .await
+        .unwrap();
+    assert_eq!(l.items.len(), 2);
+    // Exact: the state at rv, before b existed.
+    let l = api
+        .list(
+            &ListParams::default()
+                .at(&rv)
+                .matching(kube::api::VersionMatch::Exact),
+        )
+        .await
+        .unwrap();
+    let names: Vec<_> = l
+        .items
+        .into_iter()
+        .map(|o| o.metadata.name.unwrap())
+        .collect();
+    assert_eq!(names, vec!["a"]);
+    assert_eq!(l.metadata.resource_version.as_deref(), Some(rv.as_str()));
+}
