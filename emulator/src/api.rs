@@ -1382,9 +1382,14 @@ impl Api {
                     None => m.remove(k),
                 };
             }
-            if !m.contains_key("managedFields")
-                && let Some(mf) = om.get("managedFields")
-            {
+            // Absent, null or an empty list keeps the stored managers, as in Kubernetes
+            // (clients reset them with `[{}]`).
+            let keep = match m.get("managedFields") {
+                None | Some(Value::Null) => true,
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(_) => false,
+            };
+            if keep && let Some(mf) = om.get("managedFields") {
                 m.insert("managedFields".into(), mf.clone());
             }
         } else {

@@ -1732,3 +1732,48 @@ async fn list_resource_version_semantics() {
     assert_eq!(names, vec!["a"]);
     assert_eq!(l.metadata.resource_version.as_deref(), Some(rv.as_str()));
 }
+
+#[tokio::test]
+async fn managed_fields_reset_and_kept() {
+    let c = Cluster::new().await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mf"}, "data": {"a": "1"}});
+    api.patch("mf", &PatchParams::apply("owner"), &Patch::Apply(cfg))
+        .await
+        .unwrap();
+    // An empty list keeps them.
+    let o = api
+        .patch(
+            "mf",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"managedFields": []}, "data": {"b": "2"}})),
+        )
+        .await
+        .unwrap();
+    assert!(
+        o.metadata
+            .managed_fields
+            .unwrap()
+            .iter()
+            .any(|m| m.manager.as_deref() == Some("owner"))
+    );
+    // `[{}]` clears them (the writer of this request is recorded afresh).
+    let o = api
+        .patch(
+            "mf",
+            &PatchParams {
+                field_manager: Some("resetter".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"metadata": {"managedFields": [{}]}})),
+        )
+        .await
+        .unwrap();
+    assert!(
+        o.metadata
+            .managed_fields
+            .unwrap_or_default()
+            .iter()
+            .all(|m| m.manager.as_deref() != Some("owner"))
+    );
+}
