@@ -1777,3 +1777,47 @@ async fn managed_fields_reset_and_kept() {
             .all(|m| m.manager.as_deref() != Some("owner"))
     );
 }
+
+#[tokio::test]
+async fn kube_event_recorder_creates_and_patches_series() {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let c = Cluster::new().await;
+    let target = api_create(&c, "target").await;
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: target.metadata.name.clone(),
+        namespace: Some(c.ns.clone()),
+        uid: target.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let recorder = Recorder::new(
+        c.client.clone(),
+        Reporter {
+            controller: "conftest".into(),
+            instance: Some("conftest-0".into()),
+        },
+    );
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Tested".into(),
+        note: Some("twice".into()),
+        action: "Test".into(),
+        secondary: None,
+    };
+    recorder
+        .publish(&ev, &reference)
+        .await
+        .expect("first event");
+    recorder
+        .publish(&ev, &reference)
+        .await
+        .expect("repeat patches the series");
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.client.clone(), &c.ns);
+    let list = core.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let e = &list.items[0];
+    assert_eq!(e.reason.as_deref(), Some("Tested"));
+    assert_eq!(e.series.as_ref().and_then(|s| s.count), Some(2));
+    assert_eq!(e.involved_object.name.as_deref(), Some("target"));
+}
