@@ -116,9 +116,12 @@ struct RuntimeArgs {
     /// Default cap on the objects one call may return.
     #[arg(long, value_name = "N", default_value_t = 256)]
     plugin_max_objects: usize,
-    /// WebAssembly stack of every plugin call, in KiB (the same for all plugins).
+    /// Default WebAssembly stack of a plugin call, in KiB.
     #[arg(long, value_name = "KIB", default_value_t = 512)]
     plugin_stack_kib: usize,
+    /// Largest stack any plugin registration may ask for, in KiB (at most 4096).
+    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    plugin_max_stack_kib: usize,
     /// Where to keep compiled plugins across runs [default: $XDG_CACHE_HOME/portfolio-operator]
     #[arg(long, value_name = "DIR")]
     plugin_cache_dir: Option<PathBuf>,
@@ -135,8 +138,13 @@ impl RuntimeArgs {
         if self.plugin_memory_mib == 0 || self.plugin_memory_mib > self.plugin_max_memory_mib {
             bail!("--plugin-memory-mib must be between 1 and --plugin-max-memory-mib");
         }
-        if !(64..=16_384).contains(&self.plugin_stack_kib) {
-            bail!("--plugin-stack-kib must be between 64 and 16384");
+        // Calls run on threads with an 8 MiB stack (see main); the wasm stack
+        // must leave room below it for the host's own frames.
+        if !(64..=4096).contains(&self.plugin_max_stack_kib) {
+            bail!("--plugin-max-stack-kib must be between 64 and 4096");
+        }
+        if !(64..=self.plugin_max_stack_kib).contains(&self.plugin_stack_kib) {
+            bail!("--plugin-stack-kib must be between 64 and --plugin-max-stack-kib");
         }
         if self.plugin_max_output_kib == 0 || self.plugin_max_objects == 0 {
             bail!("--plugin-max-output-kib and --plugin-max-objects must be at least 1");
@@ -146,6 +154,7 @@ impl RuntimeArgs {
             memory_bytes: self.plugin_memory_mib << 20,
             max_output_bytes: self.plugin_max_output_kib << 10,
             max_objects: self.plugin_max_objects,
+            stack_bytes: self.plugin_stack_kib << 10,
             ..Limits::default()
         };
         let cache_dir = if self.no_plugin_cache {
@@ -156,7 +165,7 @@ impl RuntimeArgs {
         let config = RuntimeConfig {
             default_limits,
             max_memory_bytes: self.plugin_max_memory_mib << 20,
-            max_stack_bytes: self.plugin_stack_kib << 10,
+            max_stack_bytes: self.plugin_max_stack_kib << 10,
             cache_dir: cache_dir.clone(),
             ..RuntimeConfig::default()
         };

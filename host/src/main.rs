@@ -11,6 +11,9 @@ fn main() -> ExitCode {
     cli::init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Plugin calls run on the blocking threads, on their stack; leave
+        // room for the largest WebAssembly stack a plugin may be given.
+        .thread_stack_size(8 << 20)
         .build()
     {
         Ok(runtime) => runtime,

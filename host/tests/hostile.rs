@@ -95,9 +95,51 @@ fn deep_recursion_traps() {
         panic!("expected a trap, got {failure:?}");
     };
     assert!(
-        message.contains("stack overflow") || message.contains("out of bounds"),
+        message.contains("call stack exhausted") || message.contains("out of bounds"),
         "{message}"
     );
+}
+
+#[test]
+fn the_stack_limit_is_per_plugin() {
+    let runtime = runtime();
+    let roomy = load(&runtime, "hostile");
+    let spec = json!({"mode": "recursion", "depth": 3000});
+    let output = roomy
+        .generate(&input(spec.clone()), &context())
+        .expect("3000 frames fit in the default 512 KiB stack");
+    assert_eq!(output.status["depth"], 3000);
+
+    let tight = runtime
+        .load(
+            &component("hostile"),
+            &LoadOptions {
+                limits: LimitsOverride {
+                    stack_kib: Some(64),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .expect("hostile with a small stack");
+    assert_eq!(tight.limits().stack_bytes, 64 << 10);
+    assert_eq!(
+        runtime.stats().engines,
+        2,
+        "a second engine for the second stack size"
+    );
+    let failure = expect_failure(&runtime, &tight, spec, Duration::from_millis(200));
+    assert!(
+        matches!(&failure, CallFailure::Trap { message } if message.contains("call stack exhausted")),
+        "{failure:?}"
+    );
+    // The plugin with the default stack is unaffected.
+    roomy
+        .generate(
+            &input(json!({"mode": "recursion", "depth": 3000})),
+            &context(),
+        )
+        .expect("still fits");
 }
 
 #[test]

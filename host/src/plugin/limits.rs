@@ -17,6 +17,8 @@ pub struct Limits {
     pub max_objects: usize,
     /// Log lines written per call; further lines are counted, not written.
     pub max_log_lines: u32,
+    /// WebAssembly stack of a call, in bytes.
+    pub stack_bytes: usize,
 }
 
 impl Default for Limits {
@@ -27,6 +29,7 @@ impl Default for Limits {
             max_output_bytes: 4 << 20,
             max_objects: 256,
             max_log_lines: 64,
+            stack_bytes: 512 << 10,
         }
     }
 }
@@ -50,6 +53,9 @@ pub struct LimitsOverride {
     /// Log lines per call (0 to 10 000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_log_lines: Option<u64>,
+    /// WebAssembly stack in KiB (64 to the runtime's maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_kib: Option<u64>,
 }
 
 /// A limit outside what the runtime accepts.
@@ -80,11 +86,12 @@ fn in_range(field: &'static str, value: u64, min: u64, max: u64) -> Result<u64, 
 }
 
 impl Limits {
-    /// These limits with `overrides` applied; `max_memory_bytes` is the runtime's ceiling.
+    /// These limits with `overrides` applied, within the runtime's ceilings.
     pub fn with(
         &self,
         overrides: &LimitsOverride,
         max_memory_bytes: usize,
+        max_stack_bytes: usize,
     ) -> Result<Limits, LimitsError> {
         let mut limits = self.clone();
         if let Some(ms) = overrides.timeout_ms {
@@ -102,6 +109,10 @@ impl Limits {
         }
         if let Some(lines) = overrides.max_log_lines {
             limits.max_log_lines = in_range("maxLogLines", lines, 0, 10_000)? as u32;
+        }
+        if let Some(kib) = overrides.stack_kib {
+            let max_kib = (max_stack_bytes >> 10) as u64;
+            limits.stack_bytes = (in_range("stackKib", kib, 64, max_kib)? as usize) << 10;
         }
         Ok(limits)
     }
@@ -174,19 +185,23 @@ mod tests {
             max_output_kib: Some(8),
             max_objects: Some(3),
             max_log_lines: Some(0),
+            stack_kib: Some(128),
         };
-        let limits = Limits::default().with(&overrides, 256 << 20).unwrap();
+        let limits = Limits::default()
+            .with(&overrides, 256 << 20, 1 << 20)
+            .unwrap();
         assert_eq!(limits.timeout, Duration::from_millis(250));
         assert_eq!(limits.memory_bytes, 16 << 20);
         assert_eq!(limits.max_output_bytes, 8 << 10);
         assert_eq!(limits.max_objects, 3);
         assert_eq!(limits.max_log_lines, 0);
+        assert_eq!(limits.stack_bytes, 128 << 10);
     }
 
     #[test]
     fn unset_overrides_keep_defaults() {
         let limits = Limits::default()
-            .with(&LimitsOverride::default(), 256 << 20)
+            .with(&LimitsOverride::default(), 256 << 20, 1 << 20)
             .unwrap();
         assert_eq!(limits, Limits::default());
     }
@@ -198,7 +213,7 @@ mod tests {
             ..Default::default()
         };
         let error = Limits::default()
-            .with(&too_much_memory, 256 << 20)
+            .with(&too_much_memory, 256 << 20, 1 << 20)
             .unwrap_err();
         assert_eq!(error.field, "memoryMib");
         assert_eq!(error.max, 256);
@@ -209,11 +224,20 @@ mod tests {
         };
         assert_eq!(
             Limits::default()
-                .with(&zero_timeout, 256 << 20)
+                .with(&zero_timeout, 256 << 20, 1 << 20)
                 .unwrap_err()
                 .field,
             "timeoutMs"
         );
+
+        let deep_stack = LimitsOverride {
+            stack_kib: Some(4096),
+            ..Default::default()
+        };
+        let error = Limits::default()
+            .with(&deep_stack, 256 << 20, 1 << 20)
+            .unwrap_err();
+        assert_eq!((error.field, error.max), ("stackKib", 1024));
     }
 
     #[test]

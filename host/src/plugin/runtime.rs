@@ -1,6 +1,6 @@
 //! The process-wide wasmtime engine, its compile caches, and loading.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -46,10 +46,12 @@ pub struct RuntimeConfig {
     pub default_limits: Limits,
     /// The most memory any plugin may be given (sizes the instance pool).
     pub max_memory_bytes: usize,
-    /// WebAssembly stack of every call. wasmtime sets this per engine, not
-    /// per store, so it is the same for every plugin in the process.
+    /// The largest WebAssembly stack any plugin may be given. Plugin calls
+    /// run on the calling thread's stack, so this must stay well below the
+    /// stack size of the threads that make calls (tokio's blocking threads
+    /// have 2 MiB unless configured otherwise).
     pub max_stack_bytes: usize,
-    /// Plugin instances that may be live at once (calls beyond wait or fail).
+    /// Plugin instances that may be live at once per engine (calls beyond fail, retryably).
     pub instance_slots: u32,
     /// Largest component accepted, in bytes.
     pub max_component_bytes: usize,
@@ -62,7 +64,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             default_limits: Limits::default(),
             max_memory_bytes: 256 << 20,
-            max_stack_bytes: 512 << 10,
+            max_stack_bytes: 1 << 20,
             instance_slots: 32,
             max_component_bytes: 32 << 20,
             cache_dir: None,
@@ -93,21 +95,35 @@ pub struct RuntimeStats {
     pub disk_hits: u64,
     /// Components found already compiled in memory.
     pub memory_hits: u64,
+    /// Engines running (one per distinct stack size in use).
+    pub engines: usize,
 }
 
-/// The plugin runtime: one wasmtime engine and the components compiled with it.
+/// The plugin runtime: the wasmtime engine and the components compiled with it.
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    config: RuntimeConfig,
+    /// The engine for the default stack size, created up front.
+    default: Arc<EngineSet>,
+    /// Engines for plugins that ask for another stack size, made on first use.
+    /// wasmtime fixes the stack size per engine, not per store, so this is
+    /// how a per-plugin stack limit is honoured; almost every process has
+    /// only the default engine.
+    others: Mutex<BTreeMap<usize, Arc<EngineSet>>>,
+    stats: Stats,
+}
+
+/// One engine, with what is bound to it: the linker, the on-disk cache and
+/// the components compiled for it.
+struct EngineSet {
     engine: Engine,
     linker: Linker<HostState>,
-    config: RuntimeConfig,
     cache: Option<ArtifactCache>,
     compiled: Mutex<HashMap<Digest, Weak<Compiled>>>,
-    stats: Stats,
 }
 
 #[derive(Default)]
@@ -117,16 +133,9 @@ struct Stats {
     memory_hits: AtomicU64,
 }
 
-impl Runtime {
-    /// Create the engine, its instance pool and its epoch ticker.
-    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        if config.default_limits.memory_bytes > config.max_memory_bytes {
-            return Err(RuntimeError::Limits(format!(
-                "the default memory cap ({} MiB) is above the maximum ({} MiB)",
-                config.default_limits.memory_bytes >> 20,
-                config.max_memory_bytes >> 20
-            )));
-        }
+impl EngineSet {
+    /// An engine whose calls get `stack_bytes` of WebAssembly stack.
+    fn new(config: &RuntimeConfig, stack_bytes: usize) -> Result<Self, RuntimeError> {
         let slots = config.instance_slots.max(1);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
@@ -146,7 +155,7 @@ impl Runtime {
         let mut wasm = wasmtime::Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
-            .max_wasm_stack(config.max_stack_bytes)
+            .max_wasm_stack(stack_bytes)
             .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
@@ -166,21 +175,47 @@ impl Runtime {
         // Without a ticker no call would ever reach its deadline.
         spawn_epoch_ticker(&engine)
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(EngineSet {
+            engine,
+            linker,
+            cache,
+            compiled: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl Runtime {
+    /// Create the default engine, its instance pool and its epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let defaults = &config.default_limits;
+        if defaults.memory_bytes > config.max_memory_bytes {
+            return Err(RuntimeError::Limits(format!(
+                "the default memory cap ({} MiB) is above the maximum ({} MiB)",
+                defaults.memory_bytes >> 20,
+                config.max_memory_bytes >> 20
+            )));
+        }
+        if defaults.stack_bytes > config.max_stack_bytes {
+            return Err(RuntimeError::Limits(format!(
+                "the default stack ({} KiB) is above the maximum ({} KiB)",
+                defaults.stack_bytes >> 10,
+                config.max_stack_bytes >> 10
+            )));
+        }
+        let default = Arc::new(EngineSet::new(&config, defaults.stack_bytes)?);
         Ok(Runtime {
             inner: Arc::new(Inner {
-                engine,
-                linker,
                 config,
-                cache,
-                compiled: Mutex::new(HashMap::new()),
+                default,
+                others: Mutex::new(BTreeMap::new()),
                 stats: Stats::default(),
             }),
         })
     }
 
-    /// The wasmtime engine.
+    /// The engine of plugins with the default stack size.
     pub fn engine(&self) -> &Engine {
-        &self.inner.engine
+        &self.inner.default.engine
     }
 
     /// How the runtime was set up.
@@ -195,7 +230,29 @@ impl Runtime {
             compiled: stats.compiled.load(Ordering::Relaxed),
             disk_hits: stats.disk_hits.load(Ordering::Relaxed),
             memory_hits: stats.memory_hits.load(Ordering::Relaxed),
+            engines: 1 + self.others().len(),
         }
+    }
+
+    fn others(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, Arc<EngineSet>>> {
+        self.inner.others.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The engine for calls with `stack_bytes` of stack, made if needed.
+    fn engine_set(&self, stack_bytes: usize) -> Result<Arc<EngineSet>, LoadError> {
+        if stack_bytes == self.inner.config.default_limits.stack_bytes {
+            return Ok(Arc::clone(&self.inner.default));
+        }
+        let mut others = self.others();
+        if let Some(set) = others.get(&stack_bytes) {
+            return Ok(Arc::clone(set));
+        }
+        let set = Arc::new(
+            EngineSet::new(&self.inner.config, stack_bytes)
+                .map_err(|e| LoadError::Host(e.to_string()))?,
+        );
+        others.insert(stack_bytes, Arc::clone(&set));
+        Ok(set)
     }
 
     /// Compile (once per digest), check and describe a component (blocking).
@@ -208,9 +265,11 @@ impl Runtime {
             });
         }
         load::check_header(bytes)?;
-        let limits = config
-            .default_limits
-            .with(&options.limits, config.max_memory_bytes)?;
+        let limits = config.default_limits.with(
+            &options.limits,
+            config.max_memory_bytes,
+            config.max_stack_bytes,
+        )?;
         let settings = match &options.settings {
             Value::Object(_) => options.settings.to_string(),
             Value::Null => "{}".to_owned(),
@@ -221,7 +280,8 @@ impl Runtime {
             }
         };
 
-        let compiled = self.compiled(bytes)?;
+        let engines = self.engine_set(limits.stack_bytes)?;
+        let compiled = self.compiled(&engines, bytes)?;
         if let Some(expected) = options.expected_world
             && expected != compiled.world
         {
@@ -261,38 +321,43 @@ impl Runtime {
             })
     }
 
-    /// The compiled and linked component for `bytes`, from memory, disk or Cranelift.
-    fn compiled(&self, bytes: &[u8]) -> Result<Arc<Compiled>, LoadError> {
-        let inner = &self.inner;
+    /// The compiled and linked component for `bytes` in `set`, from memory,
+    /// disk or Cranelift.
+    fn compiled(&self, set: &EngineSet, bytes: &[u8]) -> Result<Arc<Compiled>, LoadError> {
+        let stats = &self.inner.stats;
         let digest = Digest::of(bytes);
-        if let Some(compiled) = self.lookup(&digest) {
-            inner.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+        let known = {
+            let map = set.compiled.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(&digest).and_then(Weak::upgrade)
+        };
+        if let Some(compiled) = known {
+            stats.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(compiled);
         }
-        let cached = inner
+        let cached = set
             .cache
             .as_ref()
-            .and_then(|cache| cache.load(&inner.engine, &digest));
+            .and_then(|cache| cache.load(&set.engine, &digest));
         let component = match cached {
             Some(component) => {
-                inner.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+                stats.disk_hits.fetch_add(1, Ordering::Relaxed);
                 component
             }
             None => {
-                let component = Component::new(&inner.engine, bytes)
+                let component = Component::new(&set.engine, bytes)
                     .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-                inner.stats.compiled.fetch_add(1, Ordering::Relaxed);
+                stats.compiled.fetch_add(1, Ordering::Relaxed);
                 // Only artifacts of components that compiled are stored; the
                 // checks below are cheap and run again on every load.
-                if let Some(cache) = &inner.cache {
+                if let Some(cache) = &set.cache {
                     cache.store(&digest, &component);
                 }
                 component
             }
         };
-        let (world, wit_version) = load::detect_world(&component, &inner.engine)?;
-        load::check_imports(&component, &inner.engine)?;
-        let pre = load::link(&inner.linker, &component, world)?;
+        let (world, wit_version) = load::detect_world(&component, &set.engine)?;
+        load::check_imports(&component, &set.engine)?;
+        let pre = load::link(&set.linker, &component, world)?;
         let compiled = Arc::new(Compiled {
             digest,
             world,
@@ -300,19 +365,10 @@ impl Runtime {
             pre,
             size: bytes.len(),
         });
-        let mut map = inner.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = set.compiled.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, weak| weak.strong_count() > 0);
         map.insert(digest, Arc::downgrade(&compiled));
         Ok(compiled)
-    }
-
-    fn lookup(&self, digest: &Digest) -> Option<Arc<Compiled>> {
-        let map = self
-            .inner
-            .compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        map.get(digest).and_then(Weak::upgrade)
     }
 }
 

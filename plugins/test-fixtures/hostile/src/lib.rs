@@ -5,7 +5,7 @@
 //! (serialised) and `spec.raw` (verbatim strings), `spec.conditions`,
 //! `spec.status` and `spec.requeueAfterSeconds`, so tests can feed the host
 //! any output they like. The other modes misbehave: `loop`, `memory`,
-//! `recursion`, `panic`, `huge-output`, `log-spam`, `user-error`,
+//! `recursion` (to `spec.depth`, or forever), `panic`, `huge-output`, `log-spam`, `user-error`,
 //! `internal-error`; `settings` returns its settings as status.
 // A component only: natively there is nothing to build.
 #![cfg(target_arch = "wasm32")]
@@ -45,15 +45,16 @@ fn strings(spec: &Value, field: &str, serialise: bool) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Recurse `limit` levels deep (forever with `u64::MAX`), with real frames.
 #[inline(never)]
-fn recurse(depth: u64) -> u64 {
-    if depth == u64::MAX {
-        return 0;
+fn recurse(depth: u64, limit: u64) -> u64 {
+    if depth >= limit {
+        return depth;
     }
     let mut frame = [0u8; 128];
     frame[0] = depth as u8;
     black_box(&mut frame);
-    recurse(depth + 1).wrapping_add(u64::from(frame[1]))
+    recurse(depth + 1, limit).wrapping_add(u64::from(frame[1]))
 }
 
 fn conditions(spec: &Value) -> Vec<Condition> {
@@ -114,8 +115,12 @@ impl Generator for Hostile {
                 }
             }
             "recursion" => {
-                let depth = recurse(0);
-                Err(PluginError::internal(format!("recursion ended at {depth}")))
+                let limit = spec["depth"].as_u64().unwrap_or(u64::MAX);
+                let depth = recurse(0, limit);
+                Ok(GenerateOutput {
+                    status: format!(r#"{{"depth":{depth}}}"#),
+                    ..empty()
+                })
             }
             "panic" => panic!("the hostile plugin panics on purpose"),
             "huge-output" => {
