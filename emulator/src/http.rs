@@ -296,6 +296,14 @@ fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
             ))
         }),
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body),
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body).map_err(|e| {
+            let mut err = ApiError::unsupported_media_type(
+                "application/vnd.kubernetes.protobuf",
+                &["application/json", "application/yaml"],
+            );
+            err.message = format!("{}: {e}", err.message);
+            err
+        }),
         other => Err(ApiError::unsupported_media_type(
             other,
             &["application/json", "application/yaml"],

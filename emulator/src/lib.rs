@@ -13,6 +13,7 @@ pub mod error;
 pub mod fields;
 pub mod http;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod selector;

@@ -178,6 +178,18 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_protobuf(body in prop::collection::vec(any::<u8>(), 0..200), kind in prop_oneof![
+        Just(&b"\x0a\x0f\x0a\x02v1\x12\x09ConfigMap"[..]), Just(&b"\x0a\x0f\x0a\x02v1\x12\x09Namespace"[..]), Just(&b""[..]),
+    ]) {
+        let f = fixture();
+        let mut payload = b"k8s\x00".to_vec();
+        payload.extend_from_slice(kind);
+        payload.extend_from_slice(&body);
+        let (code, resp) = send(f.emu.addr(), "POST", TARGETS[0], "application/vnd.kubernetes.protobuf", &payload);
+        check(code, &resp, &format!("protobuf {payload:?}"));
+    }
+
+    #[test]
     fn arbitrary_selectors_and_queries(sel in "[a-z=!,() .in/<>0-9-]{0,40}", key in prop_oneof![
         Just("labelSelector"), Just("fieldSelector"), Just("limit"), Just("continue"),
         Just("resourceVersion"), Just("resourceVersionMatch"), Just("timeoutSeconds"), Just("watch"),

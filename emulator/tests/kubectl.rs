@@ -338,3 +338,71 @@ async fn kubectl_create_from_file_and_label_selectors() {
     );
     assert!(!out.contains("configmap/one"), "{out}");
 }
+
+#[tokio::test]
+async fn kubectl_create_typed_subcommands() {
+    let c = Cluster::new().await;
+    let extra = format!("{}-typed", c.ns);
+    must(&c, &["create", "namespace", &extra], None);
+    must(
+        &c,
+        &[
+            "-n",
+            &extra,
+            "create",
+            "configmap",
+            "cfg",
+            "--from-literal=a=b",
+            "--from-literal=c=d",
+        ],
+        None,
+    );
+    must(
+        &c,
+        &[
+            "-n",
+            &extra,
+            "create",
+            "secret",
+            "generic",
+            "sec",
+            "--from-literal=password=hunter2",
+        ],
+        None,
+    );
+    must(
+        &c,
+        &["-n", &extra, "create", "serviceaccount", "robot"],
+        None,
+    );
+    let out = must(
+        &c,
+        &[
+            "-n",
+            &extra,
+            "get",
+            "cm",
+            "cfg",
+            "-o",
+            "jsonpath={.data.a}{.data.c}",
+        ],
+        None,
+    );
+    assert_eq!(out, "bd");
+    let out = must(
+        &c,
+        &[
+            "-n",
+            &extra,
+            "get",
+            "secret",
+            "sec",
+            "-o",
+            "jsonpath={.data.password}",
+        ],
+        None,
+    );
+    assert_eq!(out, "aHVudGVyMg==");
+    must(&c, &["-n", &extra, "get", "sa", "robot"], None);
+    must(&c, &["delete", "namespace", &extra, "--timeout=60s"], None);
+}
