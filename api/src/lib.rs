@@ -4,6 +4,8 @@
 //! plugins share them with the operator. The `kube` feature adds the
 //! `CustomResource` wrappers, status types and JSON schemas the operator needs.
 
+#![warn(missing_docs)]
+
 pub mod app;
 
 pub use app::*;

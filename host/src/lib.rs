@@ -7,6 +7,8 @@
 //! what the operator owns (labels, owner references), and [`render`] ties
 //! them together offline.
 
+#![warn(missing_docs)]
+
 pub mod builtin;
 pub mod decorate;
 pub mod plugin;

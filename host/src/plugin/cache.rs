@@ -173,36 +173,28 @@ impl ArtifactCache {
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "portfolio-cache-test-{name}-{}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn refuses_a_directory_others_can_write() {
-        let dir = temp_dir("insecure");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("insecure");
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
         let error = ArtifactCache::open(&dir, &Engine::default()).unwrap_err();
         assert!(error.to_string().contains("lets others write"), "{error}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn creates_an_owner_only_directory() {
-        let dir = temp_dir("create").join("nested");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("create").join("nested");
         let cache = ArtifactCache::open(&dir, &Engine::default()).unwrap();
         assert_eq!(fs::metadata(cache.dir()).unwrap().mode() & 0o777, 0o700);
-        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn ignores_entries_with_loose_permissions() {
-        let dir = temp_dir("loose");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("loose");
         let engine = Engine::default();
         let cache = ArtifactCache::open(&dir, &engine).unwrap();
         let digest = Digest::of(b"x");
@@ -211,12 +203,12 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(cache.load(&engine, &digest).is_none());
         assert!(!path.exists(), "the suspicious entry is removed");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn discards_corrupt_entries() {
-        let dir = temp_dir("corrupt");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("corrupt");
         let engine = Engine::default();
         let cache = ArtifactCache::open(&dir, &engine).unwrap();
         let digest = Digest::of(b"y");
@@ -225,6 +217,5 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(cache.load(&engine, &digest).is_none());
         assert!(!path.exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

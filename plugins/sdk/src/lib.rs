@@ -8,12 +8,15 @@
 //! Only the world a plugin exports ends up in its component: the bindings of
 //! the other world are never linked.
 
+#![warn(missing_docs)]
+
 pub mod alloc;
 pub mod input;
 pub mod log;
 pub mod output;
 
-/// Bindings of the `generator` world.
+/// Bindings of the `generator` world (documented in `wit/portfolio.wit`).
+#[allow(missing_docs)]
 pub mod generator {
     wit_bindgen::generate!({
         world: "generator",
@@ -25,6 +28,7 @@ pub mod generator {
 }
 
 /// Bindings of the `migration-strategy` world; shares the types of [`generator`].
+#[allow(missing_docs)]
 pub mod migration {
     wit_bindgen::generate!({
         world: "migration-strategy",
