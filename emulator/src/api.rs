@@ -1866,10 +1866,10 @@ impl Api {
         let out_v = to_version(rt, &old);
         if fins.is_empty() && !ns_finalizing {
             if opts.dry_run {
-                return Ok(DeleteResult::Deleted(success_status(rt, &out_v)));
+                return Ok(DeleteResult::Deleted(deleted_answer(rt, &out_v)));
             }
             self.remove_now(inner, rt, ns, name);
-            return Ok(DeleteResult::Deleted(success_status(rt, &out_v)));
+            return Ok(DeleteResult::Deleted(deleted_answer(rt, &out_v)));
         }
         let mut new = (*old).clone();
         let already = meta(&new).get("deletionTimestamp").is_some();
@@ -1912,7 +1912,7 @@ impl Api {
         let current = inner.get(&rt.storage, ns, name);
         Ok(match current {
             Some(c) => DeleteResult::Pending(to_version(rt, &c)),
-            None => DeleteResult::Deleted(success_status(rt, &out_v)),
+            None => DeleteResult::Deleted(deleted_answer(rt, &out_v)),
         })
     }
 
@@ -2407,6 +2407,15 @@ fn unknown_fields(before: &Value, after: &Value, path: &str) -> Vec<String> {
         _ => {}
     }
     out
+}
+
+/// What a completed delete answers: the object for the types whose Kubernetes registry sets
+/// `ReturnDeletedObject` (pods, service accounts), a success Status for the rest.
+fn deleted_answer(rt: &ResourceType, obj: &Value) -> Value {
+    if rt.group.is_empty() && matches!(rt.resource.as_str(), "pods" | "serviceaccounts") {
+        return obj.clone();
+    }
+    success_status(rt, obj)
 }
 
 fn success_status(rt: &ResourceType, obj: &Value) -> Value {

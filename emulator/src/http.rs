@@ -127,13 +127,9 @@ pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Resp
             return error_response(&ApiError::unauthorized());
         }
     }
-    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+    let body = match read_body(req.into_body()).await {
         Ok(b) => b,
-        Err(_) => {
-            return error_response(&ApiError::too_large(
-                "the request body exceeds the 3 MiB limit",
-            ));
-        }
+        Err(e) => return error_response(&e),
     };
     let result = route(&state, &method, &path, &query, &headers, body).await;
     match result {
@@ -143,6 +139,32 @@ pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Resp
             error_response(&e)
         }
     }
+}
+
+/// Reads a request body up to [`MAX_BODY`]. A larger body is drained (up to a bound) before
+/// the 413 answer, so the client reliably reads the answer instead of a reset connection.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt;
+    const MAX_DRAIN: usize = 64 * 1024 * 1024;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("error reading the request body: {e}")))?;
+        total += chunk.len();
+        if total <= MAX_BODY {
+            buf.extend_from_slice(&chunk);
+        } else if total > MAX_DRAIN {
+            break;
+        }
+    }
+    if total > MAX_BODY {
+        return Err(ApiError::too_large(
+            "the request body exceeds the 3 MiB limit",
+        ));
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn decode_segment(s: &str) -> String {
