@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::{
-    Api, DeleteOptions, DeleteResult, FieldValidation, ListOptions, Sub, WriteOptions, WriteResult,
-    watch_line,
+    Api, DeleteOptions, DeleteResult, FieldValidation, ListOptions, Sub, WatchItem, WriteOptions,
+    WriteResult, watch_line,
 };
 use crate::discovery;
 use crate::error::ApiError;
@@ -603,7 +603,7 @@ async fn resource(
                         ApiError::bad_request(format!("invalid timeoutSeconds {t:?}"))
                     })?),
                 };
-            watch_response(state, rt, ns, lo, timeout)
+            watch_response(state, rt, ns, lo, timeout, accepts_table(headers))
         }
         "create" => {
             let obj = decode_body(headers, &body)?;
@@ -685,6 +685,28 @@ struct WatchState {
     bookmarks: Option<tokio::time::Interval>,
     deadline: tokio::time::Instant,
     cut: tokio::sync::watch::Receiver<u64>,
+    as_table: bool,
+}
+
+/// One watch line; `kubectl get -w` watches Tables, so each event then carries a one-row Table.
+fn event_line(rt: &ResourceType, item: &WatchItem, as_table: bool) -> String {
+    if as_table && matches!(item.kind, "ADDED" | "MODIFIED" | "DELETED") {
+        let rv = item
+            .object
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(json!(""));
+        let t = table(
+            rt,
+            std::slice::from_ref(&item.object),
+            json!({"resourceVersion": rv}),
+        );
+        return watch_line(&WatchItem {
+            kind: item.kind,
+            object: t,
+        });
+    }
+    watch_line(item)
 }
 
 fn watch_response(
@@ -693,9 +715,14 @@ fn watch_response(
     ns: Option<&str>,
     lo: ListOptions,
     timeout: Duration,
+    as_table: bool,
 ) -> Result<Response, ApiError> {
     let (w, filter) = state.api.watch(&rt, ns, &lo)?;
-    let mut initial: VecDeque<String> = w.initial.iter().map(watch_line).collect();
+    let mut initial: VecDeque<String> = w
+        .initial
+        .iter()
+        .map(|i| event_line(&rt, i, as_table))
+        .collect();
     if w.initial_end_bookmark {
         initial.push_back(watch_line(&Api::bookmark(&rt, w.rv, true)));
     }
@@ -718,6 +745,7 @@ fn watch_response(
         bookmarks,
         deadline: tokio::time::Instant::now() + timeout,
         cut,
+        as_table,
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
         if let Some(line) = st.initial.pop_front() {
@@ -729,7 +757,7 @@ fn watch_response(
                     Ok(e) => {
                         st.last_rv = st.last_rv.max(e.rv);
                         if let Some(item) = st.filter.apply(&e) {
-                            let line = st.filter.line(&e, &item);
+                            let line = if st.as_table { event_line(&st.rt, &item, true) } else { st.filter.line(&e, &item) };
                             return Some((Ok(Bytes::from(line)), st));
                         }
                     }

@@ -406,3 +406,65 @@ async fn kubectl_create_typed_subcommands() {
     must(&c, &["-n", &extra, "get", "sa", "robot"], None);
     must(&c, &["delete", "namespace", &extra, "--timeout=60s"], None);
 }
+
+#[tokio::test]
+async fn kubectl_get_watch_prints_rows() {
+    use std::io::BufRead;
+    let c = Cluster::new().await;
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args([
+            "-n",
+            &c.ns,
+            "get",
+            "configmaps",
+            "--watch",
+            "--output-watch-events",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Keep creating until the watch (which may start after the first create) reports one.
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(c.client.clone(), &c.ns);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let mut i = 0;
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with("ADDED") && l.contains("watched-"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no watch row in {seen:?}"
+        );
+        let cm =
+            serde_json::from_value(json!({"metadata": {"name": format!("watched-{i}")}})).unwrap();
+        api.create(&Default::default(), &cm).await.unwrap();
+        i += 1;
+        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            seen.push(line);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("EVENT") && l.contains("NAME")),
+        "{seen:?}"
+    );
+}
