@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{component, config_map, context, input, load, runtime, sample_spec};
+use common::{component, config_map, context, input, load, load_with, runtime, sample_spec};
 use portfolio_operator::plugin::{
     CallFailure, LimitsOverride, LoadError, LoadOptions, Plugin, Runtime, World,
 };
@@ -110,18 +110,14 @@ fn the_stack_limit_is_per_plugin() {
         .expect("3000 frames fit in the default 512 KiB stack");
     assert_eq!(output.status["depth"], 3000);
 
-    let tight = runtime
-        .load(
-            &component("hostile"),
-            &LoadOptions {
-                limits: LimitsOverride {
-                    stack_kib: Some(64),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .expect("hostile with a small stack");
+    let tight = load_with(
+        &runtime,
+        "hostile",
+        LimitsOverride {
+            stack_kib: Some(64),
+            ..Default::default()
+        },
+    );
     assert_eq!(tight.limits().stack_bytes, 64 << 10);
     assert_eq!(
         runtime.stats().engines,
@@ -164,19 +160,15 @@ fn a_panic_traps() {
 fn a_hundred_megabytes_of_output_is_too_large() {
     let runtime = runtime();
     // Enough memory to build the output, so the output cap is what stops it.
-    let roomy = runtime
-        .load(
-            &component("hostile"),
-            &LoadOptions {
-                limits: LimitsOverride {
-                    memory_mib: Some(256),
-                    timeout_ms: Some(5_000),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .expect("hostile with room");
+    let roomy = load_with(
+        &runtime,
+        "hostile",
+        LimitsOverride {
+            memory_mib: Some(256),
+            timeout_ms: Some(5_000),
+            ..Default::default()
+        },
+    );
     let failure = expect_failure(
         &runtime,
         &roomy,
@@ -248,18 +240,14 @@ fn malformed_output_names_what_is_wrong() {
 #[test]
 fn too_many_objects_are_refused() {
     let runtime = runtime();
-    let plugin = runtime
-        .load(
-            &component("hostile"),
-            &LoadOptions {
-                limits: LimitsOverride {
-                    max_objects: Some(2),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .expect("hostile");
+    let plugin = load_with(
+        &runtime,
+        "hostile",
+        LimitsOverride {
+            max_objects: Some(2),
+            ..Default::default()
+        },
+    );
     let spec = json!({"objects": [config_map("a"), config_map("b"), config_map("c")]});
     let failure = expect_failure(&runtime, &plugin, spec, Duration::from_millis(200));
     assert_eq!(failure, CallFailure::TooManyObjects { count: 3, limit: 2 });

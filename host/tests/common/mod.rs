@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portfolio_operator::plugin::{
-    CallContext, GenerateInput, Limits, LoadOptions, Plugin, Runtime, RuntimeConfig,
+    CallContext, GenerateInput, Limits, LimitsOverride, LoadOptions, Plugin, Runtime, RuntimeConfig,
 };
 use serde_json::{Value, json};
 
@@ -40,6 +40,19 @@ pub fn runtime() -> Runtime {
 pub fn load(runtime: &Runtime, name: &str) -> Arc<Plugin> {
     runtime
         .load(&component(name), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// Load a fixture whose registration overrides `limits`.
+pub fn load_with(runtime: &Runtime, name: &str, limits: LimitsOverride) -> Arc<Plugin> {
+    runtime
+        .load(
+            &component(name),
+            &LoadOptions {
+                limits,
+                ..LoadOptions::default()
+            },
+        )
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
