@@ -57,14 +57,36 @@ pub fn json_patch(doc: &Value, patch: &Value) -> Result<Value, ApiError> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
     let mut out = doc.clone();
-    json_patch::patch(&mut out, &ops).map_err(|e| {
-        ApiError::new(
-            422,
-            "Invalid",
-            format!("the server rejected our request due to an error in our request: {e}"),
-        )
-    })?;
+    for op in &ops.0 {
+        // Kubernetes' JSON patch library treats a missing member as null in `test`
+        // (kube-runtime's finalizer helper relies on it); RFC 6902 would fail the test.
+        if let json_patch::PatchOperation::Test(t) = op
+            && t.value.is_null()
+            && missing_member(&out, t.path.as_str())
+        {
+            continue;
+        }
+        json_patch::patch(&mut out, std::slice::from_ref(op)).map_err(|e| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("the server rejected our request due to an error in our request: {e}"),
+            )
+        })?;
+    }
     Ok(out)
+}
+
+/// Whether `path` names an absent member of an existing object.
+fn missing_member(doc: &Value, path: &str) -> bool {
+    let Some((parent, key)) = path.rsplit_once('/') else {
+        return false;
+    };
+    let key = key.replace("~1", "/").replace("~0", "~");
+    match doc.pointer(parent) {
+        Some(Value::Object(m)) => !m.contains_key(&key),
+        _ => false,
+    }
 }
 
 /// Applies a strategic merge patch with the merge keys of built-in types.

@@ -1821,3 +1821,118 @@ async fn kube_event_recorder_creates_and_patches_series() {
     assert_eq!(e.series.as_ref().and_then(|s| s.count), Some(2));
     assert_eq!(e.involved_object.name.as_deref(), Some("target"));
 }
+
+#[tokio::test]
+async fn kube_runtime_finalizer_helper() {
+    use kube::runtime::controller::Action;
+    use kube::runtime::finalizer::{Event, finalizer};
+    use std::sync::Arc;
+    let c = Cluster::new().await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    api_create(&c, "guarded").await;
+    let run = |api: Api<ConfigMap>| async move {
+        let obj = Arc::new(api.get("guarded").await.unwrap());
+        finalizer(&api, "example.com/cleanup", obj, |e| async move {
+            Ok::<_, std::io::Error>(match e {
+                Event::Apply(_) | Event::Cleanup(_) => Action::await_change(),
+            })
+        })
+        .await
+        .expect("finalizer step")
+    };
+    // First pass adds the finalizer with a JSON patch that tests a missing member for null.
+    run(api.clone()).await;
+    let o = api.get("guarded").await.unwrap();
+    assert_eq!(
+        o.metadata.finalizers,
+        Some(vec!["example.com/cleanup".to_string()])
+    );
+    run(api.clone()).await;
+    api.delete("guarded", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        api.get("guarded")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    // The cleanup pass removes it (test + remove at its index), and the object goes.
+    run(api.clone()).await;
+    eventually("the object to go", || {
+        let api = api.clone();
+        async move {
+            api.get_opt("guarded")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+struct FailNext(std::sync::Mutex<u32>);
+
+impl emulator::RequestHook for FailNext {
+    fn on_request(&self, info: &emulator::RequestInfo) -> emulator::HookOutcome {
+        let mut left = self.0.lock().unwrap();
+        if *left > 0 && info.resource == "configmaps" && info.verb == "get" {
+            *left -= 1;
+            // A 500: kube-rs retries 429/503/504 by itself, which would hide the fault.
+            let e = emulator::ApiError::internal("injected");
+            return emulator::HookOutcome {
+                fail: Some(e),
+                ..Default::default()
+            };
+        }
+        emulator::HookOutcome::default()
+    }
+}
+
+#[tokio::test]
+async fn request_hook_injects_faults() {
+    let c = Cluster::new().await;
+    emulator_only!(c);
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    api_create(&c, "x").await;
+    c.emu
+        .as_ref()
+        .unwrap()
+        .set_request_hook(Some(std::sync::Arc::new(FailNext(std::sync::Mutex::new(
+            1,
+        )))));
+    let (code, reason, _) = api_err(api.get("x").await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (500, "InternalError"));
+    api.get("x").await.expect("only the next request fails");
+}
+
+#[tokio::test]
+async fn cut_watches_ends_streams() {
+    let c = Cluster::new().await;
+    emulator_only!(c);
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let a = api_create(&c, "x").await;
+    let mut s = api
+        .watch(
+            &WatchParams::default().timeout(290),
+            a.metadata.resource_version.as_deref().unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    c.emu.as_ref().unwrap().cut_watches();
+    let end = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match s.try_next().await {
+                Ok(Some(WatchEvent::Bookmark(_))) => continue,
+                other => return other.map(|o| o.is_none()).unwrap_or(true),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert!(end);
+}
