@@ -1675,8 +1675,27 @@ impl Api {
             && get_path(new, ".spec.replicas").is_none()
         {
             set_path(new, ".spec.replicas", json!(1));
-        } else if key == ("", "secrets") && new.get("type").is_none() {
-            new["type"] = json!("Opaque");
+        } else if key == ("", "secrets") {
+            if new.get("type").is_none() {
+                new["type"] = json!("Opaque");
+            }
+            // stringData is write-only: Kubernetes merges it into data, base64-encoded.
+            let string_data = new.get("stringData").is_some_and(Value::is_object);
+            if string_data
+                && let Some(Value::Object(sd)) =
+                    new.as_object_mut().and_then(|m| m.remove("stringData"))
+            {
+                if !new["data"].is_object() {
+                    new["data"] = json!({});
+                }
+                for (k, v) in sd {
+                    let text = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
+                    new["data"][k] = json!(crate::protobuf::base64(text.as_bytes()));
+                }
+            }
         } else if key == ("", "services") && new.get("spec").is_some_and(Value::is_object) {
             service_defaults(old, new, rv);
         } else if key == ("batch", "jobs")

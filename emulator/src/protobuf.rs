@@ -166,7 +166,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn base64(bytes: &[u8]) -> String {
+/// Standard base64 with padding (Kubernetes' encoding of `[]byte` fields).
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

@@ -1936,3 +1936,106 @@ async fn cut_watches_ends_streams() {
     .expect("the stream ends");
     assert!(end);
 }
+
+#[tokio::test]
+async fn kube_runtime_controller_reconciles_owned_children() {
+    use kube::Resource;
+    use kube::runtime::controller::{Action, Controller};
+    use std::sync::Arc;
+    let c = Cluster::new().await;
+    let parents: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let children: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(c.client.clone(), &c.ns);
+    async fn reconcile(
+        parent: Arc<ConfigMap>,
+        api: Arc<Api<k8s_openapi::api::core::v1::Secret>>,
+    ) -> Result<Action, kube::Error> {
+        let oref = parent.controller_owner_ref(&()).expect("owner ref");
+        let child = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("{}-child", parent.metadata.name.as_deref().unwrap_or_default()),
+                "ownerReferences": [oref], "labels": {"conftest/owned": "true"}},
+            "stringData": {"from": parent.data.as_ref().and_then(|d| d.get("v")).cloned().unwrap_or_default()}});
+        api.patch(
+            &format!(
+                "{}-child",
+                parent.metadata.name.as_deref().unwrap_or_default()
+            ),
+            &PatchParams::apply("conftest-controller").force(),
+            &Patch::Apply(child),
+        )
+        .await?;
+        Ok(Action::await_change())
+    }
+    let ctx = Arc::new(children.clone());
+    let controller = Controller::new(
+        parents.clone(),
+        kube::runtime::watcher::Config::default().labels("conftest/parent=true"),
+    )
+    .owns(
+        children.clone(),
+        kube::runtime::watcher::Config::default().labels("conftest/owned=true"),
+    )
+    .run(
+        reconcile,
+        |_, _, _| Action::requeue(Duration::from_secs(1)),
+        ctx,
+    )
+    .for_each(|_| async {});
+    let task = tokio::spawn(controller);
+    let parent: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "p", "labels": {"conftest/parent": "true"}}, "data": {"v": "1"}})).unwrap();
+    parents
+        .create(&PostParams::default(), &parent)
+        .await
+        .unwrap();
+    eventually("the child to be created", || {
+        let children = children.clone();
+        async move { children.get_opt("p-child").await.unwrap() }
+    })
+    .await;
+    // The child is changed behind the controller's back: the owns() watch triggers a repair.
+    children
+        .patch(
+            "p-child",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"drift": "yes"}}, "data": {"from": "ZHJpZnQ="}}),
+            ),
+        )
+        .await
+        .unwrap();
+    parents
+        .patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": "2"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the child to follow the parent", || {
+        let children = children.clone();
+        async move {
+            let s = children.get("p-child").await.unwrap();
+            (s.data
+                .as_ref()
+                .and_then(|d| d.get("from"))
+                .map(|b| b.0.clone())
+                == Some(b"2".to_vec()))
+            .then_some(())
+        }
+    })
+    .await;
+    parents.delete("p", &DeleteParams::default()).await.unwrap();
+    eventually("the child to be garbage-collected", || {
+        let children = children.clone();
+        async move {
+            children
+                .get_opt("p-child")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    task.abort();
+}
