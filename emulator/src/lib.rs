@@ -5,6 +5,8 @@
 //! println!("kubectl --kubeconfig {} get ns", emu.kubeconfig_path().display());
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod convert;
 pub mod crd;

@@ -2039,3 +2039,47 @@ async fn kube_runtime_controller_reconciles_owned_children() {
     .await;
     task.abort();
 }
+
+#[tokio::test]
+async fn history_window_expires_old_versions() {
+    let c = Cluster::with(emulator::Emulator::builder().history_window(5)).await;
+    emulator_only!(c);
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let first = api_create(&c, "first").await;
+    let old_rv = first.metadata.resource_version.unwrap();
+    // Within the window a watch replays history.
+    let mut s = api
+        .watch(&WatchParams::default().timeout(60), &old_rv)
+        .await
+        .unwrap()
+        .boxed();
+    api_create(&c, "second").await;
+    assert!(matches!(
+        s.try_next().await.unwrap().unwrap(),
+        WatchEvent::Added(_)
+    ));
+    for i in 0..10 {
+        api_create(&c, &format!("filler-{i}")).await;
+    }
+    let mut s = api
+        .watch(&WatchParams::default().timeout(60), &old_rv)
+        .await
+        .unwrap()
+        .boxed();
+    match s.try_next().await.unwrap().unwrap() {
+        WatchEvent::Error(e) => assert_eq!(e.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+    // A continue token from before the window is expired too.
+    let page = api.list(&ListParams::default().limit(1)).await.unwrap();
+    let token = page.metadata.continue_.unwrap();
+    for i in 0..10 {
+        api_create(&c, &format!("more-{i}")).await;
+    }
+    let (code, _, _) = api_err(
+        api.list(&ListParams::default().limit(1).continue_token(&token))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 410);
+}
