@@ -1225,9 +1225,21 @@ impl Api {
             schema: rt.schema.as_deref(),
         };
         let mut config_for_fields = config.clone();
-        if let Some(s) = &rt.schema {
-            // Defaults count as applied only when the server fills them; prune unknown fields first.
+        let schema = rt
+            .schema
+            .clone()
+            .or_else(|| crate::builtin_schema::schema_for(&rt.group, &rt.kind));
+        if let Some(s) = &schema {
+            // Server-side apply builds a typed object from the configuration: a field the
+            // schema does not declare is an error, whatever fieldValidation says.
             s.prune(&mut config_for_fields, true);
+            if let Some(f) = unknown_fields(&config, &config_for_fields, "").first() {
+                return Err(ApiError::bad_request(format!(
+                    "failed to create typed patch object ({}, Kind={}): .{f}: field not declared in schema",
+                    rt.api_version(),
+                    rt.kind
+                )));
+            }
         }
         let applied = fields_of(&strip_tracked(&config_for_fields), shape);
         let merged = merge(&live, &config_for_fields, shape);
@@ -1422,7 +1434,11 @@ impl Api {
         self.type_defaults(rt, old.as_ref(), &mut new, inner.rv());
         // Schema: prune, default, validate.
         let mut errs = Vec::new();
-        if let Some(schema) = &rt.schema {
+        let schema = rt
+            .schema
+            .clone()
+            .or_else(|| crate::builtin_schema::schema_for(&rt.group, &rt.kind));
+        if let Some(schema) = &schema {
             let before = new.clone();
             schema.prune(&mut new, true);
             let unknown = unknown_fields(&before, &new, "");
@@ -1448,18 +1464,20 @@ impl Api {
                 }
             }
             schema.apply_defaults(&mut new);
-            let mut body = new.clone();
-            if let Value::Object(m) = &mut body {
-                m.remove("metadata");
-                m.remove("apiVersion");
-                m.remove("kind");
-            }
             let mut schema_errs = Vec::new();
-            let mut root = (**schema).clone();
-            root.properties.remove("metadata");
-            root.properties.remove("apiVersion");
-            root.properties.remove("kind");
-            root.validate(&body, "", &mut schema_errs);
+            validate_root(schema, &new, &mut schema_errs);
+            // For built-ins a type mismatch is a decoding error in Kubernetes (400), not a
+            // validation error (422).
+            if !rt.custom
+                && let Some(c) = schema_errs
+                    .iter()
+                    .find(|c| c.message.contains("must be of type"))
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: {}: {}",
+                    rt.kind, rt.version, rt.kind, c.field, c.message
+                )));
+            }
             errs.extend(schema_errs);
         }
         let rule = if rt.custom {
@@ -2387,6 +2405,27 @@ fn validate_pod_spec(obj: &Value, path: &str, field: &str, errs: &mut Vec<Cause>
             }
         }
         _ => errs.push(Cause::required(format!("{field}.containers"), "")),
+    }
+}
+
+/// Validates an object against its schema, except the metadata, apiVersion and kind that
+/// Kubernetes validates separately.
+fn validate_root(schema: &crate::schema::Schema, obj: &Value, errs: &mut Vec<Cause>) {
+    const SKIP: &[&str] = &["metadata", "apiVersion", "kind"];
+    for r in &schema.required {
+        if !SKIP.contains(&r.as_str()) && obj.get(r).is_none() {
+            errs.push(Cause::required(r.clone(), ""));
+        }
+    }
+    if let Value::Object(m) = obj {
+        for (k, v) in m {
+            if SKIP.contains(&k.as_str()) {
+                continue;
+            }
+            if let Some(s) = schema.field(k) {
+                s.validate(v, k, errs);
+            }
+        }
     }
 }
 

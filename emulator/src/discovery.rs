@@ -213,10 +213,13 @@ pub fn openapi_v3_gv(reg: &Registry, group: &str, version: &str) -> Option<Value
     );
     for t in &types {
         let name = schema_name(t);
-        let mut s = match &t.schema {
+        let schema = t
+            .schema
+            .clone()
+            .or_else(|| crate::builtin_schema::schema_for(&t.group, &t.kind));
+        let mut s = match &schema {
             Some(sc) => sc.raw.clone(),
-            None => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
-                "description": format!("{} (the emulator does not publish the full schema of built-in types)", t.kind)}),
+            None => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
         };
         if !s.is_object() {
             s = json!({"type": "object"});

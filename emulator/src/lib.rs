@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod builtin_schema;
 pub mod convert;
 pub mod crd;
 pub mod discovery;

@@ -56,6 +56,8 @@ pub struct Schema {
     pub int_or_string: bool,
     /// `x-kubernetes-preserve-unknown-fields`.
     pub preserve_unknown: bool,
+    /// A Kubernetes quantity (built-ins): a number or a quantity string.
+    pub quantity: bool,
     /// `x-kubernetes-embedded-resource`.
     pub embedded_resource: bool,
     /// `default`.
@@ -177,6 +179,7 @@ impl Schema {
         s.int_or_string = flag("x-kubernetes-int-or-string");
         s.preserve_unknown = flag("x-kubernetes-preserve-unknown-fields");
         s.embedded_resource = flag("x-kubernetes-embedded-resource");
+        s.quantity = flag("x-emulator-quantity");
         s.default = m.get("default").cloned();
         s.format = m.get("format").and_then(Value::as_str).map(str::to_string);
         s.list_type = m
@@ -313,6 +316,21 @@ impl Schema {
                     path,
                     &json!("null"),
                     &format!("{path} in body must be of type {t}: \"null\""),
+                ));
+            }
+            return;
+        }
+        if self.quantity {
+            let ok = match v {
+                Value::Number(_) => true,
+                Value::String(q) => quantity_re().is_match(q),
+                _ => false,
+            };
+            if !ok {
+                errs.push(Cause::invalid(
+                    path,
+                    v,
+                    &format!("{path} in body must be of type quantity: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
                 ));
             }
             return;
@@ -565,6 +583,13 @@ impl Schema {
                 &format!("may not be more than {max} bytes"),
             ));
         }
+        if self.format.as_deref() == Some("byte") && !is_base64(s) {
+            errs.push(Cause::invalid(
+                path,
+                v,
+                &format!("{path} in body must be of type byte: illegal base64 data"),
+            ));
+        }
         if let Some((p, re)) = &self.pattern
             && !re.is_match(s)
         {
@@ -609,6 +634,27 @@ impl Schema {
         }
         cur.map_type.as_deref() == Some("atomic")
     }
+}
+
+fn quantity_re() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+            .unwrap_or_else(|_| unreachable!("the quantity pattern is a valid regular expression"))
+    })
+}
+
+/// Whether `s` is standard base64 with padding (Go's `base64.StdEncoding`).
+fn is_base64(s: &str) -> bool {
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(4) {
+        return false;
+    }
+    let pad = b.iter().rev().take_while(|c| **c == b'=').count();
+    pad <= 2
+        && b[..b.len() - pad]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
 }
 
 fn is_integral_float(v: &Value) -> bool {

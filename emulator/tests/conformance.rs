@@ -2083,3 +2083,114 @@ async fn history_window_expires_old_versions() {
     );
     assert_eq!(code, 410);
 }
+
+#[tokio::test]
+async fn builtin_unknown_fields_and_types() {
+    let c = Cluster::new().await;
+    let base = format!("/apis/apps/v1/namespaces/{}/deployments", c.ns);
+    let mut d = deployment("web", "nginx:1");
+    d["spec"]["replicaz"] = json!(3);
+    // Default (Warn): the unknown field is dropped.
+    let (code, body) = c
+        .raw(
+            "POST",
+            &base,
+            "application/json",
+            d.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    assert!(body["spec"].get("replicaz").is_none());
+    // Strict: refused.
+    d["metadata"]["name"] = json!("strict");
+    let (code, body) = c
+        .raw(
+            "POST",
+            &format!("{base}?fieldValidation=Strict"),
+            "application/json",
+            d.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"spec.replicaz\""),
+        "{body}"
+    );
+    // A wrong type cannot be decoded.
+    let mut bad = deployment("typed", "nginx:1");
+    bad["spec"]["replicas"] = json!("three");
+    let (code, body) = c
+        .raw(
+            "POST",
+            &base,
+            "application/json",
+            bad.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    // Quantities accept numbers and quantity strings, and nothing else.
+    let mut q = deployment("quant", "nginx:1");
+    q["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"cpu": 0.5, "memory": "64Mi"}});
+    let (code, body) = c
+        .raw(
+            "POST",
+            &base,
+            "application/json",
+            q.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    q["metadata"]["name"] = json!("quant-bad");
+    q["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = json!("lots");
+    let (code, body) = c
+        .raw(
+            "POST",
+            &base,
+            "application/json",
+            q.to_string().into_bytes(),
+        )
+        .await;
+    assert!(code == 400 || code == 422, "{code} {body}");
+    // Secret data must be base64.
+    let (code, body) = c
+        .raw(
+            "POST",
+            &format!("/api/v1/namespaces/{}/secrets", c.ns),
+            "application/json",
+            br#"{"metadata":{"name":"s"},"data":{"k":"not base64!"}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+}
+
+#[tokio::test]
+async fn server_side_apply_refuses_undeclared_fields() {
+    let c = Cluster::new().await;
+    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let mut d = deployment("web", "nginx:1");
+    d["spec"]["replicaz"] = json!(3);
+    let (code, _, msg) = api_err(
+        api.patch("web", &PatchParams::apply("m"), &Patch::Apply(d))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 400);
+    assert!(
+        msg.contains("field not declared in schema") && msg.contains("replicaz"),
+        "{msg}"
+    );
+    let ar = install_crd(&c, &group_for(&c)).await;
+    let wapi: Api<DynamicObject> = Api::namespaced_with(c.client.clone(), &c.ns, &ar);
+    let w = json!({"apiVersion": ar.api_version, "kind": "Widget", "metadata": {"name": "w"}, "spec": {"image": "x", "nope": 1}});
+    let (code, _, msg) = api_err(
+        wapi.patch("w", &PatchParams::apply("m"), &Patch::Apply(w))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 400);
+    assert!(msg.contains("field not declared in schema"), "{msg}");
+}

@@ -468,3 +468,13 @@ async fn kubectl_get_watch_prints_rows() {
         "{seen:?}"
     );
 }
+
+#[tokio::test]
+async fn kubectl_explain_builtin() {
+    let c = Cluster::new().await;
+    let out = must(&c, &["explain", "deployment.spec.replicas"], None);
+    assert!(
+        out.contains("replicas") && out.contains("<integer>"),
+        "{out}"
+    );
+}
