@@ -1926,6 +1926,9 @@ impl Api {
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         if is_ns {
+            if !new["status"].is_object() {
+                new["status"] = json!({});
+            }
             new["status"]["phase"] = json!("Terminating");
         }
         if meta_mut(&mut new)
@@ -2316,7 +2319,7 @@ fn service_defaults(old: Option<&Value>, new: &mut Value, rv: u64) {
         spec["clusterIPs"] = json!([ip]);
     }
     if let Some(Value::Array(ports)) = spec.get_mut("ports") {
-        for p in ports {
+        for p in ports.iter_mut().filter(|p| p.is_object()) {
             if p.get("protocol").is_none() {
                 p["protocol"] = json!("TCP");
             }
