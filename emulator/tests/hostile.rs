@@ -251,3 +251,44 @@ fn yaml_bombs_are_refused() {
     check(code, &body, "yaml bomb");
     assert!(code >= 400);
 }
+
+#[test]
+fn deeply_nested_bodies_are_refused() {
+    let f = fixture();
+    let path = format!("{}/target?fieldManager=fuzz", TARGETS[0]);
+    for (ct, body) in [
+        (
+            "application/apply-patch+yaml",
+            format!("{}{}", "[".repeat(50_000), "]".repeat(50_000)),
+        ),
+        (
+            "application/apply-patch+yaml",
+            "a:\n".to_string()
+                + &(1..2000)
+                    .map(|i| format!("{}b:\n", " ".repeat(i)))
+                    .collect::<String>(),
+        ),
+        (
+            "application/merge-patch+json",
+            format!("{}{}", "{\"a\":".repeat(50_000), "}".repeat(50_000)),
+        ),
+        (
+            "application/json",
+            format!("{}{}", "[".repeat(50_000), "]".repeat(50_000)),
+        ),
+    ] {
+        let (code, resp) = send(
+            f.emu.addr(),
+            if ct == "application/json" {
+                "PUT"
+            } else {
+                "PATCH"
+            },
+            &path,
+            ct,
+            body.as_bytes(),
+        );
+        check(code, &resp, &format!("deep {ct}"));
+        assert!(code >= 400, "{ct}: {code}");
+    }
+}

@@ -478,3 +478,42 @@ async fn kubectl_explain_builtin() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn kube_emulator_binary_serves_kubectl() {
+    if common::real_cluster().is_some() {
+        eprintln!("skipped: needs the emulator");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kc = dir.path().join("kubeconfig");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kube-emulator"))
+        .args(["--port", "0", "--kubeconfig"])
+        .arg(&kc)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kube-emulator starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut out = String::new();
+    while std::time::Instant::now() < deadline {
+        if kc.exists() {
+            let o = std::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&kc)
+                .args(["get", "ns", "-o", "name"])
+                .env("KUBECACHEDIR", dir.path().join("cache"))
+                .output()
+                .expect("kubectl");
+            out = String::from_utf8_lossy(&o.stdout).into_owned();
+            if o.status.success() {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.contains("namespace/default"), "{out}");
+    assert!(kc.exists(), "the kubeconfig asked for is kept");
+}
