@@ -22,6 +22,7 @@ pub mod schema;
 pub mod selector;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod validation;
 
 use std::net::SocketAddr;
@@ -42,6 +43,7 @@ pub struct Builder {
     options: Options,
     bookmark_interval: Duration,
     worker_threads: usize,
+    tls: bool,
 }
 
 impl Default for Builder {
@@ -53,6 +55,7 @@ impl Default for Builder {
             options: Options::default(),
             bookmark_interval: Duration::from_secs(30),
             worker_threads: 2,
+            tls: false,
         }
     }
 }
@@ -94,6 +97,13 @@ impl Builder {
         self
     }
 
+    /// Serve https with a fresh CA (in the kubeconfig) instead of plain http. kubectl sends
+    /// bearer tokens only over https.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
     /// Threads serving HTTP (default 2).
     pub fn worker_threads(mut self, n: usize) -> Self {
         self.worker_threads = n.max(1);
@@ -116,7 +126,19 @@ impl Builder {
             hook: RwLock::new(None),
             watch_cut,
         });
-        let kubeconfig = write_kubeconfig(self.kubeconfig.as_deref(), addr, self.token.as_deref())?;
+        let tls = if self.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let kubeconfig = write_kubeconfig(
+            self.kubeconfig.as_deref(),
+            &format!("{scheme}://{addr}"),
+            self.token.as_deref(),
+            tls.as_ref().map(|t| t.ca_pem.as_str()),
+        )?;
+        let tls_config = tls.map(|t| t.config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.worker_threads)
             .thread_name("kube-emulator")
@@ -137,12 +159,18 @@ impl Builder {
                             return;
                         }
                     };
-                    tokio::select! {
-                        r = axum::serve(listener, app) => {
-                            if let Err(e) = r {
-                                tracing::error!(error = %e, "emulator server failed");
+                    let serve = async move {
+                        match tls_config {
+                            Some(config) => tls::serve(listener, app, config).await,
+                            None => {
+                                if let Err(e) = axum::serve(listener, app).await {
+                                    tracing::error!(error = %e, "emulator server failed");
+                                }
                             }
                         }
+                    };
+                    tokio::select! {
+                        _ = serve => {}
                         _ = stopped => {}
                     }
                 });
@@ -152,6 +180,7 @@ impl Builder {
             .map_err(|e| Error::Start(e.to_string()))?;
         tracing::debug!(%addr, "emulator started");
         Ok(Emulator {
+            scheme,
             addr,
             kubeconfig,
             api,
@@ -177,27 +206,32 @@ impl Kubeconfig {
 }
 
 /// The kubeconfig text for a server (JSON string literals are valid YAML scalars).
-pub fn kubeconfig_yaml(server: &str, token: Option<&str>) -> String {
+pub fn kubeconfig_yaml(server: &str, token: Option<&str>, ca_pem: Option<&str>) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let user = match token {
-        Some(t) => format!("    token: {}\n", q(t)),
-        None => "    {}\n".to_string(),
+    let ca = match ca_pem {
+        Some(pem) => format!(
+            "\n    certificate-authority-data: {}",
+            q(&protobuf::base64(pem.as_bytes()))
+        ),
+        None => String::new(),
     };
-    let user = if token.is_some() { user } else { String::new() };
+    let user = match token {
+        Some(t) => format!("\n    token: {}", q(t)),
+        None => " {}".to_string(),
+    };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: emulator\n  cluster:\n    server: {}\ncontexts:\n- name: emulator\n  context:\n    cluster: emulator\n    user: emulator\n    namespace: default\ncurrent-context: emulator\npreferences: {{}}\nusers:\n- name: emulator\n  user:{}\n{}",
-        q(server),
-        if token.is_some() { "" } else { " {}" },
-        user.trim_end_matches('\n')
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: emulator\n  cluster:\n    server: {}{ca}\ncontexts:\n- name: emulator\n  context:\n    cluster: emulator\n    user: emulator\n    namespace: default\ncurrent-context: emulator\npreferences: {{}}\nusers:\n- name: emulator\n  user:{user}\n",
+        q(server)
     )
 }
 
 fn write_kubeconfig(
     path: Option<&Path>,
-    addr: SocketAddr,
+    server: &str,
     token: Option<&str>,
+    ca_pem: Option<&str>,
 ) -> Result<Kubeconfig, Error> {
-    let text = kubeconfig_yaml(&format!("http://{addr}"), token);
+    let text = kubeconfig_yaml(server, token, ca_pem);
     match path {
         Some(p) => {
             std::fs::write(p, text)?;
@@ -216,6 +250,7 @@ fn write_kubeconfig(
 
 /// A running emulator: an API server on 127.0.0.1 with its own kubeconfig; stops on drop.
 pub struct Emulator {
+    scheme: &'static str,
     addr: SocketAddr,
     kubeconfig: Kubeconfig,
     api: Arc<Api>,
@@ -235,9 +270,9 @@ impl Emulator {
         Builder::default()
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (or `https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The listening address.
@@ -289,7 +324,7 @@ mod tests {
     #[test]
     fn kubeconfig_is_valid_yaml() {
         for token in [None, Some("s3cr:et \"x\"")] {
-            let text = kubeconfig_yaml("http://127.0.0.1:1", token);
+            let text = kubeconfig_yaml("http://127.0.0.1:1", token, Some("pem"));
             let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
             assert_eq!(v["clusters"][0]["cluster"]["server"], "http://127.0.0.1:1");
             assert_eq!(

@@ -2194,3 +2194,14 @@ async fn server_side_apply_refuses_undeclared_fields() {
     assert_eq!(code, 400);
     assert!(msg.contains("field not declared in schema"), "{msg}");
 }
+
+#[tokio::test]
+async fn tls_with_token() {
+    let c = Cluster::with(emulator::Emulator::builder().tls(true).token("s3cret")).await;
+    emulator_only!(c);
+    assert!(c.emu.as_ref().unwrap().url().starts_with("https://"));
+    let ns: Api<Namespace> = Api::all(c.client.clone());
+    ns.get("default")
+        .await
+        .expect("https with the kubeconfig's CA and token");
+}

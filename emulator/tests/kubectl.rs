@@ -517,3 +517,14 @@ async fn kube_emulator_binary_serves_kubectl() {
     assert!(out.contains("namespace/default"), "{out}");
     assert!(kc.exists(), "the kubeconfig asked for is kept");
 }
+
+#[tokio::test]
+async fn kubectl_over_tls_with_token() {
+    let c = Cluster::with(emulator::Emulator::builder().tls(true).token("s3cret")).await;
+    if c.emu.is_none() {
+        eprintln!("skipped: needs the emulator");
+        return;
+    }
+    let out = must(&c, &["get", "ns", "default", "-o", "name"], None);
+    assert_eq!(out.trim(), "namespace/default");
+}

@@ -18,6 +18,10 @@ struct Args {
     /// Require this bearer token (also written into the kubeconfig).
     #[arg(long, env = "KUBE_EMULATOR_TOKEN")]
     token: Option<String>,
+    /// Serve https with a fresh CA written into the kubeconfig (kubectl sends tokens only
+    /// over https).
+    #[arg(long)]
+    tls: bool,
     /// Events of history kept for watches before 410 Gone.
     #[arg(long, default_value_t = 10_000)]
     history_window: usize,
@@ -32,7 +36,13 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.token.is_some() && !args.tls {
+        tracing::warn!(
+            "kubectl does not send bearer tokens over plain http; add --tls to use it with --token"
+        );
+    }
     let mut b = emulator::Emulator::builder()
+        .tls(args.tls)
         .port(args.port)
         .history_window(args.history_window);
     if let Some(t) = &args.token {
