@@ -140,6 +140,12 @@ pub fn types_from_crd(crd: &Value, builtin: &Registry) -> Result<Vec<ResourceTyp
         let schema = match v.get("schema").and_then(|sc| sc.get("openAPIV3Schema")) {
             Some(raw) => match Schema::parse(raw, &format!("{path}.schema.openAPIV3Schema")) {
                 Ok(sc) => {
+                    structural(
+                        raw,
+                        &format!("{path}.schema.openAPIV3Schema"),
+                        false,
+                        &mut errs,
+                    );
                     if sc.type_.as_deref() != Some("object") {
                         errs.push(Cause::invalid(
                             format!("{path}.schema.openAPIV3Schema.type"),
@@ -237,6 +243,87 @@ pub fn types_from_crd(crd: &Value, builtin: &Registry) -> Result<Vec<ResourceTyp
     if errs.is_empty() { Ok(out) } else { Err(errs) }
 }
 
+/// Kubernetes' structural-schema rules: every specified node has a type (unless it is
+/// int-or-string or preserves unknown fields), and value validations (allOf, anyOf, oneOf,
+/// not) carry no structural keywords.
+fn structural(v: &Value, path: &str, in_junctor: bool, errs: &mut Vec<Cause>) {
+    let Value::Object(m) = v else { return };
+    let flag = |k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
+    if in_junctor {
+        for (k, rule) in [
+            ("type", "must be empty to be structural"),
+            ("title", "must be empty to be structural"),
+            ("description", "must be empty to be structural"),
+            ("additionalProperties", "must be undefined to be structural"),
+            ("default", "must be undefined to be structural"),
+            (
+                "x-kubernetes-preserve-unknown-fields",
+                "must be undefined to be structural",
+            ),
+        ] {
+            if m.contains_key(k) {
+                errs.push(Cause::forbidden(format!("{path}.{k}"), rule));
+            }
+        }
+        if flag("nullable") {
+            errs.push(Cause::forbidden(
+                format!("{path}.nullable"),
+                "must be false to be structural",
+            ));
+        }
+    } else if m
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+        && !flag("x-kubernetes-int-or-string")
+        && !flag("x-kubernetes-preserve-unknown-fields")
+    {
+        errs.push(Cause::required(
+            format!("{path}.type"),
+            "must not be empty for specified object fields",
+        ));
+    }
+    if m.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(false)) {
+        errs.push(Cause::invalid(
+            format!("{path}.x-kubernetes-preserve-unknown-fields"),
+            &Value::Bool(false),
+            "must be true or undefined",
+        ));
+    }
+    if let Some(Value::Object(props)) = m.get("properties") {
+        for (k, p) in props {
+            structural(p, &format!("{path}.properties[{k}]"), in_junctor, errs);
+        }
+    }
+    if let Some(items) = m.get("items") {
+        structural(items, &format!("{path}.items"), in_junctor, errs);
+    }
+    if let Some(ap @ Value::Object(_)) = m.get("additionalProperties") {
+        structural(
+            ap,
+            &format!("{path}.additionalProperties"),
+            in_junctor,
+            errs,
+        );
+    }
+    // int-or-string may spell its two types as `anyOf: [{type: integer}, {type: string}]`.
+    let int_or_string_any_of = flag("x-kubernetes-int-or-string")
+        && m.get("anyOf") == Some(&json!([{"type": "integer"}, {"type": "string"}]));
+    for k in ["allOf", "anyOf", "oneOf"] {
+        if k == "anyOf" && int_or_string_any_of {
+            continue;
+        }
+        if let Some(Value::Array(list)) = m.get(k) {
+            for (i, sub) in list.iter().enumerate() {
+                structural(sub, &format!("{path}.{k}[{i}]"), true, errs);
+            }
+        }
+    }
+    if let Some(n) = m.get("not") {
+        structural(n, &format!("{path}.not"), true, errs);
+    }
+}
+
 /// The status a CRD gets once its names are accepted and it is served.
 pub fn established_status(crd: &Value, now: &str) -> Value {
     let spec = crd.get("spec").cloned().unwrap_or(Value::Null);
@@ -306,6 +393,26 @@ mod tests {
             Some(".spec.size")
         );
         assert_eq!(types[0].printer_columns[0].name, "Age");
+    }
+
+    #[test]
+    fn rejects_non_structural_schemas() {
+        let mut bad = crd();
+        bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = json!({"type": "object", "properties": {
+            "spec": {"properties": {"a": {"type": "string"}}},
+            "free": {"x-kubernetes-preserve-unknown-fields": true},
+            "ios": {"x-kubernetes-int-or-string": true},
+            "ios2": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+            "pick": {"type": "string", "anyOf": [{"type": "string"}, {"enum": ["x"]}]}}});
+        let errs = types_from_crd(&bad, &Registry::builtin()).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.versions[0].schema.openAPIV3Schema.properties[pick].anyOf[0].type",
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].type",
+            ]
+        );
     }
 
     #[test]
