@@ -1134,6 +1134,10 @@ fn crd_manifest(group: &str) -> Value {
                         "mode": {"type": "string", "enum": ["fast", "safe"]},
                         "port": {"x-kubernetes-int-or-string": true},
                         "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+                        "label": {"type": "string", "maxLength": 8, "pattern": "^[a-z]+$"},
+                        "sizes": {"type": "array", "minItems": 1, "maxItems": 2, "items": {"type": "integer"}},
+                        "maybe": {"type": "string", "nullable": true},
+                        "ratio": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "multipleOf": 0.5},
                         "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
                     "status": {"type": "object", "properties": {
                         "replicas": {"type": "integer"},
@@ -1210,10 +1214,14 @@ async fn crd_validation_defaulting_and_pruning() {
         api_version: ar.api_version.clone(),
         kind: "Widget".into(),
     });
+    w.data["spec"]["maybe"] = Value::Null;
+    w.data["spec"]["sizes"] = json!([1, 2]);
+    w.data["spec"]["ratio"] = json!(1.5);
     let o = api
         .create(&PostParams::default(), &w)
         .await
         .expect("valid widget");
+    assert!(o.data["spec"]["maybe"].is_null(), "nullable keeps null");
     assert_eq!(o.data["spec"]["replicas"], 1, "defaulted");
     assert!(o.data["spec"].get("unknown").is_none(), "pruned");
     assert_eq!(o.data["spec"]["extra"]["free"]["x"], 1, "preserved");
@@ -1242,6 +1250,33 @@ async fn crd_validation_defaulting_and_pruning() {
             "dup",
             json!({"image": "x", "tags": ["a", "a"]}),
             "spec.tags[1]",
+        ),
+        (
+            "long",
+            json!({"image": "x", "label": "abcdefghi"}),
+            "spec.label",
+        ),
+        (
+            "pattern",
+            json!({"image": "x", "label": "ABC"}),
+            "spec.label",
+        ),
+        ("few", json!({"image": "x", "sizes": []}), "spec.sizes"),
+        (
+            "many",
+            json!({"image": "x", "sizes": [1, 2, 3]}),
+            "spec.sizes",
+        ),
+        (
+            "itemtype",
+            json!({"image": "x", "sizes": ["a"]}),
+            "spec.sizes[0]",
+        ),
+        ("exclusive", json!({"image": "x", "ratio": 0}), "spec.ratio"),
+        (
+            "multiple",
+            json!({"image": "x", "ratio": 0.7}),
+            "spec.ratio",
         ),
     ] {
         let mut w = widget(name, spec);
