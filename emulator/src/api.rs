@@ -1233,7 +1233,11 @@ impl Api {
             // Server-side apply builds a typed object from the configuration: a field the
             // schema does not declare is an error, whatever fieldValidation says.
             s.prune(&mut config_for_fields, true);
-            if let Some(f) = unknown_fields(&config, &config_for_fields, "").first() {
+            let problem = unknown_fields(&config, &config_for_fields, "")
+                .first()
+                .map(|f| format!(".{f}: field not declared in schema"))
+                .or_else(|| crate::fields::find_duplicates(&config_for_fields, shape));
+            if let Some(problem) = problem {
                 // Kubernetes answers this with a bare 500 and no reason (kubernetes#139253);
                 // the emulator answers the same so clients are tested against what they get.
                 let gvk = format!("{}/{}, Kind={}", rt.group, rt.version, rt.kind);
@@ -1241,7 +1245,7 @@ impl Api {
                     500,
                     "",
                     format!(
-                        "failed to create typed patch object ({}/{name}; {gvk}): .{f}: field not declared in schema",
+                        "failed to create typed patch object ({}/{name}; {gvk}): {problem}",
                         if rt.namespaced { ns } else { "" }
                     ),
                 ));

@@ -402,6 +402,71 @@ fn merge_at<'a>(live: &Value, applied: &'a Value, shape: Shape, names: &mut Vec<
     }
 }
 
+/// The first list-map key or set value that occurs twice in `v`, in structured-merge-diff's
+/// words (`.spec.containers: duplicate entries for key [name="a"]`); server-side apply
+/// refuses such configurations.
+pub fn find_duplicates(v: &Value, shape: Shape) -> Option<String> {
+    let mut names = Vec::new();
+    dup_at(v, shape, &mut names, String::new())
+}
+
+fn dup_at<'a>(
+    v: &'a Value,
+    shape: Shape,
+    names: &mut Vec<&'a str>,
+    path: String,
+) -> Option<String> {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                names.push(k.as_str());
+                let found = dup_at(child, shape, names, format!("{path}.{k}"));
+                names.pop();
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        Value::Array(items) => {
+            match shape.list_type(names) {
+                ListType::Map(keys) => {
+                    let mut seen = Vec::new();
+                    for it in items {
+                        let k = item_key(it, &keys);
+                        if seen.contains(&k) {
+                            let shown: Vec<String> = keys
+                                .iter()
+                                .filter_map(|key| it.get(key).map(|v| format!("{key}={v}")))
+                                .collect();
+                            return Some(format!(
+                                "{path}: duplicate entries for key [{}]",
+                                shown.join(",")
+                            ));
+                        }
+                        seen.push(k);
+                    }
+                }
+                ListType::Set => {
+                    for (i, it) in items.iter().enumerate() {
+                        if items[..i].contains(it) {
+                            return Some(format!("{path}: duplicate entries for key [={it}]"));
+                        }
+                    }
+                }
+                ListType::Atomic => return None,
+            }
+            for it in items {
+                if let Some(found) = dup_at(it, shape, names, format!("{path}[]")) {
+                    return Some(found);
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
 /// Removes the member paths of `set` from an object (fields a manager stopped applying).
 pub fn remove_fields(v: &mut Value, set: &FieldSet) {
     for (k, c) in &set.children {
@@ -480,6 +545,17 @@ mod tests {
     }
 
     #[test]
+    fn duplicates_are_found() {
+        let v = json!({"spec": {"containers": [{"name": "a"}, {"name": "b", "env": [{"name": "X"}, {"name": "X"}]}]}});
+        assert_eq!(
+            find_duplicates(&v, B).as_deref(),
+            Some(".spec.containers[].env: duplicate entries for key [name=\"X\"]")
+        );
+        assert!(find_duplicates(&json!({"spec": {"args": ["a", "a"]}}), B).is_none());
+        assert!(find_duplicates(&json!({"metadata": {"finalizers": ["a", "a"]}}), B).is_some());
+    }
+
+    #[test]
     fn changes_are_leaf_precise() {
         let old = json!({"a": {"b": 1, "c": 2}});
         let new = json!({"a": {"b": 1, "c": 3, "d": 4}});
@@ -487,5 +563,84 @@ mod tests {
             changed_fields(Some(&old), &new, B).paths(),
             vec![".a.c", ".a.d"]
         );
+    }
+
+    /// Random objects with built-in list types; `min` items in every list and map.
+    fn arb_object_min(min: usize) -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let scalar = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-5i64..5).prop_map(Value::from),
+            "[a-c]{0,2}".prop_map(Value::from),
+        ];
+        let container = (
+            prop::sample::select(vec!["a", "b", "c"]),
+            "[x-z]{1,2}",
+            prop::option::of("[a-c]"),
+        )
+            .prop_map(|(n, img, tag)| {
+                let mut c = json!({"name": n, "image": img});
+                if let Some(t) = tag {
+                    c["env"] = json!([{"name": t, "value": "v"}]);
+                }
+                c
+            });
+        (
+            prop::collection::vec(container, min..4),
+            prop::collection::btree_set("[a-c]", min..3),
+            prop::collection::btree_map("[a-c]", scalar.clone(), min..3),
+            prop::collection::vec(scalar, min..3),
+        )
+            .prop_map(|(cs, fins, labels, args)| {
+                let mut seen = std::collections::BTreeSet::new();
+                let cs: Vec<Value> = cs
+                    .into_iter()
+                    .filter(|c| seen.insert(c["name"].to_string()))
+                    .collect();
+                json!({
+                    "metadata": {"finalizers": fins.into_iter().collect::<Vec<_>>(), "labels": labels},
+                    "spec": {"containers": cs, "args": args},
+                })
+            })
+    }
+
+    fn arb_object() -> impl proptest::strategy::Strategy<Value = Value> {
+        arb_object_min(0)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn field_sets_round_trip_through_fields_v1(o in arb_object()) {
+            let fs = fields_of(&o, B);
+            proptest::prop_assert_eq!(FieldSet::from_fields_v1(&fs.to_fields_v1()), Some(fs));
+        }
+
+        #[test]
+        fn merging_an_object_into_itself_changes_nothing(o in arb_object()) {
+            let m = merge(&o, &o, B);
+            proptest::prop_assert_eq!(&m, &o);
+            proptest::prop_assert!(changed_fields(Some(&o), &m, B).is_empty());
+        }
+
+        #[test]
+        fn applied_fields_survive_a_merge(live in arb_object(), applied in arb_object_min(1)) {
+            let m = merge(&live, &applied, B);
+            // Everything the applier set is present with the applied value (an applied empty
+            // map or list claims the field without removing others' entries, so the
+            // configurations here have none).
+            let set = fields_of(&applied, B);
+            proptest::prop_assert!(changed_fields(Some(&m), &applied, B).intersection(&set).is_empty());
+        }
+
+        #[test]
+        fn set_algebra_laws(a in arb_object(), b in arb_object()) {
+            let (x, y) = (fields_of(&a, B), fields_of(&b, B));
+            proptest::prop_assert!(x.difference(&y).intersection(&y).is_empty());
+            proptest::prop_assert_eq!(x.union(&y).intersection(&x), x.clone());
+            proptest::prop_assert_eq!(x.intersection(&y), y.intersection(&x));
+        }
     }
 }

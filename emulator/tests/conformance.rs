@@ -2242,3 +2242,20 @@ async fn tls_with_token() {
         .await
         .expect("https with the kubeconfig's CA and token");
 }
+
+#[tokio::test]
+async fn server_side_apply_refuses_duplicate_keys() {
+    let c = Cluster::new().await;
+    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let mut d = deployment("web", "nginx:1");
+    d["spec"]["template"]["spec"]["containers"] =
+        json!([{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]);
+    let (code, _, msg) = api_err(
+        api.patch("web", &PatchParams::apply("m"), &Patch::Apply(d))
+            .await
+            .unwrap_err(),
+    );
+    // Kubernetes answers 500 for typed-patch failures (kubernetes#139253).
+    assert!(code == 500 || code == 400, "{code}");
+    assert!(msg.contains("duplicate entries for key"), "{msg}");
+}

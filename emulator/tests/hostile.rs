@@ -46,7 +46,7 @@ fn check(code: u16, body: &[u8], what: &str) {
     // Kubernetes itself answers 504 to a list at a resourceVersion from the future, and 500
     // to server-side apply of undeclared fields (kubernetes#139253).
     let future_rv = code == 504 && text.contains("Too large resource version");
-    let undeclared = code == 500 && text.contains("field not declared in schema");
+    let undeclared = code == 500 && text.contains("failed to create typed patch object");
     assert!(
         code < 500 || future_rv || undeclared,
         "{what}: got {code}: {text}"
