@@ -1767,10 +1767,18 @@ impl Api {
             ("", "configmaps") => {
                 string_map("data", errs);
                 string_map("binaryData", errs);
+                let size =
+                    map_bytes(obj.get("data"), false) + map_bytes(obj.get("binaryData"), true);
+                if size > MAX_DATA_BYTES {
+                    errs.push(Cause::too_long("", "must have at most 1048576 bytes"));
+                }
             }
             ("", "secrets") => {
                 string_map("data", errs);
                 string_map("stringData", errs);
+                if map_bytes(obj.get("data"), true) > MAX_DATA_BYTES {
+                    errs.push(Cause::too_long("data", "must have at most 1048576 bytes"));
+                }
             }
             ("apps", "deployments")
             | ("apps", "replicasets")
@@ -2250,6 +2258,26 @@ impl Api {
             "items": items,
         }))
     }
+}
+
+/// Kubernetes' limit on the data of one ConfigMap or Secret.
+const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// Bytes of a string map's values (decoded when they are base64), as Kubernetes counts them.
+fn map_bytes(v: Option<&Value>, base64: bool) -> usize {
+    let Some(Value::Object(m)) = v else { return 0 };
+    m.iter()
+        .map(|(_, v)| {
+            v.as_str().map_or(0, |s| {
+                if base64 {
+                    (s.len() / 4 * 3)
+                        .saturating_sub(s.bytes().rev().take_while(|b| *b == b'=').count())
+                } else {
+                    s.len()
+                }
+            })
+        })
+        .sum()
 }
 
 /// Fields Kubernetes refuses to change after creation.

@@ -2259,3 +2259,20 @@ async fn server_side_apply_refuses_duplicate_keys() {
     assert!(code == 500 || code == 400, "{code}");
     assert!(msg.contains("duplicate entries for key"), "{msg}");
 }
+
+#[tokio::test]
+async fn configmaps_hold_at_most_one_mebibyte() {
+    let c = Cluster::new().await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let fits = "x".repeat(1024 * 1024 - 10);
+    api.create(&PostParams::default(), &cm("fits", json!({"blob": fits})))
+        .await
+        .expect("just under 1 MiB");
+    let big = "x".repeat(1024 * 1024 + 1);
+    let (code, reason, _) = api_err(
+        api.create(&PostParams::default(), &cm("big", json!({"blob": big})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+}
