@@ -7,8 +7,10 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod migration;
 
 pub use app::*;
+pub use migration::*;
 
 /// API group of every custom resource here.
 pub const GROUP: &str = "portfolio.dev";
