@@ -1,0 +1,1 @@
+//! Built-in migration strategy: runs flyway as Kubernetes Jobs.

@@ -1,0 +1,1 @@
+//! Built-in migration strategy: runs liquibase as Kubernetes Jobs.
