@@ -1,0 +1,356 @@
+//! What Kubernetes does per built-in type beyond the schema: defaults, Go-side validation
+//! and immutable fields.
+
+use super::*;
+
+impl Api {
+    pub(super) fn type_defaults(
+        &self,
+        rt: &ResourceType,
+        old: Option<&Value>,
+        new: &mut Value,
+        rv: u64,
+    ) {
+        let key = (rt.group.as_str(), rt.resource.as_str());
+        if key == ("", "namespaces") {
+            if old.is_none() {
+                new["status"] = json!({"phase": "Active"});
+                if new.get("spec").and_then(|s| s.get("finalizers")).is_none() {
+                    new["spec"] = json!({"finalizers": ["kubernetes"]});
+                }
+            }
+            // Kubernetes always keeps this label equal to the name.
+            let name = name_of(new);
+            let labels = meta_mut(new).entry("labels").or_insert_with(|| json!({}));
+            if labels.is_object() {
+                labels["kubernetes.io/metadata.name"] = json!(name);
+            }
+        } else if key == ("", "pods") && old.is_none() {
+            new["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        } else if matches!(
+            key,
+            ("apps", "deployments" | "replicasets" | "statefulsets")
+        ) && new.get("spec").is_some_and(Value::is_object)
+            && get_path(new, ".spec.replicas").is_none()
+        {
+            set_path(new, ".spec.replicas", json!(1));
+        } else if key == ("", "secrets") {
+            if new.get("type").is_none() {
+                new["type"] = json!("Opaque");
+            }
+            // stringData is write-only: Kubernetes merges it into data, base64-encoded.
+            let string_data = new.get("stringData").is_some_and(Value::is_object);
+            if string_data
+                && let Some(Value::Object(sd)) =
+                    new.as_object_mut().and_then(|m| m.remove("stringData"))
+            {
+                if !new["data"].is_object() {
+                    new["data"] = json!({});
+                }
+                for (k, v) in sd {
+                    let text = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
+                    new["data"][k] = json!(crate::protobuf::base64(text.as_bytes()));
+                }
+            }
+        } else if key == ("", "services") && new.get("spec").is_some_and(Value::is_object) {
+            service_defaults(old, new, rv);
+        } else if key == ("batch", "jobs")
+            && old.is_none()
+            && new.get("spec").is_some_and(Value::is_object)
+        {
+            job_defaults(new);
+        }
+    }
+
+    pub(super) fn type_validation(
+        &self,
+        rt: &ResourceType,
+        old: Option<&Value>,
+        obj: &Value,
+        errs: &mut Vec<Cause>,
+    ) {
+        if let Some(old) = old {
+            immutable_fields(rt, old, obj, errs);
+        }
+        let string_map = |field: &str, errs: &mut Vec<Cause>| {
+            if let Some(v) = obj.get(field) {
+                match v {
+                    Value::Object(m) => {
+                        for (k, val) in m {
+                            if !val.is_string() {
+                                errs.push(Cause::invalid(
+                                    format!("{field}[{k}]"),
+                                    val,
+                                    "must be a string",
+                                ));
+                            }
+                        }
+                    }
+                    Value::Null => {}
+                    other => errs.push(Cause::invalid(field, other, "must be a map of strings")),
+                }
+            }
+        };
+        match (rt.group.as_str(), rt.resource.as_str()) {
+            ("", "configmaps") => {
+                string_map("data", errs);
+                string_map("binaryData", errs);
+                let size =
+                    map_bytes(obj.get("data"), false) + map_bytes(obj.get("binaryData"), true);
+                if size > MAX_DATA_BYTES {
+                    errs.push(Cause::too_long("", "must have at most 1048576 bytes"));
+                }
+            }
+            ("", "secrets") => {
+                string_map("data", errs);
+                string_map("stringData", errs);
+                if map_bytes(obj.get("data"), true) > MAX_DATA_BYTES {
+                    errs.push(Cause::too_long("data", "must have at most 1048576 bytes"));
+                }
+            }
+            ("apps", "deployments")
+            | ("apps", "replicasets")
+            | ("apps", "statefulsets")
+            | ("apps", "daemonsets") => {
+                let Some(sel) = get_path(obj, ".spec.selector") else {
+                    errs.push(Cause::required("spec.selector", ""));
+                    return;
+                };
+                match LabelSelector::from_object(sel) {
+                    Ok(s) if s.is_empty() => errs.push(Cause::invalid(
+                        "spec.selector",
+                        sel,
+                        "empty selector is invalid for deployment",
+                    )),
+                    Ok(s) => {
+                        let tmpl = json!({"metadata": {"labels": get_path(obj, ".spec.template.metadata.labels").cloned().unwrap_or(json!({}))}});
+                        if !s.matches(&tmpl) {
+                            errs.push(Cause::invalid(
+                                "spec.template.metadata.labels",
+                                get_path(obj, ".spec.template.metadata.labels")
+                                    .unwrap_or(&Value::Null),
+                                "`selector` does not match template `labels`",
+                            ));
+                        }
+                    }
+                    Err(e) => errs.push(Cause::invalid("spec.selector", sel, &e)),
+                }
+                if let Some(r) = get_path(obj, ".spec.replicas")
+                    && r.as_i64().is_none_or(|r| r < 0)
+                {
+                    errs.push(Cause::invalid(
+                        "spec.replicas",
+                        r,
+                        "must be greater than or equal to 0",
+                    ));
+                }
+                validate_pod_spec(obj, ".spec.template.spec", "spec.template.spec", errs);
+            }
+            ("batch", "jobs") => {
+                validate_pod_spec(obj, ".spec.template.spec", "spec.template.spec", errs);
+                let rp = get_path(obj, ".spec.template.spec.restartPolicy");
+                if !matches!(rp.and_then(Value::as_str), Some("Never" | "OnFailure")) {
+                    errs.push(Cause::not_supported(
+                        "spec.template.spec.restartPolicy",
+                        rp.unwrap_or(&json!("Always")),
+                        &[json!("OnFailure"), json!("Never")],
+                    ));
+                }
+            }
+            ("", "pods") => validate_pod_spec(obj, ".spec", "spec", errs),
+            _ => {}
+        }
+    }
+}
+
+/// Kubernetes' limit on the data of one ConfigMap or Secret.
+const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// Bytes of a string map's values (decoded when they are base64), as Kubernetes counts them.
+fn map_bytes(v: Option<&Value>, base64: bool) -> usize {
+    let Some(Value::Object(m)) = v else { return 0 };
+    m.iter()
+        .map(|(_, v)| {
+            v.as_str().map_or(0, |s| {
+                if base64 {
+                    (s.len() / 4 * 3)
+                        .saturating_sub(s.bytes().rev().take_while(|b| *b == b'=').count())
+                } else {
+                    s.len()
+                }
+            })
+        })
+        .sum()
+}
+
+/// Fields Kubernetes refuses to change after creation.
+fn immutable_fields(rt: &ResourceType, old: &Value, new: &Value, errs: &mut Vec<Cause>) {
+    let mut frozen = |path: &str, field: &str| {
+        let (a, b) = (get_path(old, path), get_path(new, path));
+        if a.is_some() && a != b {
+            errs.push(Cause::invalid(
+                field,
+                b.unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
+        }
+    };
+    match (rt.group.as_str(), rt.resource.as_str()) {
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
+            frozen(".spec.selector", "spec.selector")
+        }
+        ("batch", "jobs") => {
+            frozen(".spec.selector", "spec.selector");
+            frozen(".spec.completions", "spec.completions");
+            if get_path(old, ".spec.suspend") != Some(&json!(true)) {
+                frozen(".spec.template", "spec.template");
+            }
+        }
+        ("", "services") => frozen(".spec.clusterIP", "spec.clusterIP"),
+        ("", "configmaps" | "secrets") if old.get("immutable") == Some(&json!(true)) => {
+            for f in ["data", "binaryData", "stringData"] {
+                if old.get(f) != new.get(f) {
+                    errs.push(Cause::forbidden(
+                        f,
+                        "field is immutable when `immutable` is set",
+                    ));
+                }
+            }
+            if new.get("immutable") != Some(&json!(true)) {
+                errs.push(Cause::forbidden(
+                    "immutable",
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Service defaults Kubernetes applies: type, session affinity, a cluster IP, port protocol
+/// and target port.
+fn service_defaults(old: Option<&Value>, new: &mut Value, rv: u64) {
+    let spec = &mut new["spec"];
+    if spec.get("type").is_none() {
+        spec["type"] = json!("ClusterIP");
+    }
+    if spec.get("sessionAffinity").is_none() {
+        spec["sessionAffinity"] = json!("None");
+    }
+    let external = spec.get("type") == Some(&json!("ExternalName"));
+    if !external
+        && spec
+            .get("clusterIP")
+            .is_none_or(|ip| ip.as_str() == Some(""))
+    {
+        match old.and_then(|o| get_path(o, ".spec.clusterIP")) {
+            Some(ip) => spec["clusterIP"] = ip.clone(),
+            None => {
+                // A deterministic address, unique per service, from the resourceVersion counter.
+                let n = rv;
+                let ip = format!("10.96.{}.{}", (n / 250) % 256, n % 250 + 2);
+                spec["clusterIP"] = json!(ip);
+            }
+        }
+    }
+    if let Some(ip) = spec.get("clusterIP").cloned()
+        && spec.get("clusterIPs").is_none()
+        && ip.as_str().is_some_and(|s| !s.is_empty())
+    {
+        spec["clusterIPs"] = json!([ip]);
+    }
+    if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+        for p in ports.iter_mut().filter(|p| p.is_object()) {
+            if p.get("protocol").is_none() {
+                p["protocol"] = json!("TCP");
+            }
+            if p.get("targetPort").is_none()
+                && let Some(port) = p.get("port").cloned()
+            {
+                p["targetPort"] = port;
+            }
+        }
+    }
+}
+
+/// Job defaults Kubernetes applies at creation: counts, and the selector and labels that tie
+/// the Job to its pods.
+fn job_defaults(new: &mut Value) {
+    let uid = meta_str(new, "uid").unwrap_or_default().to_string();
+    let name = name_of(new);
+    let spec = &mut new["spec"];
+    for (k, v) in [
+        ("parallelism", json!(1)),
+        ("backoffLimit", json!(6)),
+        ("completionMode", json!("NonIndexed")),
+        ("suspend", json!(false)),
+    ] {
+        if spec.get(k).is_none() {
+            spec[k] = v;
+        }
+    }
+    if spec.get("completions").is_none() && spec.get("parallelism") == Some(&json!(1)) {
+        spec["completions"] = json!(1);
+    }
+    if spec.get("manualSelector") != Some(&json!(true)) && spec.get("selector").is_none() {
+        spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+        let labels = json!({
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        });
+        let tmpl = &mut spec["template"];
+        if tmpl.is_object() {
+            if !tmpl["metadata"].is_object() {
+                tmpl["metadata"] = json!({});
+            }
+            if !tmpl["metadata"]["labels"].is_object() {
+                tmpl["metadata"]["labels"] = json!({});
+            }
+            if let (Some(m), Value::Object(add)) =
+                (tmpl["metadata"]["labels"].as_object_mut(), labels)
+            {
+                m.extend(add);
+            }
+        }
+    }
+}
+
+fn validate_pod_spec(obj: &Value, path: &str, field: &str, errs: &mut Vec<Cause>) {
+    let Some(spec) = get_path(obj, path) else {
+        errs.push(Cause::required(field, ""));
+        return;
+    };
+    match spec.get("containers").and_then(Value::as_array) {
+        Some(cs) if !cs.is_empty() => {
+            let mut names = Vec::new();
+            for (i, c) in cs.iter().enumerate() {
+                let n = c.get("name").and_then(Value::as_str).unwrap_or_default();
+                if n.is_empty() {
+                    errs.push(Cause::required(format!("{field}.containers[{i}].name"), ""));
+                } else if names.contains(&n) {
+                    errs.push(Cause::new(
+                        "FieldValueDuplicate",
+                        format!("{field}.containers[{i}].name"),
+                        format!("Duplicate value: \"{n}\""),
+                    ));
+                }
+                names.push(n);
+                if c.get("image")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    errs.push(Cause::required(
+                        format!("{field}.containers[{i}].image"),
+                        "",
+                    ));
+                }
+            }
+        }
+        _ => errs.push(Cause::required(format!("{field}.containers"), "")),
+    }
+}
