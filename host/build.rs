@@ -13,6 +13,10 @@ use std::process::Command;
 /// Components embedded in the operator.
 const BUILTINS: &[&str] = &["deployment_generator.wasm"];
 
+/// Packages of the plugins workspace to build: the built-ins, and the
+/// components the tests load.
+const PACKAGES: &[&str] = &["deployment-generator", "hostile", "future-minor"];
+
 /// Environment that cargo sets for this build script and that must not leak
 /// into the nested build (it would retarget, re-flag or re-wrap it).
 const CLEARED_PREFIXES: &[&str] = &[
