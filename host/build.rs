@@ -79,13 +79,8 @@ fn build() -> Result<(), String> {
     let mut command = Command::new(cargo);
     command
         .current_dir(&plugins)
-        .args([
-            "build",
-            "--release",
-            "--workspace",
-            "--target",
-            "wasm32-wasip2",
-        ])
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .args(PACKAGES.iter().flat_map(|package| ["-p", package]))
         .arg("--target-dir")
         .arg(&target_dir);
     for (key, _) in env::vars_os() {
