@@ -544,6 +544,11 @@ impl Api {
         let inner = self.store.lock();
         let at = match (start_rv, o.resource_version_match.as_deref(), parsed_rv) {
             (Some(rv), _, _) => Some(rv),
+            (None, Some("Exact"), Some(0)) => {
+                return Err(ApiError::bad_request(
+                    "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
             (None, Some("Exact"), Some(rv)) => Some(rv),
             (None, Some("Exact"), None) => {
                 return Err(ApiError::bad_request(

@@ -1766,6 +1766,30 @@ async fn list_resource_version_semantics() {
         .collect();
     assert_eq!(names, vec!["a"]);
     assert_eq!(l.metadata.resource_version.as_deref(), Some(rv.as_str()));
+    let (code, _) = c
+        .raw(
+            "GET",
+            &format!(
+                "/api/v1/namespaces/{}/configmaps?resourceVersion=0&resourceVersionMatch=Exact",
+                c.ns
+            ),
+            "",
+            vec![],
+        )
+        .await;
+    assert_eq!(code, 400);
+    let (code, _) = c
+        .raw(
+            "GET",
+            &format!(
+                "/api/v1/namespaces/{}/configmaps?resourceVersionMatch=Exact",
+                c.ns
+            ),
+            "",
+            vec![],
+        )
+        .await;
+    assert_eq!(code, 400);
 }
 
 #[tokio::test]
