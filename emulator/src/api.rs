@@ -156,6 +156,9 @@ pub struct Filter {
     namespace: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
+    /// Events at or before this resourceVersion are not delivered (a watch from a version
+    /// the store has not reached yet starts once it is reached, as in Kubernetes).
+    after: u64,
 }
 
 impl Filter {
@@ -165,7 +168,7 @@ impl Filter {
 
     /// What a watcher of this filter receives for a store event, if anything.
     pub fn apply(&self, e: &Event) -> Option<WatchItem> {
-        if e.storage != self.rt.storage {
+        if e.storage != self.rt.storage || e.rv <= self.after {
             return None;
         }
         if self.namespace.as_ref().is_some_and(|ns| *ns != e.namespace) {
@@ -522,6 +525,7 @@ impl Api {
             namespace: ns.map(str::to_string),
             labels,
             fields,
+            after: 0,
         })
     }
 
@@ -646,7 +650,7 @@ impl Api {
         ns: Option<&str>,
         o: &ListOptions,
     ) -> Result<(Watch, Filter), ApiError> {
-        let filter = self.filter(rt, ns, o)?;
+        let mut filter = self.filter(rt, ns, o)?;
         let rv = parse_rv(o.resource_version.as_deref())?;
         let send_initial = o.send_initial_events.unwrap_or(false);
         if send_initial && !o.allow_bookmarks {
@@ -690,6 +694,7 @@ impl Api {
                 .collect()
         } else {
             let from = rv.unwrap_or(current);
+            filter.after = from;
             match inner.events_since(from) {
                 Some(events) => events.iter().filter_map(|e| filter.apply(e)).collect(),
                 None => vec![WatchItem {

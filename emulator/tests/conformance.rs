@@ -2300,3 +2300,24 @@ async fn configmaps_hold_at_most_one_mebibyte() {
     );
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
 }
+
+#[tokio::test]
+async fn watch_from_a_future_version_starts_there() {
+    let c = Cluster::new().await;
+    emulator_only!(c);
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let a = api_create(&c, "a").await;
+    let rv: u64 = a.metadata.resource_version.unwrap().parse().unwrap();
+    let mut s = api
+        .watch(&WatchParams::default().timeout(60), &(rv + 2).to_string())
+        .await
+        .unwrap()
+        .boxed();
+    for n in ["b", "c", "d"] {
+        api_create(&c, n).await;
+    }
+    match s.try_next().await.unwrap().unwrap() {
+        WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("d")),
+        other => panic!("{other:?}"),
+    }
+}
