@@ -70,7 +70,13 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     F.get_or_init(|| {
-        let emu = emulator::Emulator::start().expect("emulator");
+        // A static fixture is never dropped, so its kubeconfig goes to cargo's scratch
+        // directory for integration tests (overwritten each run) rather than a temp file.
+        let kubeconfig = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile.kubeconfig");
+        let emu = emulator::Emulator::builder()
+            .kubeconfig(kubeconfig)
+            .start()
+            .expect("emulator");
         let crd = json!({
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": "things.fuzz.example.com"},
