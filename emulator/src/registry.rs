@@ -408,7 +408,8 @@ impl Registry {
         groups
             .into_iter()
             .map(|(g, mut vs)| {
-                vs.sort_by(|a, b| b.0.cmp(&a.0).then(version_priority(&a.1, &b.1)));
+                // Kubernetes prefers the highest-priority served version, not the storage one.
+                vs.sort_by(|a, b| version_priority(&a.1, &b.1));
                 (g, vs.into_iter().map(|(_, v)| v).collect())
             })
             .collect()
@@ -500,6 +501,26 @@ mod tests {
         assert!(r.get("apps", "v1", "deployments").is_some_and(|t| t.status));
         assert!(r.by_kind("v1", "ConfigMap").is_some());
         assert!(r.groups().iter().any(|(g, _)| g == "batch"));
+    }
+
+    #[test]
+    fn preferred_version_is_the_highest_priority_one() {
+        let mut r = Registry::builtin();
+        let mut a = (*r.get("apps", "v1", "deployments").unwrap()).clone();
+        a.group = "example.com".into();
+        a.version = "v1beta1".into();
+        a.preferred = true;
+        let mut b = a.clone();
+        b.version = "v1".into();
+        b.preferred = false;
+        r.insert(a);
+        r.insert(b);
+        let (_, vs) = r
+            .groups()
+            .into_iter()
+            .find(|(g, _)| g == "example.com")
+            .unwrap();
+        assert_eq!(vs, vec!["v1", "v1beta1"]);
     }
 
     #[test]
