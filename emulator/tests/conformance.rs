@@ -2321,3 +2321,50 @@ async fn watch_from_a_future_version_starts_there() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn deployment_and_pod_template_defaults() {
+    let c = Cluster::new().await;
+    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let mut d = deployment("web", "nginx:1");
+    d["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80}]);
+    d["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "side", "image": "busybox"}));
+    let o = api
+        .create(&PostParams::default(), &serde_json::from_value(d).unwrap())
+        .await
+        .unwrap();
+    let spec = o.spec.unwrap();
+    assert_eq!(spec.revision_history_limit, Some(10));
+    assert_eq!(spec.progress_deadline_seconds, Some(600));
+    let strategy = spec.strategy.unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    let ru = strategy.rolling_update.unwrap();
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    assert_eq!(ru.max_surge, Some(IntOrString::String("25%".into())));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirst"));
+    assert_eq!(pod.termination_grace_period_seconds, Some(30));
+    assert_eq!(
+        pod.containers[0].image_pull_policy.as_deref(),
+        Some("IfNotPresent")
+    );
+    assert_eq!(
+        pod.containers[1].image_pull_policy.as_deref(),
+        Some("Always"),
+        "untagged image"
+    );
+    assert_eq!(
+        pod.containers[0].termination_message_path.as_deref(),
+        Some("/dev/termination-log")
+    );
+    assert_eq!(
+        pod.containers[0].ports.as_ref().unwrap()[0]
+            .protocol
+            .as_deref(),
+        Some("TCP")
+    );
+}

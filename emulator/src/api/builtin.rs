@@ -63,6 +63,21 @@ impl Api {
         {
             job_defaults(new);
         }
+        let pod_spec = match key {
+            ("", "pods") => Some(("/spec", true)),
+            ("apps", _) => Some(("/spec/template/spec", true)),
+            ("batch", "jobs") => Some(("/spec/template/spec", false)),
+            ("batch", "cronjobs") => Some(("/spec/jobTemplate/spec/template/spec", false)),
+            _ => None,
+        };
+        if let Some((path, restart_always)) = pod_spec
+            && let Some(spec) = new.pointer_mut(path)
+        {
+            pod_spec_defaults(spec, restart_always);
+        }
+        if key == ("apps", "deployments") && new.get("spec").is_some_and(Value::is_object) {
+            deployment_defaults(&mut new["spec"]);
+        }
     }
 
     pub(super) fn type_validation(
@@ -240,6 +255,17 @@ fn service_defaults(old: Option<&Value>, new: &mut Value, rv: u64) {
     if spec.get("sessionAffinity").is_none() {
         spec["sessionAffinity"] = json!("None");
     }
+    if spec.get("type") != Some(&json!("ExternalName")) {
+        if spec.get("ipFamilies").is_none() {
+            spec["ipFamilies"] = json!(["IPv4"]);
+        }
+        if spec.get("ipFamilyPolicy").is_none() {
+            spec["ipFamilyPolicy"] = json!("SingleStack");
+        }
+        if spec.get("internalTrafficPolicy").is_none() {
+            spec["internalTrafficPolicy"] = json!("Cluster");
+        }
+    }
     let external = spec.get("type") == Some(&json!("ExternalName"));
     if !external
         && spec
@@ -271,6 +297,70 @@ fn service_defaults(old: Option<&Value>, new: &mut Value, rv: u64) {
                 && let Some(port) = p.get("port").cloned()
             {
                 p["targetPort"] = port;
+            }
+        }
+    }
+}
+
+/// Inserts `v` at `key` unless the key is present.
+fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
+    if !m.contains_key(key) {
+        m.insert(key.to_string(), v);
+    }
+}
+
+/// Pod spec defaults Kubernetes applies to pods and pod templates.
+fn pod_spec_defaults(spec: &mut Value, restart_always: bool) {
+    let Value::Object(m) = spec else { return };
+    if restart_always {
+        set_default(m, "restartPolicy", json!("Always"));
+    }
+    set_default(m, "terminationGracePeriodSeconds", json!(30));
+    set_default(m, "dnsPolicy", json!("ClusterFirst"));
+    set_default(m, "securityContext", json!({}));
+    set_default(m, "schedulerName", json!("default-scheduler"));
+    for list in ["initContainers", "containers"] {
+        let Some(Value::Array(cs)) = m.get_mut(list) else {
+            continue;
+        };
+        for c in cs {
+            let Value::Object(c) = c else { continue };
+            let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+            let last = image.rsplit('/').next().unwrap_or_default();
+            let policy = if image.contains('@') {
+                "IfNotPresent"
+            } else {
+                match last.rsplit_once(':') {
+                    Some((_, "latest")) | None => "Always",
+                    Some(_) => "IfNotPresent",
+                }
+            };
+            set_default(c, "imagePullPolicy", json!(policy));
+            set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+            set_default(c, "terminationMessagePolicy", json!("File"));
+            set_default(c, "resources", json!({}));
+            if let Some(Value::Array(ports)) = c.get_mut("ports") {
+                for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                    set_default(p, "protocol", json!("TCP"));
+                }
+            }
+        }
+    }
+}
+
+/// Deployment defaults: rolling update of 25 %, ten old ReplicaSets, a 600 s deadline.
+fn deployment_defaults(spec: &mut Value) {
+    let Value::Object(m) = spec else { return };
+    set_default(m, "revisionHistoryLimit", json!(10));
+    set_default(m, "progressDeadlineSeconds", json!(600));
+    set_default(m, "strategy", json!({"type": "RollingUpdate"}));
+    if let Some(Value::Object(st)) = m.get_mut("strategy") {
+        set_default(st, "type", json!("RollingUpdate"));
+        if st.get("type") == Some(&json!("RollingUpdate")) {
+            set_default(st, "rollingUpdate", json!({}));
+            if let Some(Value::Object(ru)) = st.get_mut("rollingUpdate") {
+                set_default(ru, "maxUnavailable", json!("25%"));
+                set_default(ru, "maxSurge", json!("25%"));
             }
         }
     }
