@@ -4,13 +4,21 @@
 //! plugins share them with the operator. The `kube` feature adds the
 //! `CustomResource` wrappers, status types and JSON schemas the operator needs.
 
+// Without the operator's `kube` feature the types need only `alloc`, so
+// plugins can be `no_std` (smaller, and free of WASI imports).
+#![cfg_attr(not(any(feature = "kube", test)), no_std)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
 pub mod app;
+pub mod json_path;
 pub mod migration;
+pub mod raw;
 
 pub use app::*;
 pub use migration::*;
+pub use raw::RawJson;
 
 /// API group of every custom resource here.
 pub const GROUP: &str = "portfolio.dev";

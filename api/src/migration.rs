@@ -1,7 +1,13 @@
 //! `DatabaseMigration`: a schema migration run by Flyway or Liquibase as Kubernetes Jobs,
 //! ordered with an app's rollout (expand before it, contract after it).
 
-use std::collections::BTreeMap;
+// kube's `printcolumn(name = …, type_ = …)` repeats keys by design.
+#![allow(clippy::duplicated_attributes)]
+
+use alloc::borrow::ToOwned;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 

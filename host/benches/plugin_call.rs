@@ -119,7 +119,8 @@ fn main() {
     let native = wanted("native").then(|| {
         measure(samples, || {
             black_box(
-                deployment_generator::generate("shop", black_box(&spec_text)).expect("generate"),
+                deployment_generator::generate("shop", black_box(&spec_text), "{}")
+                    .expect("generate"),
             );
         })
     });
@@ -138,7 +139,7 @@ fn main() {
                     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let name = request["name"].as_str().unwrap_or_default().to_owned();
                     let spec = request["spec"].to_string();
-                    match deployment_generator::generate(&name, &spec) {
+                    match deployment_generator::generate(&name, &spec, "{}") {
                         Ok(objects) => format!("{{\"objects\":[{}]}}", objects.join(",")),
                         Err(invalid) => json!({"error": invalid.message}).to_string(),
                     }

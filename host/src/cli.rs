@@ -34,6 +34,8 @@ enum Command {
     /// Print the objects the plugins produce for each PortfolioApp in the files,
     /// exactly as the operator would apply them (no cluster needed).
     Render(RenderArgs),
+    /// Print the CustomResourceDefinitions of PortfolioApp and DatabaseMigration.
+    Crd,
     /// Work with plugin components.
     Plugin {
         #[command(subcommand)]
@@ -211,6 +213,7 @@ pub fn init_logging(cli: &Cli) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Render(args) => render(args).await,
+        Command::Crd => crd(),
         Command::Plugin {
             command: PluginCommand::Inspect(args),
         } => inspect(args).await,
@@ -244,6 +247,18 @@ async fn render(args: RenderArgs) -> anyhow::Result<()> {
         OutputFormat::Json => to_json(&objects),
     }
     .map_err(|e| anyhow::anyhow!("cannot format the objects: {e}"))?;
+    write_stdout(&text)
+}
+
+fn crd() -> anyhow::Result<()> {
+    let mut text = String::new();
+    for crd in portfolio_operator::crds::all() {
+        text.push_str("---\n");
+        text.push_str(
+            &portfolio_operator::crds::to_yaml(&crd)
+                .map_err(|e| anyhow::anyhow!("cannot format the CRDs: {e}"))?,
+        );
+    }
     write_stdout(&text)
 }
 

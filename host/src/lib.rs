@@ -5,11 +5,12 @@
 //! [`registry`] resolves plugin references across sources (built-ins, a
 //! directory), [`policy`] decides what a plugin may create, [`decorate`] adds
 //! what the operator owns (labels, owner references), and [`render`] ties
-//! them together offline.
+//! them together offline. [`crds`] holds the CustomResourceDefinitions.
 
 #![warn(missing_docs)]
 
 pub mod builtin;
+pub mod crds;
 pub mod decorate;
 pub mod plugin;
 pub mod policy;

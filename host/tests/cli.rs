@@ -84,8 +84,23 @@ fn golden(name: &str) {
 }
 
 #[test]
-fn render_sample_app_matches_expected_output() {
-    golden("sample-app");
+fn every_example_renders_to_its_expected_output() {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("examples"))
+        .expect("examples")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .map(|path| {
+            path.file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert!(names.contains(&"sample-app".to_owned()));
+    for name in names {
+        golden(&name);
+    }
 }
 
 #[test]
@@ -100,7 +115,10 @@ fn render_prints_a_deployment_a_service_and_a_config_map() {
         .iter()
         .map(|item| item["kind"].as_str().expect("kind"))
         .collect();
-    assert_eq!(kinds, ["ConfigMap", "Deployment", "Service"]);
+    assert_eq!(
+        kinds,
+        ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget"]
+    );
     for item in list["items"].as_array().expect("items") {
         let labels = &item["metadata"]["labels"];
         assert_eq!(labels["app.kubernetes.io/managed-by"], "portfolio-operator");
@@ -202,7 +220,7 @@ fn bad_input_gets_one_clear_message() {
     expect_error(
         &["render", "-f", &negative],
         &[
-            "neg.yaml, document 1 (PortfolioApp demo/shop): plugin deployment-generator@0.1.0: generate: invalid spec: spec.replicas: must be 0 or more, not -1",
+            "neg.yaml, document 1 (PortfolioApp demo/shop): plugin deployment-generator@0.1.0: generate: invalid spec: spec.replicas: must be between 0 and 1000, not -1",
         ],
     );
     let unknown = write(
@@ -324,8 +342,12 @@ fn plugin_inspect_describes_a_built_plugin() {
         "version:         0.1.0",
         "world:           generator (portfolio:plugin/generation@0.1.0)",
         &format!("digest:          {digest}"),
-        "kinds:           apps/v1 Deployment, v1 ConfigMap, v1 Service",
-        "settings schema: none",
+        "apps/v1 Deployment",
+        "v1 Service",
+        "v1 ConfigMap",
+        "autoscaling/v2 HorizontalPodAutoscaler",
+        "batch/v1 Job",
+        "\"allowedRegistries\"",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }

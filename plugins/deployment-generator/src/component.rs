@@ -4,11 +4,11 @@ use portfolio_plugin_sdk::{
     GenerateOutput, Generator, KindRef, PluginError, PluginInfo, ReconcileInput,
 };
 
-// Each call runs in a fresh instance whose memory is discarded afterwards,
-// so nothing is ever worth freeing.
-#[global_allocator]
-static ALLOC: portfolio_plugin_sdk::alloc::BumpAllocator =
-    portfolio_plugin_sdk::alloc::BumpAllocator::new();
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+portfolio_plugin_sdk::no_std_runtime!();
 
 struct DeploymentGenerator;
 
@@ -22,12 +22,12 @@ impl Generator for DeploymentGenerator {
                 .iter()
                 .map(|(api_version, kind)| KindRef::new(api_version, kind))
                 .collect(),
-            settings_schema: None,
+            settings_schema: Some(crate::SETTINGS_SCHEMA.to_owned()),
         }
     }
 
     fn generate(input: ReconcileInput) -> Result<GenerateOutput, PluginError> {
-        let objects = crate::generate(&input.meta.name, &input.spec)
+        let objects = crate::generate(&input.meta.name, &input.spec, &input.settings)
             .map_err(|invalid| PluginError::invalid(invalid.field, invalid.message))?;
         Ok(GenerateOutput {
             objects,
@@ -37,8 +37,9 @@ impl Generator for DeploymentGenerator {
         })
     }
 
-    fn finalize(_input: ReconcileInput) -> Result<Vec<String>, PluginError> {
-        Ok(Vec::new())
+    fn finalize(input: ReconcileInput) -> Result<Vec<String>, PluginError> {
+        crate::finalize(&input.meta.name, &input.spec, &input.settings)
+            .map_err(|invalid| PluginError::invalid(invalid.field, invalid.message))
     }
 }
 

@@ -1,31 +1,53 @@
-//! Built-in generator: turns a `PortfolioApp` into a Deployment, a Service and a ConfigMap.
+//! Built-in generator: turns a `PortfolioApp` into a Deployment, a Service, a
+//! ConfigMap, and — when the spec asks — a PersistentVolumeClaim, a
+//! HorizontalPodAutoscaler, a PodDisruptionBudget and a ServiceAccount; on
+//! deletion, a backup Job.
 //!
-//! The logic ([`generate`]) is plain Rust with no WebAssembly bindings, so the
-//! operator's benchmark can call it natively; the component glue in
-//! `component.rs` exists only when building for WebAssembly.
+//! The logic ([`generate`], [`finalize`]) is plain Rust with no WebAssembly
+//! bindings, so the operator's benchmark can call it natively; the component
+//! glue in `component.rs` exists only when building for WebAssembly.
 
-#[cfg(target_arch = "wasm32")]
+// no_std: no WASI imports at all, and a smaller component (see the SDK).
+#![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+#[cfg(all(target_arch = "wasm32", not(test)))]
 mod component;
 mod objects;
+mod settings;
 mod shapes;
 mod validate;
 
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use portfolio_api::PortfolioAppSpec;
+use serde::de::DeserializeOwned;
+
 pub use objects::CONFIG_HASH_ANNOTATION;
+pub use settings::{SCHEMA as SETTINGS_SCHEMA, Settings};
 
 /// Name under which this plugin registers.
 pub const NAME: &str = "deployment-generator";
 
 /// One line about the plugin, for `describe`.
-pub const DESCRIPTION: &str = "Turns a PortfolioApp into a Deployment, a Service and a ConfigMap.";
+pub const DESCRIPTION: &str = "Turns a PortfolioApp into a Deployment, Service, ConfigMap, and as asked a PersistentVolumeClaim, HorizontalPodAutoscaler, PodDisruptionBudget and ServiceAccount; backs storage up before deletion.";
 
 /// The kinds this plugin may emit, as (apiVersion, kind).
 pub const KINDS: &[(&str, &str)] = &[
+    ("v1", "ServiceAccount"),
+    ("v1", "ConfigMap"),
+    ("v1", "PersistentVolumeClaim"),
     ("apps/v1", "Deployment"),
     ("v1", "Service"),
-    ("v1", "ConfigMap"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("batch/v1", "Job"),
 ];
 
-/// A spec this generator cannot turn into valid objects: the user's fault.
+/// A spec or settings this generator cannot turn into valid objects: the user's fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invalid {
     /// JSON path of the offending field, e.g. `spec.ports[0].name`.
@@ -44,34 +66,40 @@ impl Invalid {
     }
 }
 
-/// The children (JSON text) of the app `name` whose spec is `spec_json`.
-pub fn generate(name: &str, spec_json: &str) -> Result<Vec<String>, Invalid> {
-    // Path tracking costs on every field, so it only runs to explain a failure.
-    let spec: portfolio_api::PortfolioAppSpec = match serde_json::from_str(spec_json) {
-        Ok(spec) => spec,
-        Err(_) => return Err(spec_error(spec_json)),
-    };
-    validate::app(name, &spec)?;
-    Ok(objects::build(name, &spec))
+/// The children (JSON text) of the app `name`, in the order they should be applied.
+pub fn generate(name: &str, spec_json: &str, settings_json: &str) -> Result<Vec<String>, Invalid> {
+    let (spec, settings) = parse(name, spec_json, settings_json)?;
+    Ok(objects::build(name, &spec, &settings))
 }
 
-/// Why `spec_json` is not a `PortfolioAppSpec`, naming the field.
-fn spec_error(spec_json: &str) -> Invalid {
-    let mut deserializer = serde_json::Deserializer::from_str(spec_json);
-    let result: Result<portfolio_api::PortfolioAppSpec, _> =
-        serde_path_to_error::deserialize(&mut deserializer);
-    match result {
-        Ok(_) => Invalid::new("spec", "could not be read"),
-        Err(error) => {
-            let path = error.path().to_string();
-            let field = if path == "." {
-                "spec".to_owned()
-            } else {
-                format!("spec.{path}")
-            };
-            Invalid::new(field, error.into_inner().to_string())
-        }
-    }
+/// What must run before the app `name` is deleted: the backup Job when
+/// `spec.storage.backup` is set, else nothing.
+pub fn finalize(name: &str, spec_json: &str, settings_json: &str) -> Result<Vec<String>, Invalid> {
+    let (spec, settings) = parse(name, spec_json, settings_json)?;
+    Ok(objects::backup_job(name, &spec, &settings)
+        .into_iter()
+        .collect())
+}
+
+fn parse(
+    name: &str,
+    spec_json: &str,
+    settings_json: &str,
+) -> Result<(PortfolioAppSpec, Settings), Invalid> {
+    let spec: PortfolioAppSpec = parse_json("spec", spec_json)?;
+    let settings = Settings::parse(settings_json)?;
+    validate::app(name, &spec, &settings)?;
+    Ok((spec, settings))
+}
+
+/// Parse `text`; on failure, name the field under `root`.
+pub(crate) fn parse_json<T: DeserializeOwned>(root: &str, text: &str) -> Result<T, Invalid> {
+    serde_json::from_str(text).map_err(|error| {
+        Invalid::new(
+            portfolio_api::json_path::field_of(root, text, &error),
+            error.to_string(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -80,8 +108,12 @@ mod tests {
 
     #[test]
     fn type_errors_name_the_field() {
-        let error = generate("shop", r#"{"image": "a:1", "replicas": "two"}"#).unwrap_err();
+        let error = generate("shop", r#"{"image": "a:1", "replicas": "two"}"#, "").unwrap_err();
         assert_eq!(error.field, "spec.replicas");
+        let error = generate("shop", r#"{"image": "a:1"}"#, r#"{"labels": 3}"#).unwrap_err();
+        assert_eq!(error.field, "settings.labels");
+        let error = generate("shop", "{", "").unwrap_err();
+        assert_eq!(error.field, "spec");
     }
 
     #[test]
@@ -89,6 +121,7 @@ mod tests {
         let objects = generate(
             "shop",
             r#"{"image": "a:1", "ports": [{"name": "http", "containerPort": 8080}], "config": {"A": "b"}}"#,
+            "{}",
         )
         .unwrap();
         assert_eq!(objects.len(), 3);

@@ -1,5 +1,6 @@
 //! Typed access to what the host hands a plugin, with field-precise user errors.
 
+use alloc::string::ToString;
 use serde::de::DeserializeOwned;
 
 use crate::{PluginError, ReconcileInput};
@@ -22,19 +23,12 @@ pub fn settings<T: DeserializeOwned>(input: &ReconcileInput) -> Result<T, Plugin
 /// Parse JSON text into `T`, reporting errors as [`PluginError::InvalidSpec`]
 /// with the path of the offending field under `root`.
 pub fn parse_json<T: DeserializeOwned>(root: &str, text: &str) -> Result<T, PluginError> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    match serde_path_to_error::deserialize(&mut deserializer) {
-        Ok(value) => Ok(value),
-        Err(error) => {
-            let path = error.path().to_string();
-            let field = if path == "." {
-                root.to_owned()
-            } else {
-                format!("{root}.{path}")
-            };
-            Err(PluginError::invalid(field, error.into_inner().to_string()))
-        }
-    }
+    serde_json::from_str(text).map_err(|error| {
+        PluginError::invalid(
+            portfolio_api::json_path::field_of(root, text, &error),
+            error.to_string(),
+        )
+    })
 }
 
 #[cfg(test)]

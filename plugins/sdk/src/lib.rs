@@ -7,13 +7,23 @@
 //!
 //! Only the world a plugin exports ends up in its component: the bindings of
 //! the other world are never linked.
+//!
+//! The SDK needs only `alloc`, so a plugin can be `#![no_std]`: it then
+//! imports nothing from WASI at all and is smaller (the built-ins are). A
+//! `no_std` plugin calls [`no_std_runtime!`] once to get an allocator and a
+//! panic handler that logs the panic message before the call traps.
 
+#![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
-pub mod alloc;
+extern crate alloc;
+
 pub mod input;
 pub mod log;
+pub mod memory;
 pub mod output;
+#[doc(hidden)]
+pub mod runtime;
 
 /// Bindings of the `generator` world (documented in `wit/portfolio.wit`).
 #[allow(missing_docs)]
@@ -53,6 +63,48 @@ pub use migration::exports::portfolio::plugin::migration::{
     StepPhase, StepSuccess,
 };
 
+/// Define what a `#![no_std]` plugin needs from a runtime: the bump
+/// allocator (every call gets a fresh instance, so nothing is worth freeing)
+/// and a panic handler that writes the panic message to the operator's log
+/// before the call traps. Call it once, at the top level of the plugin crate.
+#[macro_export]
+macro_rules! no_std_runtime {
+    () => {
+        #[cfg(all(target_arch = "wasm32", not(test)))]
+        #[global_allocator]
+        static PORTFOLIO_PLUGIN_ALLOCATOR: $crate::memory::BumpAllocator =
+            $crate::memory::BumpAllocator::new();
+
+        #[cfg(all(target_arch = "wasm32", not(test)))]
+        #[panic_handler]
+        fn portfolio_plugin_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
+            $crate::runtime::panicked(info)
+        }
+
+        // The canonical ABI allocates arguments through this export; with
+        // `std` the C library provides it.
+        #[cfg(all(target_arch = "wasm32", not(test)))]
+        #[unsafe(no_mangle)]
+        unsafe extern "C" fn cabi_realloc(
+            old: *mut u8,
+            old_len: usize,
+            align: usize,
+            new_len: usize,
+        ) -> *mut u8 {
+            // SAFETY: the host passes a block it got from this function.
+            unsafe { $crate::runtime::cabi_realloc(old, old_len, align, new_len) }
+        }
+
+        // Without the C library, `core` still calls `memcmp` to compare slices.
+        #[cfg(all(target_arch = "wasm32", not(test)))]
+        #[unsafe(no_mangle)]
+        unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, len: usize) -> i32 {
+            // SAFETY: the compiler calls this with `len` readable bytes at both.
+            unsafe { $crate::runtime::memcmp(a, b, len) }
+        }
+    };
+}
+
 /// Export a [`Generator`] implementation as this component's `generator` world.
 #[macro_export]
 macro_rules! export_generator {
@@ -70,6 +122,9 @@ macro_rules! export_migration_strategy {
         $crate::migration::export_migration_strategy!($($rest)*);
     };
 }
+
+use alloc::borrow::ToOwned;
+use alloc::string::String;
 
 impl PluginError {
     /// The user's fault: `field` (a JSON path such as `spec.ports[0].name`) is wrong.

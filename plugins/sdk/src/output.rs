@@ -1,5 +1,7 @@
 //! Helpers for what a plugin returns.
 
+use alloc::format;
+use alloc::string::String;
 use serde::Serialize;
 
 use crate::PluginError;

@@ -5,12 +5,13 @@
 //! Allocation moves a pointer; freeing gives memory back only when it is the
 //! most recent allocation (so short-lived buffers and a growing `Vec` reuse
 //! space). A call's peak memory is therefore roughly everything it
-//! allocated; the host's memory cap bounds it. Opt in with
+//! allocated; the host's memory cap bounds it. `no_std_runtime!` installs it; a
+//! `std` plugin can opt in with
 //!
 //! ```ignore
 //! #[global_allocator]
-//! static ALLOC: portfolio_plugin_sdk::alloc::BumpAllocator =
-//!     portfolio_plugin_sdk::alloc::BumpAllocator::new();
+//! static ALLOC: portfolio_plugin_sdk::memory::BumpAllocator =
+//!     portfolio_plugin_sdk::memory::BumpAllocator::new();
 //! ```
 
 use core::alloc::{GlobalAlloc, Layout};
