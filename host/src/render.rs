@@ -1,17 +1,21 @@
 //! Offline rendering: the objects the operator would apply for each
-//! `PortfolioApp` in some files, produced by the real plugins with no cluster.
+//! `PortfolioApp` and `DatabaseMigration` in some files, produced by the real
+//! plugins with no cluster.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use portfolio_api::{API_VERSION, APP_KIND, PortfolioApp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use portfolio_api::{API_VERSION, APP_KIND, DatabaseMigration, MIGRATION_KIND, PortfolioApp};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::builtin::DEFAULT_GENERATOR;
 use crate::decorate::{DesiredObject, Owner, decorate};
-use crate::plugin::{CallContext, GenerateInput, PluginError, World};
+use crate::plugin::{CallContext, ChildObject, GenerateInput, Plugin, PluginError, World};
 use crate::policy::{OutputPolicy, PolicyViolation};
 use crate::registry::{PluginRef, PluginRefError, Registry, ResolveError};
 
@@ -22,7 +26,7 @@ pub struct Location {
     pub path: PathBuf,
     /// 1-based document number within the file, when the file was read.
     pub document: Option<usize>,
-    /// `namespace/name` of the object, when known.
+    /// `Kind namespace/name` of the object, when known.
     pub object: Option<String>,
 }
 
@@ -33,7 +37,7 @@ impl fmt::Display for Location {
             write!(f, ", document {document}")?;
         }
         if let Some(object) = &self.object {
-            write!(f, " ({APP_KIND} {object})")?;
+            write!(f, " ({object})")?;
         }
         Ok(())
     }
@@ -58,18 +62,33 @@ pub enum Problem {
     /// The file is not YAML (or JSON).
     #[error("not valid YAML: {0}")]
     Yaml(String),
-    /// A document is not a `PortfolioApp`.
+    /// A document is neither a `PortfolioApp` nor a `DatabaseMigration`.
     #[error("{0}")]
-    NotAnApp(String),
-    /// A `PortfolioApp` that does not match the schema.
-    #[error("invalid {APP_KIND}: {0}")]
-    InvalidApp(String),
-    /// The generator reference cannot be parsed.
-    #[error("spec.generator.plugin: {0}")]
-    Reference(Box<PluginRefError>),
-    /// No plugin matches the generator reference.
-    #[error("spec.generator.plugin: {0}")]
-    Resolve(Box<ResolveError>),
+    NotOurs(String),
+    /// A custom resource that does not match the schema.
+    #[error("invalid {kind}: {message}")]
+    Invalid {
+        /// Its kind.
+        kind: &'static str,
+        /// What is wrong, starting with the field.
+        message: String,
+    },
+    /// The plugin reference cannot be parsed.
+    #[error("{field}: {error}")]
+    Reference {
+        /// `spec.generator.plugin` or `spec.strategy.plugin`.
+        field: &'static str,
+        /// Why.
+        error: Box<PluginRefError>,
+    },
+    /// No plugin matches the reference.
+    #[error("{field}: {error}")]
+    Resolve {
+        /// `spec.generator.plugin` or `spec.strategy.plugin`.
+        field: &'static str,
+        /// Why.
+        error: Box<ResolveError>,
+    },
     /// The plugin failed.
     #[error("{0}")]
     Plugin(Box<PluginError>),
@@ -82,20 +101,58 @@ pub enum Problem {
         violation: Box<PolicyViolation>,
     },
     /// Nothing to render.
-    #[error("no {API_VERSION} {APP_KIND} found")]
+    #[error("no {API_VERSION} {APP_KIND} or {MIGRATION_KIND} found")]
     Empty,
 }
 
-/// Renders apps with the plugins of a registry, under an output policy.
+/// Renders custom resources with the plugins of a registry, under an output policy.
 pub struct Renderer {
     registry: Arc<Registry>,
     policy: OutputPolicy,
 }
 
-/// One app found in the input.
+/// One document found in the input.
 struct Document {
     location: Location,
     value: Value,
+}
+
+/// A custom resource of ours, parsed.
+enum Resource {
+    App(Box<PortfolioApp>),
+    Migration(Box<DatabaseMigration>),
+}
+
+/// What the plugin call needs to know about any of our custom resources.
+struct Subject<'a> {
+    kind: &'static str,
+    metadata: &'a ObjectMeta,
+    name: String,
+    namespace: String,
+}
+
+impl Subject<'_> {
+    fn context(&self) -> CallContext {
+        CallContext {
+            object: format!("{}/{}", self.namespace, self.name),
+        }
+    }
+
+    fn input(&self, spec: &impl Serialize) -> Result<GenerateInput, Problem> {
+        Ok(GenerateInput {
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            uid: self.metadata.uid.clone().unwrap_or_default(),
+            generation: self.metadata.generation.unwrap_or(0),
+            labels: self.metadata.labels.clone().unwrap_or_default(),
+            annotations: self.metadata.annotations.clone().unwrap_or_default(),
+            spec: serde_json::to_value(spec).map_err(|e| Problem::Invalid {
+                kind: self.kind,
+                message: format!("spec cannot be serialised: {e}"),
+            })?,
+            observed: Vec::new(),
+        })
+    }
 }
 
 impl Renderer {
@@ -104,8 +161,10 @@ impl Renderer {
         Renderer { registry, policy }
     }
 
-    /// The objects for every `PortfolioApp` in `paths` (files, or directories
-    /// of `*.yaml`, `*.yml` and `*.json`), in input order.
+    /// The objects for every `PortfolioApp` and `DatabaseMigration` in
+    /// `paths` (files, or directories of `*.yaml`, `*.yml` and `*.json`), in
+    /// input order. For a migration these are the Jobs of its plan, in the
+    /// order they would run.
     pub async fn render_paths(&self, paths: &[PathBuf]) -> Result<Vec<DesiredObject>, RenderError> {
         let mut documents = Vec::new();
         for path in paths {
@@ -125,92 +184,130 @@ impl Renderer {
         }
         let mut objects = Vec::new();
         for document in documents {
-            objects.extend(
-                self.render_value(document)
-                    .await
-                    .map_err(|(location, problem)| RenderError {
-                        location,
-                        problem: Box::new(problem),
-                    })?,
-            );
+            objects.extend(self.render_document(document).await.map_err(
+                |(location, problem)| RenderError {
+                    location,
+                    problem: Box::new(problem),
+                },
+            )?);
         }
         Ok(objects)
     }
 
-    /// The objects for one `PortfolioApp` given as JSON.
-    async fn render_value(
+    async fn render_document(
         &self,
         document: Document,
     ) -> Result<Vec<DesiredObject>, (Location, Problem)> {
         let mut location = document.location;
-        let app = match parse_app(document.value) {
-            Ok(app) => app,
-            Err(problem) => return Err((location, problem)),
+        let resource = parse(document.value).map_err(|problem| (location.clone(), problem))?;
+        let (kind, metadata) = match &resource {
+            Resource::App(app) => (APP_KIND, &app.metadata),
+            Resource::Migration(migration) => (MIGRATION_KIND, &migration.metadata),
         };
-        let name = app.metadata.name.clone().unwrap_or_default();
-        let namespace = app
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned());
-        location.object = Some(format!("{namespace}/{name}"));
-        self.render_app(&app, &name, &namespace)
-            .await
-            .map_err(|problem| (location, problem))
+        let subject = Subject {
+            kind,
+            metadata,
+            name: metadata.name.clone().unwrap_or_default(),
+            namespace: metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+        };
+        location.object = Some(format!("{kind} {}/{}", subject.namespace, subject.name));
+        let rendered = match &resource {
+            Resource::App(app) => self.render_app(app, &subject).await,
+            Resource::Migration(migration) => self.render_migration(migration, &subject).await,
+        };
+        rendered.map_err(|problem| (location, problem))
+    }
+
+    fn plugin(
+        &self,
+        field: &'static str,
+        reference: &str,
+        world: World,
+    ) -> Result<Arc<Plugin>, Problem> {
+        let reference: PluginRef = reference.parse().map_err(|e| Problem::Reference {
+            field,
+            error: Box::new(e),
+        })?;
+        self.registry
+            .resolve(&reference, world)
+            .map_err(|e| Problem::Resolve {
+                field,
+                error: Box::new(e),
+            })
     }
 
     async fn render_app(
         &self,
         app: &PortfolioApp,
-        name: &str,
-        namespace: &str,
+        subject: &Subject<'_>,
     ) -> Result<Vec<DesiredObject>, Problem> {
-        let reference: PluginRef = app
+        let reference = app
             .spec
             .generator
             .as_ref()
-            .map_or(DEFAULT_GENERATOR, |generator| generator.plugin.as_str())
-            .parse()
-            .map_err(|e| Problem::Reference(Box::new(e)))?;
-        let plugin = self
-            .registry
-            .resolve(&reference, World::Generator)
-            .map_err(|e| Problem::Resolve(Box::new(e)))?;
-        let spec = serde_json::to_value(&app.spec)
-            .map_err(|e| Problem::InvalidApp(format!("spec cannot be serialised: {e}")))?;
-        let input = GenerateInput {
-            name: name.to_owned(),
-            namespace: namespace.to_owned(),
-            uid: app.metadata.uid.clone().unwrap_or_default(),
-            generation: app.metadata.generation.unwrap_or(0),
-            labels: app.metadata.labels.clone().unwrap_or_default(),
-            annotations: app.metadata.annotations.clone().unwrap_or_default(),
-            spec,
-            observed: Vec::new(),
-        };
-        let context = CallContext {
-            object: format!("{namespace}/{name}"),
-        };
+            .map_or(DEFAULT_GENERATOR, |generator| generator.plugin.as_str());
+        let plugin = self.plugin("spec.generator.plugin", reference, World::Generator)?;
         let output = plugin
-            .generate_async(input, context)
+            .generate_async(subject.input(&app.spec)?, subject.context())
             .await
             .map_err(|e| Problem::Plugin(Box::new(e)))?;
+        self.finish(&plugin, subject, output.objects)
+    }
+
+    async fn render_migration(
+        &self,
+        migration: &DatabaseMigration,
+        subject: &Subject<'_>,
+    ) -> Result<Vec<DesiredObject>, Problem> {
+        let reference = migration
+            .spec
+            .strategy
+            .as_ref()
+            .map_or(migration.spec.tool.as_str(), |strategy| {
+                strategy.plugin.as_str()
+            });
+        let plugin = self.plugin("spec.strategy.plugin", reference, World::MigrationStrategy)?;
+        let plan = plugin
+            .plan_async(subject.input(&migration.spec)?, subject.context())
+            .await
+            .map_err(|e| Problem::Plugin(Box::new(e)))?;
+        self.finish(
+            &plugin,
+            subject,
+            plan.steps.into_iter().map(|step| step.job).collect(),
+        )
+    }
+
+    /// Police and decorate what a plugin returned for `subject`.
+    fn finish(
+        &self,
+        plugin: &Plugin,
+        subject: &Subject<'_>,
+        children: Vec<ChildObject>,
+    ) -> Result<Vec<DesiredObject>, Problem> {
         let owner = Owner {
             api_version: API_VERSION,
-            kind: APP_KIND,
-            name,
-            namespace,
-            uid: app.metadata.uid.as_deref().filter(|uid| !uid.is_empty()),
+            kind: subject.kind,
+            name: &subject.name,
+            namespace: &subject.namespace,
+            uid: subject
+                .metadata
+                .uid
+                .as_deref()
+                .filter(|uid| !uid.is_empty()),
         };
-        let mut objects = Vec::with_capacity(output.objects.len());
-        for child in output.objects {
+        let mut objects = Vec::with_capacity(children.len());
+        for child in children {
             self.policy
-                .check(plugin.info(), &child, namespace)
+                .check(plugin.info(), &child, &subject.namespace)
                 .map_err(|violation| Problem::Policy {
                     plugin: plugin.id().to_string(),
                     violation: Box::new(violation),
                 })?;
-            objects.push(decorate(child, &owner, &plugin));
+            objects.push(decorate(child, &owner, plugin));
         }
         Ok(objects)
     }
@@ -284,11 +381,11 @@ fn read_documents(path: &Path) -> Result<Vec<Document>, RenderError> {
     Ok(documents)
 }
 
-/// A `PortfolioApp` from JSON, with errors that name the field.
-fn parse_app(value: Value) -> Result<PortfolioApp, Problem> {
+/// One of our custom resources from JSON, with errors that name the field.
+fn parse(value: Value) -> Result<Resource, Problem> {
     let Value::Object(map) = &value else {
-        return Err(Problem::NotAnApp(format!(
-            "expected a {API_VERSION} {APP_KIND} object, found {}",
+        return Err(Problem::NotOurs(format!(
+            "expected a {API_VERSION} object, found {}",
             short(&value)
         )));
     };
@@ -299,26 +396,53 @@ fn parse_app(value: Value) -> Result<PortfolioApp, Problem> {
             .to_owned()
     };
     let (api_version, kind) = (text("apiVersion"), text("kind"));
-    if api_version != API_VERSION || kind != APP_KIND {
-        let found = if api_version.is_empty() && kind.is_empty() {
-            "an object without apiVersion and kind".to_owned()
-        } else {
-            format!("a {api_version} {kind}")
-        };
-        return Err(Problem::NotAnApp(format!(
-            "this is {found}, not a {API_VERSION} {APP_KIND}"
-        )));
+    match (api_version.as_str(), kind.as_str()) {
+        (API_VERSION, APP_KIND) => {
+            let app: PortfolioApp = typed(APP_KIND, value)?;
+            check_name(APP_KIND, &app.metadata)?;
+            Ok(Resource::App(Box::new(app)))
+        }
+        (API_VERSION, MIGRATION_KIND) => {
+            let migration: DatabaseMigration = typed(MIGRATION_KIND, value)?;
+            check_name(MIGRATION_KIND, &migration.metadata)?;
+            Ok(Resource::Migration(Box::new(migration)))
+        }
+        _ => {
+            let found = if api_version.is_empty() && kind.is_empty() {
+                "an object without apiVersion and kind".to_owned()
+            } else {
+                format!("a {api_version} {kind}")
+            };
+            Err(Problem::NotOurs(format!(
+                "this is {found}, not a {API_VERSION} {APP_KIND} or {MIGRATION_KIND}"
+            )))
+        }
     }
-    let app: PortfolioApp = serde_path_to_error::deserialize(value).map_err(|error| {
+}
+
+fn typed<T: DeserializeOwned>(kind: &'static str, value: Value) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
-        Problem::InvalidApp(format!("{path}: {}", error.into_inner()))
-    })?;
-    match app.metadata.name.as_deref() {
-        Some(name) if crate::plugin::is_dns_subdomain(name) => Ok(app),
-        Some(name) => Err(Problem::InvalidApp(format!(
-            "metadata.name: {name:?} is not a valid name (lower case letters, digits, '-' and '.')"
-        ))),
-        None => Err(Problem::InvalidApp("metadata.name: missing".to_owned())),
+        Problem::Invalid {
+            kind,
+            message: format!("{path}: {}", error.into_inner()),
+        }
+    })
+}
+
+fn check_name(kind: &'static str, metadata: &ObjectMeta) -> Result<(), Problem> {
+    match metadata.name.as_deref() {
+        Some(name) if crate::plugin::is_dns_subdomain(name) => Ok(()),
+        Some(name) => Err(Problem::Invalid {
+            kind,
+            message: format!(
+                "metadata.name: {name:?} is not a valid name (lower case letters, digits, '-' and '.')"
+            ),
+        }),
+        None => Err(Problem::Invalid {
+            kind,
+            message: "metadata.name: missing".to_owned(),
+        }),
     }
 }
 

@@ -199,9 +199,7 @@ fn bad_input_gets_one_clear_message() {
     let second = write(d, "second.yaml", &format!("{APP}  image: a:1\n---\n42\n"));
     expect_error(
         &["render", "-f", &second],
-        &[
-            "second.yaml, document 2: expected a portfolio.dev/v1alpha1 PortfolioApp object, found 42",
-        ],
+        &["second.yaml, document 2: expected a portfolio.dev/v1alpha1 object, found 42"],
     );
     let wrong_type = write(
         d,
@@ -244,7 +242,7 @@ fn bad_input_gets_one_clear_message() {
     let empty = write(d, "empty.yaml", "# nothing\n");
     expect_error(
         &["render", "-f", &empty],
-        &["no portfolio.dev/v1alpha1 PortfolioApp found"],
+        &["no portfolio.dev/v1alpha1 PortfolioApp or DatabaseMigration found"],
     );
 }
 

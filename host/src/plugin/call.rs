@@ -58,7 +58,7 @@ pub struct GenerateInput {
 }
 
 impl GenerateInput {
-    fn to_wit(&self, settings: &str) -> ReconcileInput {
+    pub(crate) fn to_wit(&self, settings: &str) -> ReconcileInput {
         let mut observed: Vec<(String, String, String, String)> = self
             .observed
             .iter()
@@ -296,7 +296,7 @@ fn classify(error: &wasmtime::Error, limits: &Limits, memory_exhausted: bool) ->
     }
 }
 
-fn plugin_failure(error: types::PluginError) -> CallFailure {
+pub(crate) fn plugin_failure(error: types::PluginError) -> CallFailure {
     match error {
         types::PluginError::InvalidSpec(invalid) => CallFailure::InvalidSpec {
             field: invalid.field,
@@ -310,7 +310,11 @@ fn wrong_world() -> wasmtime::Error {
     wasmtime::format_err!("this call belongs to the other world")
 }
 
-fn worker_died(plugin: String, call: &'static str, join: tokio::task::JoinError) -> PluginError {
+pub(crate) fn worker_died(
+    plugin: String,
+    call: &'static str,
+    join: tokio::task::JoinError,
+) -> PluginError {
     PluginError {
         plugin,
         call,

@@ -15,6 +15,7 @@ mod load;
 mod log_bridge;
 mod output;
 mod runtime;
+mod strategy;
 
 pub use cache::{ArtifactCache, CacheError};
 pub use call::{CallContext, GenerateInput};
@@ -23,6 +24,7 @@ pub use limits::{Limits, LimitsError, LimitsOverride};
 pub use load::{Digest, KindRef, LoadOptions, Plugin, PluginId, PluginInfo, World};
 pub use output::{ChildObject, GeneratedOutput, ObjectKey, PluginCondition, PluginConditionStatus};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError, RuntimeStats};
+pub use strategy::{Plan, PlanStep, StepOutcome, StepPhase};
 
 /// Version of the WIT package this host speaks (`portfolio:plugin@…`).
 pub const WIT_VERSION: &str = "0.1.0";
