@@ -59,7 +59,11 @@ pub const APP_KIND: &str = "PortfolioApp";
         validation = Rule::new("!has(self.storage) || !has(self.autoscaling) || self.storage.accessModes.exists(m, m == 'ReadWriteMany' || m == 'ReadOnlyMany')")
             .message("with autoscaling, storage must allow several pods (accessModes ReadWriteMany or ReadOnlyMany)"),
         validation = Rule::new("self.preStopDelaySeconds < self.terminationGracePeriodSeconds")
-            .message("preStopDelaySeconds must be shorter than terminationGracePeriodSeconds")
+            .message("preStopDelaySeconds must be shorter than terminationGracePeriodSeconds"),
+        validation = Rule::new("self.ports.all(p, self.ports.exists_one(q, (has(q.servicePort) ? q.servicePort : q.containerPort) == (has(p.servicePort) ? p.servicePort : p.containerPort) && q.protocol == p.protocol))")
+            .message("each servicePort (or containerPort) and protocol may be used once"),
+        validation = Rule::new("(!has(self.probes) || !has(self.probes.readiness) || !has(self.probes.readiness.http) || (has(self.probes.readiness.http.port) ? self.ports.exists(q, q.name == self.probes.readiness.http.port) : size(self.ports) > 0)) && (!has(self.probes) || !has(self.probes.readiness) || !has(self.probes.readiness.tcp) || (has(self.probes.readiness.tcp.port) ? self.ports.exists(q, q.name == self.probes.readiness.tcp.port) : size(self.ports) > 0)) && (!has(self.probes) || !has(self.probes.liveness) || !has(self.probes.liveness.http) || (has(self.probes.liveness.http.port) ? self.ports.exists(q, q.name == self.probes.liveness.http.port) : size(self.ports) > 0)) && (!has(self.probes) || !has(self.probes.liveness) || !has(self.probes.liveness.tcp) || (has(self.probes.liveness.tcp.port) ? self.ports.exists(q, q.name == self.probes.liveness.tcp.port) : size(self.ports) > 0)) && (!has(self.probes) || !has(self.probes.startup) || !has(self.probes.startup.http) || (has(self.probes.startup.http.port) ? self.ports.exists(q, q.name == self.probes.startup.http.port) : size(self.ports) > 0)) && (!has(self.probes) || !has(self.probes.startup) || !has(self.probes.startup.tcp) || (has(self.probes.startup.tcp.port) ? self.ports.exists(q, q.name == self.probes.startup.tcp.port) : size(self.ports) > 0))")
+            .message("a probe's port must name one of spec.ports (without a port, the first port is used, so there must be one)")
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -100,8 +104,8 @@ pub struct PortfolioAppSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[cfg_attr(
         feature = "kube",
-        x_kube(validation = Rule::new("self.all(k, k.matches('^[-._a-zA-Z0-9]+$') && size(k) <= 253)")
-            .message("config keys may hold only letters, digits, '-', '_' and '.'"))
+        x_kube(validation = Rule::new("self.all(k, k.matches('^[-._a-zA-Z0-9]+$') && k != '.' && k != '..' && size(k) <= 253)")
+            .message("config keys may hold only letters, digits, '-', '_' and '.', and may not be '.' or '..'"))
     )]
     pub config: BTreeMap<String, String>,
 
