@@ -130,6 +130,7 @@ impl FlywayReader<'_> {
         let messages: Vec<&str> = summary
             .strings("message")
             .chain(summary.strings("errorMessage"))
+            .chain(summary.strings("cause"))
             .collect();
         let text = messages.join("\n");
         let detail = || clip(&one_line(&text), MAX_MESSAGE - 256);

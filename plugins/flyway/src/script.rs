@@ -6,7 +6,8 @@
 //! program keeps the members `interpret` needs, at any depth, so the same
 //! program reads `migrate`, `repair`, `info`, `validate` and their
 //! combination (`individualResults`). The bulky parts — the list of every
-//! migration, stack traces, the `exception` that repeats the error's
+//! migration, stack traces (all but their first line, which names the
+//! exception), the `exception` that repeats the error's
 //! message — stay in the log. Pending migrations of `info`
 //! are counted, and the first few versions listed.
 
@@ -41,6 +42,11 @@ FILENAME == ARGV[1] {
   if (key == "error" && value == "{") failed = 1
   if (key ~ /^(operation|schemaVersion|initialSchemaVersion|targetSchemaVersion|migrationsExecuted|success|validationSuccessful|validateCount|errorCode|sqlState|sqlErrorCode|lineNumber|path|repairActions)$/) {
     keys[++nkeys] = key; values[nkeys] = value
+  } else if (key == "stackTrace" && value ~ /^"/) {
+    # Only the first line: the exception class tells an unknown host from a refusal.
+    sub(/\\n.*/, "", value)
+    if (value !~ /"$/) value = value "\""
+    mkeys[++nmsgs] = "cause"; mvalues[nmsgs] = value
   } else if (key ~ /^(message|errorMessage)$/ && value ~ /^"/) {
     gsub(/---+/, "-", value)
     mkeys[++nmsgs] = key; mvalues[nmsgs] = value

@@ -82,11 +82,10 @@ pub fn connection_problem(text: &str) -> Option<Failure> {
             ),
         ));
     }
-    if has(&[
-        "connection refused",
-        "connect refused",
-        "refused. check that the hostname",
-    ]) {
+    // "Connection refused", or PostgreSQL's "Connection to db:5432 refused."
+    if has(&["connection refused", "connect refused"])
+        || (has(&["connection to "]) && has(&[" refused"]))
+    {
         return Some(Failure::transient(
             "ConnectionRefused",
             format!(

@@ -1,0 +1,441 @@
+//! `interpret` on realistic Jobs and termination messages.
+//!
+//! The termination messages are made the way a cluster makes them: the
+//! step's own container program (taken from the planned Job) runs with a
+//! fake `liquibase` that prints recorded Liquibase 4.33 console output
+//! (`tests/fixtures`) for each command it is given, and exits as Liquibase
+//! would. So these tests cover the wrapper, its awk program and the reader
+//! together.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+use serde_json::Value;
+use strategy_kit::testing;
+use strategy_kit::{Error, Failure, Input, Outcome};
+
+const SPEC: &str = r#"{"tool": "liquibase", "database": {"url": "jdbc:postgresql://db.shop.svc:5432/shop", "credentialsSecretRef": {"name": "shop-db"}}, "source": {"configMapRef": {"name": "shop-changelog"}}, "liquibase": {"changelogFile": "db/changelog.yaml", "parameters": {"schema": "shop"}}, "timeout": "15m"}"#;
+const DRY_RUN_SPEC: &str = r#"{"tool": "liquibase", "dryRun": true, "database": {"url": "jdbc:postgresql://db.shop.svc:5432/shop", "credentialsSecretRef": {"name": "shop-db"}}, "source": {"configMapRef": {"name": "shop-changelog"}}, "liquibase": {"changelogFile": "db/changelog.yaml"}}"#;
+
+fn fixture(name: &str) -> String {
+    if name.is_empty() {
+        return String::new();
+    }
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
+fn input<'a>(spec: &'a str, settings: &'a str, annotations: &'a [(String, String)]) -> Input<'a> {
+    Input {
+        name: "shop",
+        uid: "0b6f3c1e-7d4a-4f9e-9c55-2a1e8d6b4f10",
+        annotations,
+        spec,
+        settings,
+    }
+}
+
+/// The termination message step `key` leaves when each Liquibase command
+/// of `outputs` prints its stdout and stderr fixtures and exits with its code.
+fn termination_message(key: &str, outputs: &[(&str, &str, &str, i32)]) -> String {
+    let plan = liquibase::plan(&input(SPEC, r#"{"allowReleaseLocks": true}"#, &[])).unwrap();
+    let step = plan.steps.iter().find(|step| step.key == key).unwrap();
+    let job: Value = serde_json::from_str(&step.job).unwrap();
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    let program = container["command"][2].as_str().unwrap();
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .map(|args| {
+            args.iter()
+                .map(|arg| arg.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut fake = String::from(
+        "cmd=\nfor a in \"$@\"; do case \"$a\" in update-sql|status|update|release-locks) cmd=$a ;; --output-file=*) sql=${a#--output-file=} ;; esac; done\n\
+         if [ \"$cmd\" = update-sql ]; then cat >\"$sql\" <<'SQL'\n-- Lock Database\nUPDATE DATABASECHANGELOGLOCK SET LOCKED = TRUE WHERE ID = 1;\n-- Changeset db/changelog.yaml::2::alice\nCREATE TABLE shop.orders (id BIGINT NOT NULL, CONSTRAINT orders_pkey PRIMARY KEY (id));\nINSERT INTO shop.DATABASECHANGELOG (ID, AUTHOR) VALUES ('2', 'alice');\n-- Changeset db/changelog.yaml::3::alice\nCREATE INDEX orders_created ON shop.orders(id);\nSQL\nfi\ncase \"$cmd\" in\n",
+    );
+    for (command, stdout, stderr, code) in outputs {
+        fake.push_str(&format!(
+            "{command})\ncat <<'OUT'\n{}\nOUT\ncat >&2 <<'ERR'\n{}\nERR\nexit {code} ;;\n",
+            fixture(stdout),
+            fixture(stderr)
+        ));
+    }
+    fake.push_str("esac\necho \"unexpected command $cmd\" >&2\nexit 99\n");
+    let run = testing::run(program, key, &args, "liquibase", &fake);
+    assert!(run.termination_message.len() <= 4000);
+    if std::env::var_os("SHOW_TERMINATION_MESSAGES").is_some() {
+        eprintln!("--- {key}:\n{}", run.termination_message);
+    }
+    run.termination_message
+}
+
+fn interpret(key: &str, job: &str, message: Option<&str>) -> Outcome {
+    interpret_with(SPEC, "{}", &[], key, job, message)
+}
+
+fn interpret_with(
+    spec: &str,
+    settings: &str,
+    annotations: &[(String, String)],
+    key: &str,
+    job: &str,
+    message: Option<&str>,
+) -> Outcome {
+    liquibase::interpret(
+        &input(spec, settings, annotations),
+        key,
+        &fixture(job),
+        message,
+    )
+    .unwrap()
+}
+
+fn failed(outcome: Outcome) -> Failure {
+    match outcome {
+        Outcome::Failed(failure) => failure,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+fn update_failing_with(stderr: &str) -> String {
+    termination_message("update", &[("update", "", stderr, 1)])
+}
+
+#[test]
+fn a_successful_update_reports_the_last_changeset() {
+    let message = termination_message("update", &[("update", "update-success.out", "", 0)]);
+    assert_eq!(
+        interpret("update", "job-complete.json", Some(&message)),
+        Outcome::Succeeded {
+            applied_version: Some("db/changelog.yaml::3::alice".into()),
+            summary: "applied 2 changeset(s), the last db/changelog.yaml::3::alice; 1 ran before"
+                .into(),
+        }
+    );
+}
+
+#[test]
+fn an_update_with_nothing_to_do_says_so() {
+    let message = termination_message("update", &[("update", "update-up-to-date.out", "", 0)]);
+    assert_eq!(
+        interpret("update", "job-complete.json", Some(&message)),
+        Outcome::Succeeded {
+            applied_version: None,
+            summary: "nothing to apply; 3 changeset(s) ran before".into(),
+        }
+    );
+}
+
+#[test]
+fn the_plan_step_renders_sql_and_lists_pending_changesets() {
+    let message = termination_message(
+        "plan",
+        &[
+            ("update-sql", "plan-update-sql.out", "", 0),
+            ("status", "plan-status.out", "", 0),
+        ],
+    );
+    assert!(message.contains("CREATE TABLE shop.orders"), "{message}");
+    assert!(!message.contains("DATABASECHANGELOG"), "{message}");
+    assert_eq!(
+        interpret("plan", "job-complete.json", Some(&message)),
+        Outcome::Succeeded {
+            applied_version: None,
+            summary: "2 changeset(s) pending (db/changelog.yaml::2::alice, db/changelog.yaml::3::alice); update-sql rendered 2 statement(s)".into(),
+        }
+    );
+}
+
+#[test]
+fn a_failing_update_sql_stops_the_plan_step() {
+    let message = termination_message(
+        "plan",
+        &[
+            ("update-sql", "", "update-connection-refused.err", 1),
+            ("status", "plan-status.out", "", 0),
+        ],
+    );
+    assert!(
+        !message.contains("pendingChangeset"),
+        "status ran: {message}"
+    );
+    let failure = failed(interpret("plan", "job-failed.json", Some(&message)));
+    assert_eq!(
+        (failure.reason, failure.retryable),
+        ("ConnectionRefused", true)
+    );
+}
+
+#[test]
+fn bad_sql_is_not_retryable_and_names_the_changeset() {
+    let message = termination_message(
+        "update",
+        &[("update", "update-sql-error.out", "update-sql-error.err", 1)],
+    );
+    let failure = failed(interpret("update", "job-failed.json", Some(&message)));
+    assert_eq!((failure.reason, failure.retryable), ("SqlError", false));
+    for expected in [
+        "db/changelog.yaml::2::alice",
+        "syntax error at or near \"TABL\"",
+    ] {
+        assert!(
+            failure.message.contains(expected),
+            "{expected}: {}",
+            failure.message
+        );
+    }
+}
+
+#[test]
+fn connection_failures_are_retryable() {
+    for (stderr, reason) in [
+        ("update-connection-refused.err", "ConnectionRefused"),
+        ("update-unknown-host.err", "UnknownHost"),
+    ] {
+        let failure = failed(interpret(
+            "update",
+            "job-failed.json",
+            Some(&update_failing_with(stderr)),
+        ));
+        assert_eq!(
+            (failure.reason, failure.retryable),
+            (reason, true),
+            "{stderr}"
+        );
+        assert!(
+            failure.message.contains("db.shop.svc"),
+            "{}",
+            failure.message
+        );
+    }
+}
+
+#[test]
+fn refused_credentials_are_not_retryable() {
+    let failure = failed(interpret(
+        "update",
+        "job-failed.json",
+        Some(&update_failing_with("update-auth-failed.err")),
+    ));
+    assert_eq!(
+        (failure.reason, failure.retryable),
+        ("AuthenticationFailed", false)
+    );
+}
+
+#[test]
+fn a_changed_changeset_is_a_checksum_mismatch() {
+    let failure = failed(interpret(
+        "update",
+        "job-failed.json",
+        Some(&update_failing_with("update-checksum.err")),
+    ));
+    assert_eq!(
+        (failure.reason, failure.retryable),
+        ("ChecksumMismatch", false)
+    );
+    assert!(
+        failure.message.contains("db/changelog.yaml::1::alice"),
+        "{}",
+        failure.message
+    );
+}
+
+#[test]
+fn a_held_lock_asks_for_release_locks_only_when_allowed() {
+    let message = termination_message(
+        "update",
+        &[("update", "update-lock-held.out", "update-lock-held.err", 1)],
+    );
+    // Not allowed: retryable, in case the holder is a live run.
+    let denied = failed(interpret("update", "job-failed.json", Some(&message)));
+    assert_eq!((denied.reason, denied.retryable), ("LockHeld", true));
+    assert!(
+        denied
+            .message
+            .contains("shop-update-7f3a9c21d0-x7k2p (10.42.0.17)"),
+        "{}",
+        denied.message
+    );
+    assert!(denied.message.contains("allowReleaseLocks"));
+    // Allowed by the setting or the annotation: the release-locks step may fix it.
+    let annotated = [(
+        "portfolio.dev/allow-maintenance".to_owned(),
+        "release-locks".to_owned(),
+    )];
+    for (settings, annotations) in [
+        (r#"{"allowReleaseLocks": true}"#, &[][..]),
+        ("{}", &annotated[..]),
+    ] {
+        let outcome = interpret_with(
+            SPEC,
+            settings,
+            annotations,
+            "update",
+            "job-failed.json",
+            Some(&message),
+        );
+        let Outcome::LockHeld(holder) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(
+            holder.contains(
+                "held by shop-update-7f3a9c21d0-x7k2p (10.42.0.17) since 11/26/26, 9:58 AM"
+            ),
+            "{holder}"
+        );
+    }
+    // Never in a dry run, which has no release-locks step.
+    let dry = failed(interpret_with(
+        DRY_RUN_SPEC,
+        r#"{"allowReleaseLocks": true}"#,
+        &[],
+        "plan",
+        "job-failed.json",
+        Some(&message),
+    ));
+    assert_eq!(dry.reason, "LockHeld");
+}
+
+#[test]
+fn a_lock_waited_on_until_the_deadline_is_still_a_held_lock() {
+    // SIGTERM at the deadline: Liquibase stops while waiting, without its error.
+    let message = termination_message("update", &[("update", "update-lock-held.out", "", 143)]);
+    let outcome = interpret_with(
+        SPEC,
+        r#"{"allowReleaseLocks": true}"#,
+        &[],
+        "update",
+        "job-deadline-exceeded.json",
+        Some(&message),
+    );
+    assert!(matches!(outcome, Outcome::LockHeld(_)), "{outcome:?}");
+}
+
+#[test]
+fn release_locks_reports_success() {
+    let message = termination_message(
+        "release-locks",
+        &[("release-locks", "release-locks.out", "", 0)],
+    );
+    assert_eq!(
+        interpret_with(
+            SPEC,
+            r#"{"allowReleaseLocks": true}"#,
+            &[],
+            "release-locks",
+            "job-complete.json",
+            Some(&message)
+        ),
+        Outcome::Succeeded {
+            applied_version: None,
+            summary: "released the changelog lock (DATABASECHANGELOGLOCK)".into(),
+        }
+    );
+}
+
+#[test]
+fn a_deadline_is_a_retryable_timeout() {
+    let partial = termination_message("update", &[("update", "update-success.out", "", 143)]);
+    for message in [None, Some(partial.as_str()), Some("garbage")] {
+        let failure = failed(interpret("update", "job-deadline-exceeded.json", message));
+        assert_eq!(
+            (failure.reason, failure.retryable),
+            ("DeadlineExceeded", true)
+        );
+    }
+}
+
+#[test]
+fn a_killed_container_is_retryable() {
+    let failure = failed(interpret("update", "job-oom-killed.json", None));
+    assert_eq!((failure.reason, failure.retryable), ("Killed", true));
+    let failure = failed(interpret(
+        "update",
+        "job-oom-killed.json",
+        Some("java.lang.OutOfMemoryError: Java heap space"),
+    ));
+    assert_eq!((failure.reason, failure.retryable), ("OutOfMemory", true));
+}
+
+#[test]
+fn running_and_terminating_jobs_are_running() {
+    for job in ["job-running.json", "job-terminating.json"] {
+        assert_eq!(interpret("update", job, None), Outcome::Running);
+        assert_eq!(interpret("update", job, Some("anything")), Outcome::Running);
+    }
+}
+
+#[test]
+fn truncated_messages_never_turn_a_failure_into_a_success() {
+    let message = termination_message(
+        "update",
+        &[("update", "update-sql-error.out", "update-sql-error.err", 1)],
+    );
+    let mut cut = 0;
+    while cut < message.len() {
+        if message.is_char_boundary(cut) {
+            let outcome = interpret("update", "job-failed.json", Some(&message[..cut]));
+            assert!(
+                matches!(outcome, Outcome::Failed(_)),
+                "cut at {cut}: {outcome:?}"
+            );
+        }
+        cut += 5;
+    }
+}
+
+#[test]
+fn garbage_messages_fall_back_on_the_jobs_word() {
+    for garbage in [
+        "",
+        "\0\u{fffd}",
+        "}}}}",
+        "{\"format\":",
+        "Picked up JAVA_TOOL_OPTIONS: -Xmx1g",
+    ] {
+        assert!(matches!(
+            interpret("update", "job-complete.json", Some(garbage)),
+            Outcome::Succeeded {
+                applied_version: None,
+                ..
+            }
+        ));
+        let failure = failed(interpret("update", "job-failed.json", Some(garbage)));
+        assert_eq!(
+            (failure.reason, failure.retryable),
+            ("JobFailed", true),
+            "{garbage:?}"
+        );
+    }
+}
+
+#[test]
+fn log_text_instead_of_a_summary_is_still_read() {
+    let log = fixture("update-lock-held.err");
+    let failure = failed(interpret("update", "job-failed.json", Some(&log)));
+    assert_eq!(failure.reason, "LockHeld");
+    let outcome = interpret_with(
+        SPEC,
+        r#"{"allowReleaseLocks": true}"#,
+        &[],
+        "update",
+        "job-failed.json",
+        Some(&log),
+    );
+    assert!(matches!(outcome, Outcome::LockHeld(_)));
+}
+
+#[test]
+fn what_the_host_got_wrong_is_an_internal_error() {
+    let spec_input = input(SPEC, "{}", &[]);
+    assert!(matches!(
+        liquibase::interpret(&spec_input, "repair", &fixture("job-complete.json"), None),
+        Err(Error::Internal(_))
+    ));
+    assert!(matches!(
+        liquibase::interpret(&spec_input, "update", "[]", None),
+        Err(Error::Internal(_))
+    ));
+}
