@@ -46,7 +46,13 @@ impl Reader for FlywayReader<'_> {
 
 impl FlywayReader<'_> {
     fn success(&self, summary: &Summary<'_>) -> Outcome {
-        let version = |key: &str| summary.last(key).and_then(Value::as_str).map(str::to_owned);
+        // The operator keeps at most 256 bytes of a version.
+        let version = |key: &str| {
+            summary
+                .last(key)
+                .and_then(Value::as_str)
+                .map(|version| clip(version, 256))
+        };
         match self.key {
             MIGRATE_KEY => {
                 let executed = summary

@@ -54,7 +54,7 @@ FILENAME == ARGV[1] {
   next
 }
 FILENAME == ARGV[2] {
-  if ($0 ~ /^[ \t]*$/ || $0 ~ /^[ \t]+at / || $0 ~ /^[ \t]*\.\.\. [0-9]+ more/ || $0 ~ /^WARNING: /) next
+  if ($0 ~ /^[ \t]*$/ || $0 ~ /^[ \t]+at / || $0 ~ /^[ \t]*\.\.\. [0-9]+ more/ || $0 ~ /^WARNING: / || $0 ~ /^Picked up JAVA_TOOL_OPTIONS/) next
   errs[++nerrs] = $0
   next
 }

@@ -68,13 +68,40 @@ fn interpret_with(
     job: &str,
     message: Option<&str>,
 ) -> Outcome {
-    flyway::interpret(
+    let outcome = flyway::interpret(
         &input(spec, settings, annotations),
         key,
         &fixture(job),
         message,
     )
-    .unwrap()
+    .unwrap();
+    within_the_operators_bounds(&outcome);
+    outcome
+}
+
+/// What the operator checks of every outcome (host/src/plugin/strategy.rs):
+/// CamelCase reasons, texts of at most 2048 bytes, versions of at most 256.
+fn within_the_operators_bounds(outcome: &Outcome) {
+    match outcome {
+        Outcome::Running => {}
+        Outcome::Succeeded {
+            applied_version,
+            summary,
+        } => {
+            assert!(
+                applied_version
+                    .as_ref()
+                    .is_none_or(|version| version.len() <= 256)
+            );
+            assert!(!summary.is_empty() && summary.len() <= 2048, "{summary}");
+        }
+        Outcome::Failed(failure) => {
+            assert!(failure.reason.starts_with(|c: char| c.is_ascii_uppercase()));
+            assert!(failure.reason.chars().all(|c| c.is_ascii_alphanumeric()));
+            assert!(!failure.message.is_empty() && failure.message.len() <= 2048);
+        }
+        Outcome::LockHeld(holder) => assert!(!holder.is_empty() && holder.len() <= 2048),
+    }
 }
 
 fn failed(outcome: Outcome) -> Failure {

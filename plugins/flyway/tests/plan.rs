@@ -525,3 +525,27 @@ fn the_settings_schema_is_json() {
     assert!(schema["properties"]["allowRepair"].is_object());
     assert_eq!(flyway::KINDS, &[("batch/v1", "Job")]);
 }
+
+#[test]
+fn user_input_never_reaches_the_shell_program() {
+    // Values travel as arguments and environment; the program stays the same.
+    let program = |plan: &Plan| -> Vec<String> {
+        jobs(plan)
+            .iter()
+            .map(|job| {
+                job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let hostile = plan(
+        &patched(
+            r#"{"flyway": {"placeholders": {"owner": "$(id); `id` \"'\n"}, "schemas": ["x$(id)"]}, "database": {"url": "jdbc:postgresql://db/$(id)'`"}}"#,
+        ),
+        "{}",
+    );
+    assert_eq!(program(&hostile), program(&plan(SPEC, "{}")));
+    assert!(hostile.steps[1].job.contains("$(id)"));
+}

@@ -64,7 +64,12 @@ impl LiquibaseReader<'_> {
                     (n, None) => format!("applied {n} changeset(s); {previously} ran before"),
                 };
                 Outcome::Succeeded {
-                    applied_version: if ran > 0 { last } else { None },
+                    // The operator keeps at most 256 bytes of a version.
+                    applied_version: if ran > 0 {
+                        last.map(|last| clip(&last, 256))
+                    } else {
+                        None
+                    },
                     summary: clip(&text, 512),
                 }
             }

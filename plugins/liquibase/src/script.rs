@@ -39,7 +39,7 @@ FILENAME == ARGV[1] || FILENAME == ARGV[2] {
   if (FILENAME == ARGV[1] && line ~ /^     [^ ].*::.*::/) { sub(/^ +/, "", line); if (npend < 10) pend[++npend] = line; next }
   if (line ~ /Successfully released all database change ?log locks/) { released = 1; next }
   if (line ~ /Waiting for changelog lock/) { waited = 1; next }
-  if (line ~ /^[ \t]*$/ || line ~ /^[ \t]+at / || line ~ /^[ \t]*\.\.\. [0-9]+ more/ || line ~ /^For more information/ || line ~ /^WARNING: /) next
+  if (line ~ /^[ \t]*$/ || line ~ /^[ \t]+at / || line ~ /^[ \t]*\.\.\. [0-9]+ more/ || line ~ /^For more information/ || line ~ /^WARNING: / || line ~ /^Picked up JAVA_TOOL_OPTIONS/) next
   if (FILENAME == ARGV[2] || line ~ /ERROR|Exception|Could not acquire|Validation Failed|check ?sum|[Ff]ailed/) {
     if (nerr < 40) errs[++nerr] = line
   }
@@ -168,7 +168,11 @@ mod tests {
 
     #[test]
     fn errors_keep_their_lines_and_the_exit_code() {
-        let stderr = include_str!("../tests/fixtures/update-lock-held.err");
+        let stderr = format!(
+            "Picked up JAVA_TOOL_OPTIONS: -XX:MaxRAMPercentage=70\n{}",
+            include_str!("../tests/fixtures/update-lock-held.err")
+        );
+        let stderr = stderr.as_str();
         let out = run(
             &program("update"),
             "update",
@@ -186,6 +190,7 @@ mod tests {
             "{}",
             out.termination_message
         );
+        assert!(!out.termination_message.contains("JAVA_TOOL_OPTIONS"));
     }
 
     #[test]
