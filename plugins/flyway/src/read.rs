@@ -18,6 +18,131 @@ use strategy_kit::{Failure, Outcome};
 
 use crate::{MIGRATE_KEY, REPAIR_KEY};
 
+/// A failure told by one of Flyway's error codes or a phrase of its messages.
+struct Rule {
+    /// Any of these error codes.
+    codes: &'static [&'static str],
+    /// Or this phrase in a message.
+    phrase: &'static str,
+    reason: &'static str,
+    retryable: bool,
+    /// What it means and what to do; the message follows.
+    advice: &'static str,
+}
+
+/// Rules that win over a SQLSTATE: validation, the lock, the driver.
+const BEFORE_SQL_STATE: &[Rule] = &[
+    Rule {
+        codes: &["CHECKSUM_MISMATCH"],
+        phrase: "checksum mismatch",
+        reason: "ChecksumMismatch",
+        retryable: false,
+        advice: "a migration changed after it was applied; applied migrations must not change, so revert the change (or run flyway repair by hand if it was intended)",
+    },
+    Rule {
+        codes: &[
+            "APPLIED_VERSIONED_MIGRATION_NOT_RESOLVED",
+            "APPLIED_REPEATABLE_MIGRATION_NOT_RESOLVED",
+        ],
+        phrase: "not resolved locally",
+        reason: "MigrationMissing",
+        retryable: false,
+        advice: "a migration applied to the database is missing from the source; restore it in the source",
+    },
+    Rule {
+        codes: &[
+            "RESOLVED_VERSIONED_MIGRATION_NOT_APPLIED",
+            "RESOLVED_REPEATABLE_MIGRATION_NOT_APPLIED",
+        ],
+        phrase: "not applied to database",
+        reason: "MigrationOutOfOrder",
+        retryable: false,
+        advice: "a migration older than the schema's version was added; give it a newer version, or set spec.flyway.outOfOrder",
+    },
+    Rule {
+        codes: &[
+            "DUPLICATE_VERSIONED_MIGRATION",
+            "DUPLICATE_REPEATABLE_MIGRATION",
+            "DUPLICATE_UNDO_MIGRATION",
+            "DUPLICATE_DELETED_MIGRATION",
+        ],
+        phrase: "Found more than one migration",
+        reason: "DuplicateMigration",
+        retryable: false,
+        advice: "two migrations share a version or description",
+    },
+    Rule {
+        codes: &["NON_EMPTY_SCHEMA_WITHOUT_SCHEMA_HISTORY_TABLE"],
+        phrase: "without schema history table",
+        reason: "BaselineRequired",
+        retryable: false,
+        advice: "the schema already has objects but no Flyway history; set spec.flyway.baselineOnMigrate to adopt it",
+    },
+    Rule {
+        codes: &[
+            "VALIDATE_ERROR",
+            "DESCRIPTION_MISMATCH",
+            "TYPE_MISMATCH",
+            "OUTDATED_REPEATABLE_MIGRATION",
+            "SCHEMA_DOES_NOT_EXIST",
+        ],
+        phrase: "Validate failed",
+        reason: "ValidationFailed",
+        retryable: false,
+        advice: "Flyway's validation failed",
+    },
+    Rule {
+        codes: &[],
+        // PostgreSQL's advisory lock, MySQL's named lock, …
+        phrase: "retries exceeded while attempting to acquire",
+        reason: "LockTimeout",
+        retryable: true,
+        advice: "another Flyway run holds the database's migration lock; it is released when that run ends",
+    },
+    Rule {
+        codes: &["JDBC_DRIVER"],
+        phrase: "Unable to instantiate JDBC driver",
+        reason: "DriverMissing",
+        retryable: false,
+        advice: "the Flyway image has no JDBC driver for spec.database.url; use an image with it (spec.image or the plugin's image setting)",
+    },
+];
+
+/// Rules for what is left once no SQLSTATE explains the failure.
+const AFTER_SQL_STATE: &[Rule] = &[
+    Rule {
+        codes: &["CONFIGURATION", "CONFIGURATION_RECOVERABLE", "ERROR"],
+        phrase: "Invalid argument",
+        reason: "ConfigurationError",
+        retryable: false,
+        advice: "Flyway refused its configuration",
+    },
+    Rule {
+        codes: &["FAULT"],
+        phrase: "Unexpected error",
+        reason: "ToolFault",
+        retryable: false,
+        advice: "Flyway failed unexpectedly (an internal error; see the pod's log)",
+    },
+];
+
+/// The failure of the first rule that `codes` or `text` match.
+fn matching(
+    rules: &[Rule],
+    codes: &[&str],
+    text: &str,
+    detail: &dyn Fn() -> String,
+) -> Option<Failure> {
+    let rule = rules.iter().find(|rule| {
+        codes.iter().any(|code| rule.codes.contains(code)) || text.contains(rule.phrase)
+    })?;
+    Some(Failure {
+        reason: rule.reason,
+        message: format!("{}: {}", rule.advice, detail()),
+        retryable: rule.retryable,
+    })
+}
+
 /// Reads the summaries of one migration's Flyway steps.
 pub struct FlywayReader<'a> {
     /// The step's key.
@@ -132,7 +257,6 @@ impl FlywayReader<'_> {
 
     fn failure(&self, summary: &Summary<'_>) -> Outcome {
         let codes: Vec<&str> = summary.strings("errorCode").collect();
-        let has_code = |wanted: &[&str]| codes.iter().any(|code| wanted.contains(code));
         let messages: Vec<&str> = summary
             .strings("message")
             .chain(summary.strings("errorMessage"))
@@ -157,102 +281,11 @@ impl FlywayReader<'_> {
         if let Some(failure) = connection_problem(&text) {
             return Outcome::Failed(failure);
         }
-        if has_code(&["CHECKSUM_MISMATCH"]) || text.contains("checksum mismatch") {
-            return Outcome::Failed(Failure::permanent(
-                "ChecksumMismatch",
-                format!(
-                    "a migration changed after it was applied; applied migrations must not change, so revert the change (or run flyway repair by hand if it was intended): {}",
-                    detail()
-                ),
-            ));
-        }
-        if has_code(&[
-            "APPLIED_VERSIONED_MIGRATION_NOT_RESOLVED",
-            "APPLIED_REPEATABLE_MIGRATION_NOT_RESOLVED",
-        ]) || text.contains("not resolved locally")
-        {
-            return Outcome::Failed(Failure::permanent(
-                "MigrationMissing",
-                format!(
-                    "a migration applied to the database is missing from the source; restore it in the source: {}",
-                    detail()
-                ),
-            ));
-        }
-        if has_code(&[
-            "RESOLVED_VERSIONED_MIGRATION_NOT_APPLIED",
-            "RESOLVED_REPEATABLE_MIGRATION_NOT_APPLIED",
-        ]) || text.contains("not applied to database")
-        {
-            return Outcome::Failed(Failure::permanent(
-                "MigrationOutOfOrder",
-                format!(
-                    "a migration older than the schema's version was added; give it a newer version, or set spec.flyway.outOfOrder: {}",
-                    detail()
-                ),
-            ));
-        }
-        if has_code(&[
-            "DUPLICATE_VERSIONED_MIGRATION",
-            "DUPLICATE_REPEATABLE_MIGRATION",
-            "DUPLICATE_UNDO_MIGRATION",
-            "DUPLICATE_DELETED_MIGRATION",
-        ]) {
-            return Outcome::Failed(Failure::permanent(
-                "DuplicateMigration",
-                format!(
-                    "two migrations share a version or description: {}",
-                    detail()
-                ),
-            ));
-        }
-        if has_code(&["NON_EMPTY_SCHEMA_WITHOUT_SCHEMA_HISTORY_TABLE"]) {
-            return Outcome::Failed(Failure::permanent(
-                "BaselineRequired",
-                format!(
-                    "the schema already has objects but no Flyway history; set spec.flyway.baselineOnMigrate to adopt it: {}",
-                    detail()
-                ),
-            ));
-        }
-        if has_code(&[
-            "VALIDATE_ERROR",
-            "DESCRIPTION_MISMATCH",
-            "TYPE_MISMATCH",
-            "OUTDATED_REPEATABLE_MIGRATION",
-            "SCHEMA_DOES_NOT_EXIST",
-        ]) {
-            return Outcome::Failed(Failure::permanent(
-                "ValidationFailed",
-                format!("Flyway's validation failed: {}", detail()),
-            ));
-        }
-        if text.contains("attempting to acquire") && text.contains("lock") {
-            return Outcome::Failed(Failure::transient(
-                "LockTimeout",
-                format!(
-                    "another Flyway run holds the database's migration lock; it is released when that run ends: {}",
-                    detail()
-                ),
-            ));
-        }
-        if has_code(&["JDBC_DRIVER"]) {
-            return Outcome::Failed(Failure::permanent(
-                "DriverMissing",
-                format!(
-                    "the Flyway image has no JDBC driver for spec.database.url; use an image with it (spec.image or the plugin's image setting): {}",
-                    detail()
-                ),
-            ));
+        if let Some(failure) = matching(BEFORE_SQL_STATE, &codes, &text, &detail) {
+            return Outcome::Failed(failure);
         }
         if let Some(state) = sql_state_value {
             return Outcome::Failed(self.sql_failure(summary, state, &text));
-        }
-        if has_code(&["CONFIGURATION", "CONFIGURATION_RECOVERABLE", "ERROR"]) {
-            return Outcome::Failed(Failure::permanent(
-                "ConfigurationError",
-                format!("Flyway refused its configuration: {}", detail()),
-            ));
         }
         if summary.exit_code == 35 {
             return Outcome::Failed(Failure::permanent(
@@ -263,14 +296,8 @@ impl FlywayReader<'_> {
                 ),
             ));
         }
-        if has_code(&["FAULT"]) {
-            return Outcome::Failed(Failure::permanent(
-                "ToolFault",
-                format!(
-                    "Flyway failed unexpectedly (an internal error; see the pod's log): {}",
-                    detail()
-                ),
-            ));
+        if let Some(failure) = matching(AFTER_SQL_STATE, &codes, &text, &detail) {
+            return Outcome::Failed(failure);
         }
         let stderr: Vec<&str> = summary.strings("stderr").collect();
         let detail_text = if text.is_empty() {
@@ -340,5 +367,159 @@ impl FlywayReader<'_> {
                 ),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    fn outcome(key: &str, exit_code: i32, facts: &[&str]) -> Outcome {
+        let mut text = alloc::format!(
+            "{{\"format\":\"{}\",\"tool\":\"flyway\",\"step\":\"{key}\",\"exitCode\":{exit_code}}}\n",
+            strategy_kit::summary::FORMAT
+        );
+        for fact in facts {
+            text.push_str(fact);
+            text.push('\n');
+        }
+        let summary = Summary::parse(&text).unwrap();
+        FlywayReader {
+            key,
+            repair_planned: false,
+            context: Context {
+                tool: "flyway",
+                image: "flyway/flyway:13.0.0",
+                timeout: "15m",
+            },
+        }
+        .read(&summary)
+    }
+
+    fn reason(outcome: Outcome) -> (&'static str, bool) {
+        match outcome {
+            Outcome::Failed(failure) => (failure.reason, failure.retryable),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_error_code_has_a_reason() {
+        let cases = [
+            (
+                "DUPLICATE_VERSIONED_MIGRATION",
+                ("DuplicateMigration", false),
+            ),
+            (
+                "NON_EMPTY_SCHEMA_WITHOUT_SCHEMA_HISTORY_TABLE",
+                ("BaselineRequired", false),
+            ),
+            (
+                "APPLIED_VERSIONED_MIGRATION_NOT_RESOLVED",
+                ("MigrationMissing", false),
+            ),
+            (
+                "RESOLVED_VERSIONED_MIGRATION_NOT_APPLIED",
+                ("MigrationOutOfOrder", false),
+            ),
+            ("DESCRIPTION_MISMATCH", ("ValidationFailed", false)),
+            ("JDBC_DRIVER", ("DriverMissing", false)),
+            ("CONFIGURATION", ("ConfigurationError", false)),
+            ("FAULT", ("ToolFault", false)),
+        ];
+        for (code, expected) in cases {
+            let code_fact = alloc::format!("{{\"errorCode\":\"{code}\"}}");
+            let outcome = outcome(
+                "migrate",
+                1,
+                &[&code_fact, r#"{"message":"it went wrong"}"#],
+            );
+            assert_eq!(reason(outcome), expected, "{code}");
+        }
+    }
+
+    #[test]
+    fn transient_sql_states_are_retryable() {
+        let outcome = outcome(
+            "migrate",
+            1,
+            &[
+                r#"{"errorCode":"FAILED_VERSIONED_MIGRATION"}"#,
+                r#"{"sqlState":"40P01"}"#,
+                r#"{"message":"Migration V4__x.sql failed\nMessage    : ERROR: deadlock detected\n"}"#,
+            ],
+        );
+        let Outcome::Failed(failure) = outcome else {
+            panic!()
+        };
+        assert_eq!(
+            (failure.reason, failure.retryable),
+            ("TransactionRolledBack", true)
+        );
+        assert!(
+            failure
+                .message
+                .contains("ERROR: deadlock detected (SQLSTATE 40P01)"),
+            "{}",
+            failure.message
+        );
+    }
+
+    #[test]
+    fn exit_codes_without_facts() {
+        assert_eq!(
+            reason(outcome("migrate", 35, &[])),
+            ("LicenseRequired", false)
+        );
+        assert_eq!(reason(outcome("migrate", 137, &[])), ("Killed", true));
+        assert_eq!(
+            reason(outcome("migrate", 127, &[])),
+            ("ToolNotFound", false)
+        );
+        let unknown = outcome("migrate", 2, &[r#"{"stderr":"something odd"}"#]);
+        let Outcome::Failed(failure) = unknown else {
+            panic!()
+        };
+        assert_eq!((failure.reason, failure.retryable), ("ToolFailed", true));
+        assert!(failure.message.contains("something odd"));
+    }
+
+    #[test]
+    fn an_empty_schema_and_an_empty_repair_read_well() {
+        assert_eq!(
+            outcome(
+                "plan",
+                0,
+                &[
+                    r#"{"schemaVersion":null}"#,
+                    r#"{"validationSuccessful":true}"#
+                ]
+            ),
+            Outcome::Succeeded {
+                applied_version: None,
+                summary: "the schema is empty; nothing pending; validation passed".to_string(),
+            }
+        );
+        assert_eq!(
+            outcome("repair", 0, &[r#"{"repairActions":[]}"#]),
+            Outcome::Succeeded {
+                applied_version: None,
+                summary: "repair: nothing to repair".to_string(),
+            }
+        );
+        let many: alloc::vec::Vec<alloc::string::String> = (0..10)
+            .map(|v| alloc::format!("{{\"pendingVersion\":\"{v}\"}}"))
+            .collect();
+        let mut facts: alloc::vec::Vec<&str> =
+            alloc::vec![r#"{"schemaVersion":"0"}"#, r#"{"pendingCount":42}"#];
+        facts.extend(many.iter().map(alloc::string::String::as_str));
+        let Outcome::Succeeded { summary, .. } = outcome("plan", 0, &facts) else {
+            panic!()
+        };
+        assert!(
+            summary.contains("42 pending migration(s) (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, …)"),
+            "{summary}"
+        );
     }
 }

@@ -203,6 +203,12 @@ impl LiquibaseReader<'_> {
                 )
             });
         }
+        if text.contains("Error parsing command line") || text.contains("Unexpected argument") {
+            return Outcome::Failed(Failure::permanent(
+                "ConfigurationError",
+                format!("Liquibase refused its arguments: {}", detail()),
+            ));
+        }
         if [
             "ChangeLogParseException",
             "not found in the configured search path",
@@ -220,12 +226,99 @@ impl LiquibaseReader<'_> {
                 ),
             ));
         }
-        if text.contains("Error parsing command line") || text.contains("Unexpected argument") {
-            return Outcome::Failed(Failure::permanent(
-                "ConfigurationError",
-                format!("Liquibase refused its arguments: {}", detail()),
-            ));
-        }
         unexplained(summary, &self.context, Some(&one_line(headline)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(key: &str, exit_code: i32, errors: &[&str]) -> Outcome {
+        let mut text = alloc::format!(
+            "{{\"format\":\"{}\",\"tool\":\"liquibase\",\"step\":\"{key}\",\"exitCode\":{exit_code}}}\n",
+            strategy_kit::summary::FORMAT
+        );
+        for error in errors {
+            text.push_str(&alloc::format!("{{\"error\":\"{error}\"}}\n"));
+        }
+        let summary = Summary::parse(&text).unwrap();
+        LiquibaseReader {
+            key,
+            release_planned: false,
+            context: Context {
+                tool: "liquibase",
+                image: "liquibase/liquibase:4.33.0",
+                timeout: "15m",
+            },
+        }
+        .read(&summary)
+    }
+
+    fn reason(outcome: Outcome) -> (&'static str, bool) {
+        match outcome {
+            Outcome::Failed(failure) => (failure.reason, failure.retryable),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn liquibase_errors_have_reasons() {
+        let cases = [
+            (
+                "Unexpected error running Liquibase: Preconditions Failed",
+                ("PreconditionFailed", false),
+            ),
+            (
+                "Unexpected error running Liquibase: The file db/changelog.yaml was not found in the configured search path:",
+                ("ChangelogInvalid", false),
+            ),
+            (
+                "Error parsing command line: Invalid argument '--context-filter'",
+                ("ConfigurationError", false),
+            ),
+            (
+                "Unexpected error running Liquibase: Migration failed for changeset db/c.yaml::4::bob:",
+                ("SqlError", false),
+            ),
+            (
+                "Unexpected error running Liquibase: Migration failed for changeset db/c.yaml::4::bob: ERROR: deadlock detected",
+                ("TransactionRolledBack", true),
+            ),
+            (
+                "Unexpected error running Liquibase: No suitable driver found for jdbc:db2://x",
+                ("DriverMissing", false),
+            ),
+            ("something nobody expected", ("ToolFailed", true)),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(reason(outcome("update", 1, &[error])), expected, "{error}");
+        }
+        assert_eq!(reason(outcome("update", 127, &[])), ("ToolNotFound", false));
+    }
+
+    #[test]
+    fn a_failure_message_leads_with_liquibases_own_line() {
+        let Outcome::Failed(failure) = outcome(
+            "update",
+            1,
+            &[
+                "[2026-11-26 10:15:03] SEVERE [liquibase.changelog] noise",
+                "Unexpected error running Liquibase: Migration failed for changeset db/c.yaml::4::bob:",
+                "     Reason: liquibase.exception.DatabaseException: ERROR: column \\\"x\\\" does not exist",
+                "liquibase.exception.CommandExecutionException: repeated",
+            ],
+        ) else {
+            panic!()
+        };
+        assert!(
+            failure.message.starts_with(
+                "the database rejected a changeset: Migration failed for changeset db/c.yaml::4::bob: Reason: liquibase.exception.DatabaseException: ERROR: column \"x\" does not exist; fix the changeset"
+            ),
+            "{}",
+            failure.message
+        );
+        assert!(!failure.message.contains("noise"));
+        assert!(!failure.message.contains("repeated"));
     }
 }
