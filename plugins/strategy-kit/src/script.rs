@@ -6,6 +6,11 @@
 //! to the container's log, and leaves a summary (see [`crate::summary`]) in
 //! the termination message, built by an awk program from the tool's output.
 //!
+//! The tool's output reaches the container's log when the tool exits, not
+//! as it runs: streaming it through `tee` would hide the tool's exit status
+//! and process from the wrapper in a POSIX shell. (Flyway's JSON mode prints
+//! nothing before the end anyway.)
+//!
 //! Requirements on the tool's image: `/bin/sh`, `awk`, `cat`, `head`,
 //! `mkdir` and `kill` (POSIX; the official Flyway and Liquibase images are
 //! Ubuntu-based and have them). User input never appears in the program
