@@ -16,6 +16,7 @@ use crate::selector::{FieldSelector, LabelSelector, supported_fields};
 use crate::store::{Event, Inner, Store, name_of};
 use crate::validation::{NameRule, name_rule, validate_meta, validate_name};
 
+mod binding;
 mod builtin;
 mod gc;
 
@@ -1389,7 +1390,28 @@ impl Api {
             if sub == Sub::Status {
                 let status = new.get("status").cloned();
                 let mf = meta(&new).get("managedFields").cloned();
+                // Built-in status strategies reset the spec, not the metadata: annotations
+                // written through /status stick (the deployment controller records its
+                // revision annotation that way), and so do labels except on apps workloads,
+                // whose status strategies reset them too. Custom resources keep only status.
+                let mut carried = Vec::new();
+                if !rt.custom {
+                    carried.push("annotations");
+                    if rt.group != "apps" {
+                        carried.push("labels");
+                    }
+                }
+                let carried: Vec<(&str, Option<Value>)> = carried
+                    .into_iter()
+                    .map(|k| (k, meta(&new).get(k).cloned()))
+                    .collect();
                 new = old.clone();
+                for (k, v) in carried {
+                    match v {
+                        Some(v) => meta_mut(&mut new).insert(k.to_string(), v),
+                        None => meta_mut(&mut new).remove(k),
+                    };
+                }
                 if let Value::Object(m) = &mut new {
                     match status {
                         Some(s) => m.insert("status".into(), s),
@@ -1741,7 +1763,14 @@ impl Api {
                 ),
             ));
         }
-        let policy = opts.propagation.as_deref().unwrap_or("Background");
+        // batch/v1 Jobs orphan their pods unless told otherwise, for backward compatibility,
+        // as Kubernetes' job strategy does (every other type deletes dependents).
+        let default_policy = if rt.group == "batch" && rt.version == "v1" && rt.resource == "jobs" {
+            "Orphan"
+        } else {
+            "Background"
+        };
+        let policy = opts.propagation.as_deref().unwrap_or(default_policy);
         if !matches!(policy, "Background" | "Foreground" | "Orphan") {
             return Err(ApiError::invalid(
                 "meta.k8s.io",
@@ -1822,9 +1851,9 @@ impl Api {
             meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
             inner.put(&rt.storage, ns, name, new.clone(), rv);
         }
-        if gc {
-            self.gc_after_mark(inner, rt, &new);
-        }
+        // Garbage collection (orphaning, foreground deletion, emptying a namespace) follows
+        // asynchronously, as in Kubernetes: the garbage collector controller reacts to this
+        // change.
         let current = inner.get(&rt.storage, ns, name);
         Ok(match current {
             Some(c) => DeleteResult::Pending(to_version(rt, &c)),
@@ -1832,7 +1861,8 @@ impl Api {
         })
     }
 
-    /// Removes an object now, then lets garbage collection and CRD cleanup follow.
+    /// Removes an object now, and a CRD's objects with it; garbage collection of dependents
+    /// follows asynchronously (the garbage collector controller sees the deletion).
     fn remove_now(&self, inner: &mut Inner, rt: &ResourceType, ns: &str, name: &str) {
         let Some(old) = inner.get(&rt.storage, ns, name) else {
             return;
@@ -1843,9 +1873,6 @@ impl Api {
         inner.remove(&rt.storage, ns, name, last, rv);
         if rt.group == "apiextensions.k8s.io" && rt.resource == "customresourcedefinitions" {
             self.unregister_crd(inner, &old);
-        }
-        if self.opts.garbage_collection {
-            self.gc_after_remove(inner, &old);
         }
     }
 

@@ -89,6 +89,7 @@ fn raw_for(group: &str, kind: &str) -> Option<Value> {
         ("", "Pod") => generate::<api::core::v1::Pod>(),
         ("", "Event") => generate::<api::core::v1::Event>(),
         ("", "Endpoints") => generate::<api::core::v1::Endpoints>(),
+        ("", "Node") => generate::<api::core::v1::Node>(),
         ("events.k8s.io", "Event") => generate::<api::events::v1::Event>(),
         ("apps", "Deployment") => generate::<api::apps::v1::Deployment>(),
         ("apps", "ReplicaSet") => generate::<api::apps::v1::ReplicaSet>(),

@@ -26,7 +26,8 @@ use crate::table::table;
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// What a request addresses, as a fault-injection hook sees it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestInfo {
     /// Kubernetes verb: get, list, watch, create, update, patch, delete, deletecollection.
     pub verb: String,
@@ -71,8 +72,8 @@ pub struct ServerState {
     pub bookmark_interval: Duration,
     /// Optional request hook.
     pub hook: RwLock<Option<Arc<dyn RequestHook>>>,
-    /// Bumped to end every open watch stream.
-    pub watch_cut: tokio::sync::watch::Sender<u64>,
+    /// Faults, pauses and the simulated cluster's behaviour.
+    pub control: Arc<crate::control::Control>,
 }
 
 fn json_response(code: u16, body: &Value, warnings: &[String]) -> Response {
@@ -131,12 +132,33 @@ pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Resp
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };
+    let control_path = path
+        .strip_prefix(crate::control::PREFIX)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+    if let Some(rest) = control_path {
+        // The control API answers even while the server is paused, so a test can resume it.
+        return match crate::control::handle(&state.control, method.as_str(), rest, &body) {
+            Ok((code, v)) => json_response(code, &v, &[]),
+            Err(e) => error_response(&e),
+        };
+    }
+    wait_while_paused(&state.control).await;
     let result = route(&state, &method, &path, &query, &headers, body).await;
     match result {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(%method, %path, code = e.code, reason = e.reason, "request failed");
             error_response(&e)
+        }
+    }
+}
+
+/// Holds a request while the server is paused (a refusing pause also drops the connection).
+async fn wait_while_paused(control: &crate::control::Control) {
+    let mut pause = control.pause_watch();
+    while pause.borrow_and_update().is_some() {
+        if pause.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -538,17 +560,24 @@ async fn resource(
     if subres != Sub::Main && !matches!(verb, "get" | "update" | "patch") {
         return Err(ApiError::method_not_allowed());
     }
+    let info = RequestInfo {
+        verb: verb.to_string(),
+        group: group.to_string(),
+        version: version.to_string(),
+        resource: resource.to_string(),
+        subresource: sub.unwrap_or_default().to_string(),
+        namespace: ns.unwrap_or_default().to_string(),
+        name: name.unwrap_or_default().to_string(),
+    };
+    let (delay, fail) = state.control.decide(&info);
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(e) = fail {
+        return Err(e);
+    }
     let hook = state.hook.read().unwrap_or_else(|p| p.into_inner()).clone();
     if let Some(hook) = hook {
-        let info = RequestInfo {
-            verb: verb.to_string(),
-            group: group.to_string(),
-            version: version.to_string(),
-            resource: resource.to_string(),
-            subresource: sub.unwrap_or_default().to_string(),
-            namespace: ns.unwrap_or_default().to_string(),
-            name: name.unwrap_or_default().to_string(),
-        };
         let outcome = hook.on_request(&info);
         if let Some(d) = outcome.delay {
             tokio::time::sleep(d).await;
@@ -603,6 +632,9 @@ async fn resource(
                         ApiError::bad_request(format!("invalid timeoutSeconds {t:?}"))
                     })?),
                 };
+            if state.control.take_watch_expiry(&info) {
+                return Ok(expired_watch(&state.api));
+            }
             watch_response(state, rt, ns, lo, timeout, accepts_table(headers))
         }
         "create" => {
@@ -642,18 +674,39 @@ async fn resource(
         }
         "delete" => {
             let opts = delete_options(&q, headers, &body)?;
+            let warnings = job_delete_warning(&rt, &opts);
             match api.delete(&rt, nsv, name.unwrap_or_default(), &opts)? {
-                DeleteResult::Deleted(status) => ok(200, &status),
-                DeleteResult::Pending(obj) => ok(200, &obj),
+                DeleteResult::Deleted(status) => Ok(json_response(200, &status, &warnings)),
+                DeleteResult::Pending(obj) => Ok(json_response(200, &obj, &warnings)),
             }
         }
         "deletecollection" => {
             let opts = delete_options(&q, headers, &body)?;
+            let warnings = job_delete_warning(&rt, &opts);
             let lo = list_options(&q)?;
-            ok(200, &api.delete_collection(&rt, ns, &lo, &opts)?)
+            Ok(json_response(
+                200,
+                &api.delete_collection(&rt, ns, &lo, &opts)?,
+                &warnings,
+            ))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Kubernetes warns when a batch/v1 Job is deleted without a propagation policy: the
+/// default orphans its pods.
+fn job_delete_warning(rt: &ResourceType, opts: &DeleteOptions) -> Vec<String> {
+    if rt.group == "batch"
+        && rt.version == "v1"
+        && rt.resource == "jobs"
+        && opts.propagation.is_none()
+    {
+        return vec![
+            "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning".to_string(),
+        ];
+    }
+    Vec::new()
 }
 
 fn with_objects(mut t: Value, objects: &[Value], q: &Query) -> Value {
@@ -685,6 +738,7 @@ struct WatchState {
     bookmarks: Option<tokio::time::Interval>,
     deadline: tokio::time::Instant,
     cut: tokio::sync::watch::Receiver<u64>,
+    pause: tokio::sync::watch::Receiver<Option<crate::control::PauseMode>>,
     as_table: bool,
 }
 
@@ -707,6 +761,24 @@ fn event_line(rt: &ResourceType, item: &WatchItem, as_table: bool) -> String {
         });
     }
     watch_line(item)
+}
+
+/// A watch answered as Kubernetes' watch cache answers a compacted resourceVersion: one
+/// `ERROR` event carrying a 410 `Expired` Status, then the end of the stream.
+fn expired_watch(api: &Api) -> Response {
+    let rv = api.current_rv();
+    let status =
+        ApiError::expired(format!("too old resource version: {rv} ({})", rv + 1)).to_status();
+    let line = watch_line(&WatchItem {
+        kind: "ERROR",
+        object: status,
+    });
+    let mut resp = Response::new(Body::from(line));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 fn watch_response(
@@ -734,8 +806,8 @@ fn watch_response(
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         i
     });
-    let mut cut = state.watch_cut.subscribe();
-    cut.mark_unchanged();
+    let cut = state.control.watch_cuts();
+    let pause = state.control.pause_watch();
     let st = WatchState {
         initial,
         rx: w.rx,
@@ -745,9 +817,17 @@ fn watch_response(
         bookmarks,
         deadline: tokio::time::Instant::now() + timeout,
         cut,
+        pause,
         as_table,
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
+        // A paused server sends nothing, on open watches too.
+        while st.pause.borrow_and_update().is_some() {
+            tokio::select! {
+                r = st.pause.changed() => if r.is_err() { return None },
+                _ = st.cut.changed() => return None,
+            }
+        }
         if let Some(line) = st.initial.pop_front() {
             return Some((Ok::<_, std::io::Error>(Bytes::from(line)), st));
         }
@@ -770,6 +850,15 @@ fn watch_response(
                 }
                 _ = tokio::time::sleep_until(st.deadline) => return None,
                 _ = st.cut.changed() => return None,
+                r = st.pause.changed() => {
+                    if r.is_err() { return None; }
+                    while st.pause.borrow_and_update().is_some() {
+                        tokio::select! {
+                            r = st.pause.changed() => if r.is_err() { return None },
+                            _ = st.cut.changed() => return None,
+                        }
+                    }
+                }
             }
         }
     });

@@ -9,6 +9,8 @@
 
 pub mod api;
 pub mod builtin_schema;
+pub mod cluster;
+pub mod control;
 pub mod convert;
 pub mod crd;
 pub mod discovery;
@@ -20,6 +22,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod selector;
+mod server;
 pub mod store;
 pub mod table;
 pub mod tls;
@@ -31,6 +34,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub use api::{Api, Options};
+pub use cluster::Controller;
+pub use control::{
+    Control, FaultRule, Knobs, MetricRule, Outcome, OutcomeRule, PauseMode, WatchExpiry,
+};
 pub use error::{ApiError, Error};
 pub use http::{HookOutcome, RequestHook, RequestInfo};
 
@@ -44,6 +51,9 @@ pub struct Builder {
     bookmark_interval: Duration,
     worker_threads: usize,
     tls: bool,
+    cluster: bool,
+    overrides: Vec<(Controller, bool)>,
+    knobs: Knobs,
 }
 
 impl Default for Builder {
@@ -56,6 +66,9 @@ impl Default for Builder {
             bookmark_interval: Duration::from_secs(30),
             worker_threads: 2,
             tls: false,
+            cluster: false,
+            overrides: Vec::new(),
+            knobs: Knobs::default(),
         }
     }
 }
@@ -85,10 +98,84 @@ impl Builder {
         self
     }
 
-    /// Whether deletion honours ownerReferences and namespace deletion empties the namespace.
-    pub fn garbage_collection(mut self, on: bool) -> Self {
-        self.options.garbage_collection = on;
+    /// Whether deletion honours ownerReferences and namespace deletion empties the namespace
+    /// (the garbage collector controller; on by default, also without [`Builder::cluster`]).
+    pub fn garbage_collection(self, on: bool) -> Self {
+        self.controller(Controller::GarbageCollector, on)
+    }
+
+    /// Cluster mode: every simulated controller runs (Deployments become available, Jobs
+    /// complete, ...), and the `kubernetes` Service exists. Without it only the garbage
+    /// collector runs: a bare API server.
+    pub fn cluster(mut self, on: bool) -> Self {
+        self.cluster = on;
         self
+    }
+
+    /// Switches one controller on or off, whatever the mode.
+    pub fn controller(mut self, c: Controller, on: bool) -> Self {
+        self.overrides.retain(|(x, _)| *x != c);
+        self.overrides.push((c, on));
+        self
+    }
+
+    /// Timings and behaviour of the simulated workloads (changeable later through
+    /// [`Control::update_knobs`]).
+    pub fn knobs(mut self, knobs: Knobs) -> Self {
+        self.knobs = knobs;
+        self
+    }
+
+    /// From a pod being scheduled to its containers running and ready (default 500 ms).
+    pub fn pod_start_delay(mut self, d: Duration) -> Self {
+        self.knobs.pod_start_delay = d;
+        self
+    }
+
+    /// How long a pod of a Job runs before it ends (default 1 s).
+    pub fn job_duration(mut self, d: Duration) -> Self {
+        self.knobs.job_duration = d;
+        self
+    }
+
+    /// The first delay before a Job replaces a failed pod (default 1 s; doubles per failure).
+    pub fn job_backoff(mut self, d: Duration) -> Self {
+        self.knobs.job_backoff = d;
+        self
+    }
+
+    /// How often autoscalers are reconciled (default 1 s).
+    pub fn hpa_sync_period(mut self, d: Duration) -> Self {
+        self.knobs.hpa_sync_period = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Adds a marker: images whose name contains it never become ready.
+    pub fn never_ready_marker(mut self, marker: impl Into<String>) -> Self {
+        let m = marker.into();
+        if !m.is_empty() && !self.knobs.never_ready_markers.contains(&m) {
+            self.knobs.never_ready_markers.push(m);
+        }
+        self
+    }
+
+    /// The controllers this configuration runs.
+    pub fn controllers(&self) -> Vec<Controller> {
+        let base: Vec<Controller> = if self.cluster {
+            Controller::ALL.to_vec()
+        } else {
+            vec![Controller::GarbageCollector]
+        };
+        Controller::ALL
+            .into_iter()
+            .filter(|c| {
+                self.overrides
+                    .iter()
+                    .find(|(x, _)| x == c)
+                    .map(|(_, on)| *on)
+                    .unwrap_or(base.contains(c))
+            })
+            .collect()
     }
 
     /// How often watches that allow bookmarks receive one.
@@ -116,21 +203,37 @@ impl Builder {
         let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let api = Arc::new(Api::new(self.options.clone()));
-        let (watch_cut, _) = tokio::sync::watch::channel(0u64);
+        let controllers = self.controllers();
+        let mut options = self.options.clone();
+        options.garbage_collection = controllers.contains(&Controller::GarbageCollector);
+        let api = Arc::new(Api::new(options));
+        let compacting = api.clone();
+        let control = Arc::new(Control::new(
+            self.knobs.clone(),
+            controllers.clone(),
+            Box::new(move || compacting.compact()),
+        ));
         let state = Arc::new(http::ServerState {
             api: api.clone(),
             token: self.token.clone(),
             addr: addr.to_string(),
             bookmark_interval: self.bookmark_interval,
             hook: RwLock::new(None),
-            watch_cut,
+            control: control.clone(),
         });
         let tls = if self.tls {
             Some(tls::generate()?)
         } else {
             None
         };
+        let root_ca = match (&tls, controllers.contains(&Controller::RootCaPublisher)) {
+            (Some(t), _) => t.ca_pem.clone(),
+            (None, true) => tls::ca_pem()?,
+            (None, false) => String::new(),
+        };
+        if self.cluster {
+            bootstrap(&api)?;
+        }
         let scheme = if tls.is_some() { "https" } else { "http" };
         let kubeconfig = write_kubeconfig(
             self.kubeconfig.as_deref(),
@@ -144,10 +247,14 @@ impl Builder {
             .thread_name("kube-emulator")
             .enable_all()
             .build()?;
+        control.set_runtime(runtime.handle().clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = axum::Router::new()
             .fallback(http::handle)
             .with_state(state.clone());
+        let recorder = Arc::new(cluster::Recorder::new(api.clone()));
+        let (cluster_api, cluster_control) = (api.clone(), control.clone());
+        let serve_control = control.clone();
         let thread = std::thread::Builder::new()
             .name(format!("kube-emulator-{}", addr.port()))
             .spawn(move || {
@@ -159,16 +266,8 @@ impl Builder {
                             return;
                         }
                     };
-                    let serve = async move {
-                        match tls_config {
-                            Some(config) => tls::serve(listener, app, config).await,
-                            None => {
-                                if let Err(e) = axum::serve(listener, app).await {
-                                    tracing::error!(error = %e, "emulator server failed");
-                                }
-                            }
-                        }
-                    };
+                    cluster::start(cluster_api, cluster_control, recorder, root_ca);
+                    let serve = server::serve(listener, addr, app, tls_config, serve_control);
                     tokio::select! {
                         _ = serve => {}
                         _ = stopped => {}
@@ -178,17 +277,36 @@ impl Builder {
                 runtime.shutdown_background();
             })
             .map_err(|e| Error::Start(e.to_string()))?;
-        tracing::debug!(%addr, "emulator started");
+        tracing::debug!(%addr, ?controllers, "emulator started");
         Ok(Emulator {
             scheme,
             addr,
             kubeconfig,
             api,
             state,
+            control,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
     }
+}
+
+/// What a cluster has from its first moment: the `kubernetes` Service of the API server in
+/// `default` (the API server's own controller creates it).
+fn bootstrap(api: &Api) -> Result<(), Error> {
+    let rt = api.resolve("", "v1", "services")?;
+    let svc = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"], "type": "ClusterIP",
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+    });
+    let opts = api::WriteOptions {
+        field_manager: Some("kube-apiserver".into()),
+        ..Default::default()
+    };
+    api.create(&rt, "default", svc, &opts)?;
+    Ok(())
 }
 
 enum Kubeconfig {
@@ -255,6 +373,7 @@ pub struct Emulator {
     kubeconfig: Kubeconfig,
     api: Arc<Api>,
     state: Arc<http::ServerState>,
+    control: Arc<Control>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -268,6 +387,17 @@ impl Emulator {
     /// A builder for non-default settings.
     pub fn builder() -> Builder {
         Builder::default()
+    }
+
+    /// Starts an emulator in cluster mode (every simulated controller on) on a free port.
+    pub fn cluster() -> Result<Emulator, Error> {
+        Builder::default().cluster(true).start()
+    }
+
+    /// The control plane: faults, pauses, workload outcomes, knobs (also served over HTTP
+    /// under `/emulator/v1/`).
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
     }
 
     /// `http://127.0.0.1:<port>` (or `https://` with TLS).
@@ -297,12 +427,12 @@ impl Emulator {
 
     /// Ends every open watch stream (clients see the connection close and re-watch).
     pub fn cut_watches(&self) {
-        self.state.watch_cut.send_modify(|v| *v += 1);
+        self.control.cut_watches();
     }
 
     /// Forgets history: watches and lists at older resourceVersions get 410 Gone.
     pub fn compact(&self) {
-        self.api.compact();
+        self.control.compact();
     }
 }
 

@@ -222,6 +222,7 @@ impl Registry {
                 .all(),
             rt("", "v1", "events", "Event", true, &["ev"]),
             rt("", "v1", "endpoints", "Endpoints", true, &["ep"]),
+            rt("", "v1", "nodes", "Node", false, &["no"]).with_status(),
             events_v1,
             rt("apps", "v1", "deployments", "Deployment", true, &["deploy"])
                 .with_status()

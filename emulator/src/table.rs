@@ -157,6 +157,68 @@ fn count(v: Option<&Value>) -> usize {
 }
 
 /// Columns and a cell function for a built-in type (Kubernetes' printers, abridged).
+/// The pod status kubectl prints: the phase, or the reason of a waiting or terminated
+/// container (`ContainerCreating`, `ImagePullBackOff`, `Completed`, `Error`), `Init:` states,
+/// and `Terminating` for a deleted pod.
+fn pod_status(o: &Value) -> String {
+    let mut reason = s(o.pointer("/status/phase"));
+    if let Some(r) = o.pointer("/status/reason").and_then(Value::as_str) {
+        reason = r.to_string();
+    }
+    let list = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let inits = list("/status/initContainerStatuses");
+    let mut initializing = false;
+    for (i, c) in inits.iter().enumerate() {
+        let term = c.pointer("/state/terminated");
+        let waiting = c.pointer("/state/waiting/reason").and_then(Value::as_str);
+        match (term, waiting) {
+            (Some(t), _) if t.get("exitCode") == Some(&json!(0)) => continue,
+            (Some(t), _) => {
+                reason = match t.get("reason").and_then(Value::as_str) {
+                    Some(r) if !r.is_empty() => format!("Init:{r}"),
+                    _ => format!("Init:ExitCode:{}", s(t.get("exitCode"))),
+                };
+            }
+            (None, Some(w)) if !w.is_empty() && w != "PodInitializing" => {
+                reason = format!("Init:{w}");
+            }
+            _ => reason = format!("Init:{i}/{}", inits.len()),
+        }
+        initializing = true;
+        break;
+    }
+    if !initializing {
+        let mut running = false;
+        for c in list("/status/containerStatuses").iter().rev() {
+            let waiting = c.pointer("/state/waiting/reason").and_then(Value::as_str);
+            let term = c.pointer("/state/terminated");
+            if let Some(w) = waiting.filter(|w| !w.is_empty()) {
+                reason = w.to_string();
+            } else if let Some(t) = term {
+                reason = match t.get("reason").and_then(Value::as_str) {
+                    Some(r) if !r.is_empty() => r.to_string(),
+                    _ => format!("ExitCode:{}", s(t.get("exitCode"))),
+                };
+            } else if c.get("ready") == Some(&json!(true)) && c.pointer("/state/running").is_some()
+            {
+                running = true;
+            }
+        }
+        if reason == "Completed" && running {
+            reason = "Running".into();
+        }
+    }
+    if o.pointer("/metadata/deletionTimestamp").is_some() {
+        reason = "Terminating".into();
+    }
+    reason
+}
+
 /// Computes a row's cells from an object.
 type CellFn = Box<dyn Fn(&Value) -> Vec<Value>>;
 
@@ -260,9 +322,61 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
                 vec![
                     name(o),
                     json!(format!("{ready}/{total}")),
-                    json!(s(o.pointer("/status/phase"))),
+                    json!(pod_status(o)),
                     json!(restarts),
                     created(o),
+                ]
+            }),
+        ),
+        ("", "nodes") => (
+            vec![
+                name_col,
+                col("Status", "string", "", 0, "The status of the node"),
+                col("Roles", "string", "", 0, "The roles of the node"),
+                age_col,
+                col(
+                    "Version",
+                    "string",
+                    "",
+                    0,
+                    "Kubelet Version reported by the node.",
+                ),
+            ],
+            Box::new(move |o| {
+                let ready = o
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .and_then(|cs| cs.iter().find(|c| c.get("type") == Some(&json!("Ready"))))
+                    .map(|c| c.get("status") == Some(&json!("True")));
+                let mut status = match ready {
+                    Some(true) => "Ready".to_string(),
+                    Some(false) => "NotReady".to_string(),
+                    None => "Unknown".to_string(),
+                };
+                if o.pointer("/spec/unschedulable") == Some(&json!(true)) {
+                    status.push_str(",SchedulingDisabled");
+                }
+                let roles: Vec<String> = o
+                    .pointer("/metadata/labels")
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.keys()
+                            .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                            .filter(|r| !r.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                vec![
+                    name(o),
+                    json!(status),
+                    json!(if roles.is_empty() {
+                        "<none>".to_string()
+                    } else {
+                        roles.join(",")
+                    }),
+                    created(o),
+                    json!(s(o.pointer("/status/nodeInfo/kubeletVersion"))),
                 ]
             }),
         ),

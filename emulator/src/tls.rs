@@ -23,6 +23,19 @@ fn err(e: impl std::fmt::Display) -> Error {
     Error::Start(format!("TLS setup: {e}"))
 }
 
+/// A fresh self-signed CA certificate (PEM) only, for the `kube-root-ca.crt` ConfigMaps of an
+/// emulator that serves plain http.
+pub fn ca_pem() -> Result<String, Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "kube-emulator-ca");
+    let ca =
+        CertifiedIssuer::self_signed(params, KeyPair::generate().map_err(err)?).map_err(err)?;
+    Ok(ca.pem())
+}
+
 /// Generates a CA and a serving certificate for `127.0.0.1` and `localhost`.
 pub fn generate() -> Result<Material, Error> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
@@ -59,40 +72,4 @@ pub fn generate() -> Result<Material, Error> {
         ca_pem: ca.pem(),
         config: Arc::new(config),
     })
-}
-
-/// Serves `app` over TLS on `listener` until the task is dropped.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    config: Arc<rustls::ServerConfig>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
 }

@@ -152,7 +152,7 @@ async fn configmap_crud_with_optimistic_concurrency() {
     assert_eq!((code, reason.as_str()), (409, "Conflict"), "{msg}");
     assert!(msg.contains("the object has been modified"), "{msg}");
     let list = api.list(&ListParams::default()).await.expect("list");
-    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items.len(), 1 + c.base_configmaps.len());
     api.delete("a", &DeleteParams::default())
         .await
         .expect("delete");
@@ -319,9 +319,8 @@ async fn list_selectors_and_pagination() {
             api.list(&ListParams::default().labels("!tier"))
                 .await
                 .unwrap()
-        )
-        .len(),
-        0
+        ),
+        c.with_base(&[])
     );
     assert_eq!(
         names(
@@ -338,13 +337,16 @@ async fn list_selectors_and_pagination() {
                 .unwrap()
         )
         .len(),
-        5
+        5 + c.base_configmaps.len()
     );
     // Pages of 2 are consistent even when objects change between pages.
     let first = api.list(&ListParams::default().limit(2)).await.unwrap();
     assert_eq!(first.items.len(), 2);
     let token = first.metadata.continue_.clone().expect("continue token");
-    assert_eq!(first.metadata.remaining_item_count, Some(3));
+    assert_eq!(
+        first.metadata.remaining_item_count,
+        Some(3 + c.base_configmaps.len() as i64)
+    );
     api.create(&PostParams::default(), &cm("cm-9", json!({})))
         .await
         .unwrap();
@@ -352,25 +354,24 @@ async fn list_selectors_and_pagination() {
         .list(&ListParams::default().limit(2).continue_token(&token))
         .await
         .unwrap();
-    let third = api
-        .list(
-            &ListParams::default()
-                .limit(2)
-                .continue_token(second.metadata.continue_.as_deref().unwrap()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(third.metadata.continue_.as_deref().unwrap_or(""), "");
-    let all: Vec<String> = first
+    let mut all: Vec<String> = first
         .items
         .iter()
         .chain(&second.items)
-        .chain(&third.items)
         .map(|o| o.metadata.name.clone().unwrap())
         .collect();
+    let mut token = second.metadata.continue_.clone();
+    while let Some(t) = token.filter(|t| !t.is_empty()) {
+        let page = api
+            .list(&ListParams::default().limit(2).continue_token(&t))
+            .await
+            .unwrap();
+        all.extend(page.items.iter().map(|o| o.metadata.name.clone().unwrap()));
+        token = page.metadata.continue_.clone();
+    }
     assert_eq!(
         all,
-        vec!["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"],
+        c.with_base(&["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]),
         "the list is consistent at the first page's version"
     );
 }
@@ -563,7 +564,7 @@ async fn watch_list_with_initial_events_end_bookmark() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(added, 1);
+    assert_eq!(added, 1 + c.base_configmaps.len());
 }
 
 #[tokio::test]
@@ -584,9 +585,10 @@ async fn kube_runtime_watcher_and_reflector() {
     api.create(&PostParams::default(), &cm("b", json!({})))
         .await
         .unwrap();
+    let want = 2 + c.base_configmaps.len();
     eventually("the reflector to see both", || {
         let n = reader.state().len();
-        async move { (n == 2).then_some(()) }
+        async move { (n == want).then_some(()) }
     })
     .await;
     task.abort();
@@ -594,11 +596,25 @@ async fn kube_runtime_watcher_and_reflector() {
 
 #[tokio::test]
 async fn generation_and_status_subresource() {
+    // An Ingress: its status has no writer in a cluster without an ingress controller (a
+    // Deployment's would race with the deployment controller).
+    use k8s_openapi::api::networking::v1::Ingress;
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
-    let d: Deployment = serde_json::from_value(deployment("web", "nginx:1")).unwrap();
+    let api: Api<Ingress> = Api::namespaced(c.client.clone(), &c.ns);
+    let ing: Ingress = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {
+        "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}}))
+    .unwrap();
+    let lb = |ip: &str| json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
+    let ip_of = |i: &Ingress| {
+        i.status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref())
+            .and_then(|v| v.first())
+            .and_then(|x| x.ip.clone())
+    };
     let created = api
-        .create(&PostParams::default(), &d)
+        .create(&PostParams::default(), &ing)
         .await
         .expect("create");
     assert_eq!(created.metadata.generation, Some(1));
@@ -617,37 +633,40 @@ async fn generation_and_status_subresource() {
         .patch(
             "web",
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"replicas": 7}})),
+            &Patch::Merge(json!({"status": lb("10.0.0.7")})),
         )
         .await
         .unwrap();
-    assert_eq!(p.status.as_ref().and_then(|s| s.replicas), None);
+    assert_eq!(ip_of(&p), None);
     assert_eq!(p.metadata.generation, Some(1));
     // /status changes only status.
     let s = api
         .patch_status(
             "web",
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"replicas": 3}, "spec": {"replicas": 9}})),
+            &Patch::Merge(json!({"status": lb("10.0.0.3"), "spec": {"ingressClassName": "other"}})),
         )
         .await
         .unwrap();
-    assert_eq!(s.status.as_ref().and_then(|s| s.replicas), Some(3));
-    assert_eq!(s.spec.as_ref().and_then(|s| s.replicas), Some(1));
+    assert_eq!(ip_of(&s).as_deref(), Some("10.0.0.3"));
+    assert_eq!(
+        s.spec.as_ref().and_then(|s| s.ingress_class_name.clone()),
+        None
+    );
     assert_eq!(s.metadata.generation, Some(1));
     // Spec changes bump it.
     let p = api
         .patch(
             "web",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+            &Patch::Merge(json!({"spec": {"ingressClassName": "nginx"}})),
         )
         .await
         .unwrap();
     assert_eq!(p.metadata.generation, Some(2));
     assert_eq!(
-        p.status.and_then(|s| s.replicas),
-        Some(3),
+        ip_of(&p).as_deref(),
+        Some("10.0.0.3"),
         "status survives spec writes"
     );
 }
@@ -831,7 +850,7 @@ async fn delete_collection_by_label() {
         .into_iter()
         .map(|o| o.metadata.name.unwrap())
         .collect();
-    assert_eq!(left, vec!["c"]);
+    assert_eq!(left, c.with_base(&["c"]));
 }
 
 #[tokio::test]
@@ -1537,20 +1556,41 @@ async fn namespace_deletion_removes_contents() {
     api.create(&PostParams::default(), &cm("inside", json!({})))
         .await
         .unwrap();
+    // A finalizer keeps this one (and so the namespace) until the test lets it go.
+    let held: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &held).await.unwrap();
     nsapi.delete(&name, &DeleteParams::default()).await.unwrap();
-    let ns = nsapi.get_opt(&name).await.unwrap();
-    if let Some(ns) = ns {
-        assert_eq!(
-            ns.status.and_then(|s| s.phase).as_deref(),
-            Some("Terminating")
-        );
-        let (code, reason, _) = api_err(
-            api.create(&PostParams::default(), &cm("late", json!({})))
-                .await
-                .unwrap_err(),
-        );
-        assert_eq!((code, reason.as_str()), (403, "Forbidden"));
-    }
+    let ns = nsapi.get(&name).await.unwrap();
+    assert_eq!(
+        ns.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
+    let (code, reason, _) = api_err(
+        api.create(&PostParams::default(), &cm("late", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+    eventually("the rest of the contents to go", || {
+        let api = api.clone();
+        async move {
+            let held = api.get("held").await.ok()?;
+            (api.get_opt("inside").await.unwrap().is_none()
+                && held.metadata.deletion_timestamp.is_some())
+            .then_some(())
+        }
+    })
+    .await;
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
     eventually("the namespace to go", || {
         let nsapi = nsapi.clone();
         let name = name.clone();
@@ -1749,7 +1789,7 @@ async fn list_resource_version_semantics() {
         )
         .await
         .unwrap();
-    assert_eq!(l.items.len(), 2);
+    assert_eq!(l.items.len(), 2 + c.base_configmaps.len());
     // Exact: the state at rv, before b existed.
     let l = api
         .list(
@@ -1764,7 +1804,7 @@ async fn list_resource_version_semantics() {
         .into_iter()
         .map(|o| o.metadata.name.unwrap())
         .collect();
-    assert_eq!(names, vec!["a"]);
+    assert_eq!(names, c.with_base(&["a"]));
     assert_eq!(l.metadata.resource_version.as_deref(), Some(rv.as_str()));
     let (code, _) = c
         .raw(

@@ -26,7 +26,11 @@ impl Api {
                 labels["kubernetes.io/metadata.name"] = json!(name);
             }
         } else if key == ("", "pods") && old.is_none() {
-            new["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+            if new.get("spec").is_some_and(Value::is_object) {
+                pod_admission(&mut new["spec"]);
+            }
+            let qos = new.get("spec").map(qos_class).unwrap_or("BestEffort");
+            new["status"] = json!({"phase": "Pending", "qosClass": qos});
         } else if matches!(
             key,
             ("apps", "deployments" | "replicasets" | "statefulsets")
@@ -62,6 +66,10 @@ impl Api {
             && new.get("spec").is_some_and(Value::is_object)
         {
             job_defaults(new);
+        } else if key == ("autoscaling", "horizontalpodautoscalers")
+            && new.get("spec").is_some_and(Value::is_object)
+        {
+            hpa_defaults(&mut new["spec"]);
         }
         let pod_spec = match key {
             ("", "pods") => Some(("/spec", true)),
@@ -348,6 +356,140 @@ fn pod_spec_defaults(spec: &mut Value, restart_always: bool) {
     }
 }
 
+/// What Kubernetes' defaulting and admission add to a new Pod (not to pod templates):
+/// requests from limits, the `default` service account with its projected API token volume
+/// (ServiceAccount admission), the not-ready/unreachable tolerations (DefaultTolerationSeconds
+/// admission), priority (Priority admission) and service links.
+fn pod_admission(spec: &mut Value) {
+    let Value::Object(m) = spec else { return };
+    for list in ["initContainers", "containers"] {
+        let Some(Value::Array(cs)) = m.get_mut(list) else {
+            continue;
+        };
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            let Some(Value::Object(res)) = c.get_mut("resources") else {
+                continue;
+            };
+            let Some(Value::Object(limits)) = res.get("limits").cloned() else {
+                continue;
+            };
+            let requests = res.entry("requests").or_insert_with(|| json!({}));
+            if let Value::Object(req) = requests {
+                for (k, v) in limits {
+                    req.entry(k).or_insert(v);
+                }
+            }
+        }
+    }
+    let sa = m
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .or_else(|| m.get("serviceAccount").and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default")
+        .to_string();
+    m.insert("serviceAccountName".into(), json!(sa));
+    m.insert("serviceAccount".into(), json!(sa));
+    set_default(m, "enableServiceLinks", json!(true));
+    set_default(m, "priority", json!(0));
+    set_default(m, "preemptionPolicy", json!("PreemptLowerPriority"));
+    let tolerations = m.entry("tolerations").or_insert_with(|| json!([]));
+    if let Value::Array(ts) = tolerations {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
+            let has = ts.iter().any(|t| {
+                t.get("key").and_then(Value::as_str) == Some(key)
+                    && t.get("effect")
+                        .and_then(Value::as_str)
+                        .is_none_or(|e| e == "NoExecute")
+            });
+            if !has {
+                ts.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            }
+        }
+    }
+    // The projected service account token, unless the pod opts out or already mounts one.
+    if m.get("automountServiceAccountToken") == Some(&json!(false)) {
+        return;
+    }
+    const MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let mounted = |m: &Map<String, Value>| {
+        ["initContainers", "containers"].iter().any(|l| {
+            m.get(*l).and_then(Value::as_array).is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.get("volumeMounts")
+                        .and_then(Value::as_array)
+                        .is_some_and(|vm| {
+                            vm.iter().any(|v| v.get("mountPath") == Some(&json!(MOUNT)))
+                        })
+                })
+            })
+        })
+    };
+    if mounted(m) {
+        return;
+    }
+    let volume = format!("kube-api-access-{}", super::random_suffix());
+    let vols = m.entry("volumes").or_insert_with(|| json!([]));
+    if let Value::Array(vs) = vols {
+        vs.push(json!({"name": volume, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}, "path": "namespace"}]}}
+        ]}}));
+    }
+    for list in ["initContainers", "containers"] {
+        let Some(Value::Array(cs)) = m.get_mut(list) else {
+            continue;
+        };
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            let mounts = c.entry("volumeMounts").or_insert_with(|| json!([]));
+            if let Value::Array(vm) = mounts {
+                vm.push(json!({"name": volume, "mountPath": MOUNT, "readOnly": true}));
+            }
+        }
+    }
+}
+
+/// The pod's quality-of-service class, as Kubernetes computes it from cpu and memory
+/// requests and limits (quantities compared as written).
+pub(crate) fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|l| spec.get(*l).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let get = |c: &Value, kind: &str, res: &str| {
+        c.get("resources")
+            .and_then(|r| r.get(kind))
+            .and_then(|k| k.get(res))
+            .cloned()
+    };
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in &containers {
+        for res in ["cpu", "memory"] {
+            let (req, lim) = (get(c, "requests", res), get(c, "limits", res));
+            any |= req.is_some() || lim.is_some();
+            match (&req, &lim) {
+                (_, None) => guaranteed = false,
+                (Some(r), Some(l)) if r != l => guaranteed = false,
+                _ => {}
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
 /// Deployment defaults: rolling update of 25 %, ten old ReplicaSets, a 600 s deadline.
 fn deployment_defaults(spec: &mut Value) {
     let Value::Object(m) = spec else { return };
@@ -363,6 +505,46 @@ fn deployment_defaults(spec: &mut Value) {
                 set_default(ru, "maxSurge", json!("25%"));
             }
         }
+    }
+}
+
+/// autoscaling/v2 defaults: one replica at least, 80 % CPU utilization when no metric is
+/// given, and the scaling policies of a `behavior` that leaves them out.
+fn hpa_defaults(spec: &mut Value) {
+    let Value::Object(m) = spec else { return };
+    set_default(m, "minReplicas", json!(1));
+    let no_metrics = m
+        .get("metrics")
+        .is_none_or(|v| v.as_array().is_none_or(Vec::is_empty));
+    if no_metrics {
+        m.insert(
+            "metrics".into(),
+            json!([{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+        );
+    }
+    let Some(Value::Object(b)) = m.get_mut("behavior") else {
+        return;
+    };
+    let up = b.entry("scaleUp").or_insert_with(|| json!({}));
+    if let Value::Object(up) = up {
+        set_default(up, "stabilizationWindowSeconds", json!(0));
+        set_default(up, "selectPolicy", json!("Max"));
+        set_default(
+            up,
+            "policies",
+            json!([{"type": "Pods", "value": 4, "periodSeconds": 15},
+                {"type": "Percent", "value": 100, "periodSeconds": 15}]),
+        );
+    }
+    let down = b.entry("scaleDown").or_insert_with(|| json!({}));
+    if let Value::Object(down) = down {
+        set_default(down, "selectPolicy", json!("Max"));
+        set_default(
+            down,
+            "policies",
+            json!([{"type": "Percent", "value": 100, "periodSeconds": 15}]),
+        );
     }
 }
 
@@ -384,6 +566,15 @@ fn job_defaults(new: &mut Value) {
     }
     if spec.get("completions").is_none() && spec.get("parallelism") == Some(&json!(1)) {
         spec["completions"] = json!(1);
+    }
+    if spec.get("podReplacementPolicy").is_none() {
+        // JobPodReplacementPolicy (on since 1.29): Failed when a pod failure policy is set.
+        let policy = if spec.get("podFailurePolicy").is_some_and(|p| !p.is_null()) {
+            "Failed"
+        } else {
+            "TerminatingOrFailed"
+        };
+        spec["podReplacementPolicy"] = json!(policy);
     }
     if spec.get("manualSelector") != Some(&json!(true)) && spec.get("selector").is_none() {
         spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
@@ -407,6 +598,17 @@ fn job_defaults(new: &mut Value) {
                 m.extend(add);
             }
         }
+    }
+    // A Job without labels takes its pod template's (Kubernetes' job defaulting).
+    let tmpl_labels = new
+        .pointer("/spec/template/metadata/labels")
+        .filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+        .cloned();
+    let empty = meta(new)
+        .get("labels")
+        .is_none_or(|l| l.as_object().is_none_or(|m| m.is_empty()));
+    if empty && let Some(l) = tmpl_labels {
+        meta_mut(new).insert("labels".into(), l);
     }
 }
 

@@ -1,7 +1,31 @@
-//! Garbage collection: owner references on deletion (Background, Foreground, Orphan) and
-//! namespace deletion. Runs synchronously under the store lock, switchable per emulator.
+//! Garbage collection: owner references on deletion (Background, Foreground, Orphan),
+//! dangling owners, and namespace deletion. Kubernetes runs these in the garbage collector and
+//! namespace controllers, asynchronously; here the simulated garbage collector (see
+//! [`crate::cluster`]) calls [`Api::gc_event`] for every change in the store, and each step
+//! runs under the store lock.
 
 use super::*;
+use crate::store::EventType;
+
+/// Background propagation, what the garbage collector and namespace controller delete with.
+fn background() -> DeleteOptions {
+    DeleteOptions {
+        propagation: Some("Background".into()),
+        ..Default::default()
+    }
+}
+
+fn owner_refs(v: &Value) -> Vec<Value> {
+    meta(v)
+        .get("ownerReferences")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn ref_uid(r: &Value) -> Option<&str> {
+    r.get("uid").and_then(Value::as_str)
+}
 
 impl Api {
     pub(super) fn rt_for(&self, gr: &GroupResource) -> Option<Arc<ResourceType>> {
@@ -129,13 +153,7 @@ impl Api {
             }
             for obj in inner.list_current(&gr, Some(ns)) {
                 if meta(&obj).get("deletionTimestamp").is_none() {
-                    let _ = self.delete_locked(
-                        inner,
-                        &rt,
-                        ns,
-                        &name_of(&obj),
-                        &DeleteOptions::default(),
-                    );
+                    let _ = self.delete_locked(inner, &rt, ns, &name_of(&obj), &background());
                 }
             }
         }
@@ -178,36 +196,146 @@ impl Api {
     pub(super) fn gc_after_remove(&self, inner: &mut Inner, obj: &Value) {
         let uid = meta_str(obj, "uid").unwrap_or_default().to_string();
         for (gr, (dns, dname)) in inner.dependents_of(&uid) {
-            let Some(dep) = inner.get(&gr, &dns, &dname) else {
-                continue;
-            };
-            let owners_left = meta(&dep)
-                .get("ownerReferences")
-                .and_then(Value::as_array)
-                .map(|refs| {
-                    refs.iter().any(|r| {
-                        r.get("uid")
-                            .and_then(Value::as_str)
-                            .is_some_and(|u| u != uid && inner.by_uid(u).is_some())
-                    })
-                })
-                .unwrap_or(false);
-            if !owners_left
-                && meta(&dep).get("deletionTimestamp").is_none()
-                && let Some(rt) = self.rt_for(&gr)
-            {
-                let _ = self.delete_locked(inner, &rt, &dns, &dname, &DeleteOptions::default());
-            }
+            self.check_owners(inner, &gr, &dns, &dname);
         }
-        if let Some(Value::Array(refs)) = meta(obj).get("ownerReferences") {
-            for r in refs {
-                if let Some(owner_uid) = r.get("uid").and_then(Value::as_str) {
-                    self.finish_foreground(inner, owner_uid);
-                }
+        for r in owner_refs(obj) {
+            if let Some(owner_uid) = ref_uid(&r) {
+                self.finish_foreground(inner, owner_uid);
             }
         }
         if let Some(ns) = meta_str(obj, "namespace").filter(|n| !n.is_empty()) {
             self.maybe_finish_namespace(inner, ns);
+        }
+    }
+
+    /// Whether the owner with this uid exists where a dependent in `ns` may point at it: a
+    /// namespaced owner must live in the dependent's namespace, as Kubernetes' garbage
+    /// collector requires (it treats other references as absent).
+    fn owner_present(&self, inner: &Inner, owner_uid: &str, ns: &str) -> bool {
+        let Some((gr, (ons, _))) = inner.by_uid(owner_uid) else {
+            return false;
+        };
+        match self.rt_for(gr) {
+            Some(rt) if rt.namespaced => ons == ns,
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    /// A dependent whose owners are all absent is deleted (Background); references to absent
+    /// owners are removed from one that still has an owner.
+    fn check_owners(&self, inner: &mut Inner, gr: &GroupResource, ns: &str, name: &str) {
+        let Some(dep) = inner.get(gr, ns, name) else {
+            return;
+        };
+        let refs = owner_refs(&dep);
+        if refs.is_empty() || meta(&dep).get("deletionTimestamp").is_some() {
+            return;
+        }
+        let (solid, dangling): (Vec<&Value>, Vec<&Value>) = refs
+            .iter()
+            .partition(|r| ref_uid(r).is_some_and(|u| self.owner_present(inner, u, ns)));
+        if dangling.is_empty() {
+            return;
+        }
+        if solid.is_empty() {
+            if let Some(rt) = self.rt_for(gr) {
+                tracing::debug!(resource = %rt.resource, ns, name, "garbage-collecting a dependent whose owners are gone");
+                let _ = self.delete_locked(inner, &rt, ns, name, &background());
+            }
+            return;
+        }
+        let gone: Vec<String> = dangling
+            .iter()
+            .filter_map(|r| ref_uid(r).map(str::to_string))
+            .collect();
+        self.set_finalizers(inner, gr, ns, name, |v| {
+            if let Some(Value::Array(refs)) = meta_mut(v).get_mut("ownerReferences") {
+                refs.retain(|r| ref_uid(r).is_none_or(|u| !gone.iter().any(|g| g == u)));
+            }
+        });
+    }
+
+    /// The garbage collector's reaction to one change in the store (the simulated garbage
+    /// collector controller calls this for every event, in order).
+    pub fn gc_event(&self, e: &Event) {
+        if !self.opts.garbage_collection {
+            return;
+        }
+        let relevant = match e.kind {
+            EventType::Deleted => true,
+            _ => {
+                meta(&e.object).get("ownerReferences").is_some()
+                    || meta(&e.object).get("deletionTimestamp").is_some()
+                    || e.prev
+                        .as_ref()
+                        .is_some_and(|p| meta(p).get("ownerReferences").is_some())
+            }
+        };
+        if !relevant {
+            return;
+        }
+        let mut inner = self.store.lock();
+        if e.kind == EventType::Deleted {
+            self.gc_after_remove(&mut inner, &e.object);
+            return;
+        }
+        // The event may be stale: act on the object as it is now.
+        let name = name_of(&e.object);
+        if let Some(cur) = inner.get(&e.storage, &e.namespace, &name) {
+            self.gc_object(&mut inner, &e.storage, &cur);
+        }
+        // A dependent that dropped an owner reference or blockOwnerDeletion may release a
+        // foreground owner.
+        if let Some(prev) = &e.prev {
+            for r in owner_refs(prev) {
+                if let Some(u) = ref_uid(&r) {
+                    self.finish_foreground(&mut inner, u);
+                }
+            }
+        }
+    }
+
+    fn gc_object(&self, inner: &mut Inner, gr: &GroupResource, obj: &Value) {
+        let ns = meta_str(obj, "namespace").unwrap_or_default().to_string();
+        let name = name_of(obj);
+        let deleting = meta(obj).get("deletionTimestamp").is_some();
+        if deleting && let Some(rt) = self.rt_for(gr) {
+            let fins = finalizers(obj);
+            let is_ns = rt.group.is_empty() && rt.resource == "namespaces";
+            if is_ns
+                || fins
+                    .iter()
+                    .any(|f| f == "orphan" || f == "foregroundDeletion")
+            {
+                self.gc_after_mark(inner, &rt, obj);
+            }
+        }
+        if !deleting {
+            self.check_owners(inner, gr, &ns, &name);
+        }
+    }
+
+    /// Examines every stored object, as the garbage collector does when it starts (and after
+    /// missing events): pending orphan and foreground deletions, terminating namespaces and
+    /// dependents whose owners are gone.
+    pub fn gc_resync(&self) {
+        if !self.opts.garbage_collection {
+            return;
+        }
+        let mut inner = self.store.lock();
+        for gr in inner.storages() {
+            for obj in inner.list_current(&gr, None) {
+                let relevant = meta(&obj).get("ownerReferences").is_some()
+                    || meta(&obj).get("deletionTimestamp").is_some();
+                if relevant {
+                    // Re-read: an earlier step may have changed or removed it.
+                    let ns = meta_str(&obj, "namespace").unwrap_or_default().to_string();
+                    if let Some(cur) = inner.get(&gr, &ns, &name_of(&obj)) {
+                        self.gc_object(&mut inner, &gr, &cur);
+                    }
+                }
+            }
         }
     }
 }

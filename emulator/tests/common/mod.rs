@@ -30,6 +30,9 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     /// A namespace of this test's own.
     pub ns: String,
+    /// ConfigMaps the cluster itself puts into every namespace (`kube-root-ca.crt`), present
+    /// before the test starts.
+    pub base_configmaps: Vec<String>,
     /// kubectl's discovery cache, private to the test and removed with it.
     cache: tempfile::TempDir,
 }
@@ -52,6 +55,14 @@ async fn client_for(path: &PathBuf) -> Client {
     Client::try_from(cfg).expect("client")
 }
 
+/// Short delays for the simulated workloads, so tests run quickly.
+pub fn fast(b: emulator::Builder) -> emulator::Builder {
+    b.pod_start_delay(Duration::from_millis(30))
+        .job_duration(Duration::from_millis(100))
+        .job_backoff(Duration::from_millis(50))
+        .hpa_sync_period(Duration::from_millis(100))
+}
+
 /// Whether the suite runs against a real cluster.
 pub fn real_cluster() -> Option<PathBuf> {
     std::env::var_os("EMULATOR_CONFORMANCE_KUBECONFIG").map(PathBuf::from)
@@ -63,12 +74,14 @@ impl Cluster {
         Self::with(emulator::Emulator::builder()).await
     }
 
-    /// Like [`Cluster::new`] with a customised emulator.
+    /// Like [`Cluster::new`] with a customised emulator. The emulator runs in cluster mode
+    /// (every simulated controller on, as a real cluster has them) with short delays, unless
+    /// the builder switches controllers off.
     pub async fn with(b: emulator::Builder) -> Cluster {
         let (emu, kubeconfig) = match real_cluster() {
             Some(p) => (None, p),
             None => {
-                let e = b.start().expect("emulator starts");
+                let e = fast(b.cluster(true)).start().expect("emulator starts");
                 let p = e.kubeconfig_path().to_path_buf();
                 (Some(e), p)
             }
@@ -83,13 +96,57 @@ impl Cluster {
             .create(&Default::default(), &obj)
             .await
             .expect("create test namespace");
+        // As Kubernetes' own e2e framework does, wait for what the cluster adds to a new
+        // namespace, so the test sees a settled namespace.
+        let runs = |c: emulator::Controller| emu.as_ref().is_none_or(|e| e.control().runs(c));
+        let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client.clone(), &ns);
+        let sas: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            kube::Api::namespaced(client.clone(), &ns);
+        if runs(emulator::Controller::RootCaPublisher) {
+            eventually("kube-root-ca.crt in the test namespace", || {
+                let cms = cms.clone();
+                async move { cms.get_opt("kube-root-ca.crt").await.ok().flatten() }
+            })
+            .await;
+        }
+        if runs(emulator::Controller::ServiceAccount) {
+            eventually("the default service account in the test namespace", || {
+                let sas = sas.clone();
+                async move { sas.get_opt("default").await.ok().flatten() }
+            })
+            .await;
+        }
+        let base_configmaps = cms
+            .list(&Default::default())
+            .await
+            .expect("list configmaps")
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
         Cluster {
             emu,
             client,
             kubeconfig,
             ns,
+            base_configmaps,
             cache: tempfile::tempdir().expect("kubectl cache dir"),
         }
+    }
+
+    /// The emulator, for tests that need an emulator-only facility (skip them first with
+    /// `emulator_only!`).
+    pub fn emu(&self) -> &emulator::Emulator {
+        self.emu.as_ref().expect("emulator_only! checked first")
+    }
+
+    /// `names` plus the ConfigMaps the cluster put into the namespace, sorted as lists are.
+    pub fn with_base(&self, names: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        v.extend(self.base_configmaps.iter().cloned());
+        v.sort();
+        v
     }
 
     /// A raw request; answers (status code, JSON body or Null).
