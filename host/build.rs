@@ -11,11 +11,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Components embedded in the operator.
-const BUILTINS: &[&str] = &["deployment_generator.wasm"];
+const BUILTINS: &[&str] = &["deployment_generator.wasm", "flyway.wasm", "liquibase.wasm"];
 
 /// Packages of the plugins workspace to build: the built-ins, and the
 /// components the tests load.
-const PACKAGES: &[&str] = &["deployment-generator", "hostile", "future-minor"];
+const PACKAGES: &[&str] = &[
+    "deployment-generator",
+    "flyway",
+    "liquibase",
+    "hostile",
+    "future-minor",
+];
 
 /// Environment that cargo sets for this build script and that must not leak
 /// into the nested build (it would retarget, re-flag or re-wrap it).

@@ -16,7 +16,9 @@ use crate::app::PluginSelector;
 /// Kind of the migration resource.
 pub const MIGRATION_KIND: &str = "DatabaseMigration";
 
-/// The desired migration.
+/// The desired migration. A maintenance step (Flyway `repair`, Liquibase
+/// `release-locks`) that the platform's settings do not allow can be allowed
+/// for one migration with the annotation `portfolio.dev/allow-maintenance: <step>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kube", derive(kube::CustomResource, kube::KubeSchema))]
 #[cfg_attr(
@@ -62,7 +64,8 @@ pub struct DatabaseMigrationSpec {
     pub tool: MigrationTool,
 
     /// The strategy plugin; the built-in `flyway` or `liquibase` strategy (by
-    /// `tool`) when unset.
+    /// `tool`) when unset. Per migration, the built-in strategies accept only
+    /// the settings `resources` and `ttlSecondsAfterFinished`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<PluginSelector>,
 
@@ -189,7 +192,7 @@ pub enum Approval {
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseRef {
     /// JDBC URL, e.g. `jdbc:postgresql://db.shop.svc:5432/shop`. Credentials
-    /// never go here.
+    /// never go here: a URL with a user or password in it is refused.
     #[cfg_attr(
         feature = "kube",
         schemars(regex(pattern = r"^jdbc:[a-z0-9]+:[^\s]+$"), length(max = 1024))
@@ -238,11 +241,12 @@ pub struct MigrationSource {
     /// A ConfigMap whose keys are the SQL files or the changelog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_ref: Option<LocalObjectRef>,
-    /// An image that contains the migrations under `path`.
+    /// An image that contains the migrations under `path`; it must contain
+    /// `cp`, which copies them out for the tool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Directory of the migrations inside the image (or where the ConfigMap
-    /// is mounted).
+    /// is mounted); not a system directory such as `/tmp` or `/usr`.
     #[serde(default = "default_source_path")]
     #[cfg_attr(feature = "kube", schemars(regex(pattern = r"^/[^\s]*$")))]
     pub path: String,

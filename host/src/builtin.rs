@@ -10,10 +10,20 @@ pub struct Builtin {
 }
 
 /// Every built-in plugin.
-pub const BUILTINS: &[Builtin] = &[Builtin {
-    file: "deployment_generator.wasm",
-    bytes: include_bytes!(concat!(env!("OUT_DIR"), "/deployment_generator.wasm")),
-}];
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        file: "deployment_generator.wasm",
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/deployment_generator.wasm")),
+    },
+    Builtin {
+        file: "flyway.wasm",
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/flyway.wasm")),
+    },
+    Builtin {
+        file: "liquibase.wasm",
+        bytes: include_bytes!(concat!(env!("OUT_DIR"), "/liquibase.wasm")),
+    },
+];
 
 /// The generator used when a `PortfolioApp` names none.
 pub const DEFAULT_GENERATOR: &str = "deployment-generator";
