@@ -821,46 +821,36 @@ fn watch_response(
         as_table,
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
-        // A paused server sends nothing, on open watches too.
+        let line = match st.initial.pop_front() {
+            Some(line) => line,
+            None => loop {
+                tokio::select! {
+                    r = st.rx.recv() => match r {
+                        Ok(e) => {
+                            st.last_rv = st.last_rv.max(e.rv);
+                            if let Some(item) = st.filter.apply(&e) {
+                                break if st.as_table { event_line(&st.rt, &item, true) } else { st.filter.line(&e, &item) };
+                            }
+                        }
+                        // A watcher this far behind is closed; the client re-lists, as with Kubernetes.
+                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                    },
+                    _ = async { match st.bookmarks.as_mut() { Some(i) => { i.tick().await; } None => std::future::pending::<()>().await } } => {
+                        break watch_line(&Api::bookmark(&st.rt, st.last_rv, false));
+                    }
+                    _ = tokio::time::sleep_until(st.deadline) => return None,
+                    _ = st.cut.changed() => return None,
+                }
+            },
+        };
+        // A paused server sends nothing, on open watches too: the event waits for the resume.
         while st.pause.borrow_and_update().is_some() {
             tokio::select! {
                 r = st.pause.changed() => if r.is_err() { return None },
                 _ = st.cut.changed() => return None,
             }
         }
-        if let Some(line) = st.initial.pop_front() {
-            return Some((Ok::<_, std::io::Error>(Bytes::from(line)), st));
-        }
-        loop {
-            tokio::select! {
-                r = st.rx.recv() => match r {
-                    Ok(e) => {
-                        st.last_rv = st.last_rv.max(e.rv);
-                        if let Some(item) = st.filter.apply(&e) {
-                            let line = if st.as_table { event_line(&st.rt, &item, true) } else { st.filter.line(&e, &item) };
-                            return Some((Ok(Bytes::from(line)), st));
-                        }
-                    }
-                    // A watcher this far behind is closed; the client re-lists, as with Kubernetes.
-                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
-                },
-                _ = async { match st.bookmarks.as_mut() { Some(i) => { i.tick().await; } None => std::future::pending::<()>().await } } => {
-                    let line = watch_line(&Api::bookmark(&st.rt, st.last_rv, false));
-                    return Some((Ok(Bytes::from(line)), st));
-                }
-                _ = tokio::time::sleep_until(st.deadline) => return None,
-                _ = st.cut.changed() => return None,
-                r = st.pause.changed() => {
-                    if r.is_err() { return None; }
-                    while st.pause.borrow_and_update().is_some() {
-                        tokio::select! {
-                            r = st.pause.changed() => if r.is_err() { return None },
-                            _ = st.cut.changed() => return None,
-                        }
-                    }
-                }
-            }
-        }
+        Some((Ok::<_, std::io::Error>(Bytes::from(line)), st))
     });
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut().insert(

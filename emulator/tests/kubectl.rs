@@ -528,3 +528,79 @@ async fn kubectl_over_tls_with_token() {
     let out = must(&c, &["get", "ns", "default", "-o", "name"], None);
     assert_eq!(out.trim(), "namespace/default");
 }
+
+#[tokio::test]
+async fn kube_emulator_cluster_mode_runs_workloads() {
+    if common::real_cluster().is_some() {
+        eprintln!("skipped: needs the emulator");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kc = dir.path().join("kubeconfig");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kube-emulator"))
+        .args([
+            "--cluster",
+            "--pod-start-delay",
+            "50ms",
+            "--job-duration",
+            "100ms",
+            "--kubeconfig",
+        ])
+        .arg(&kc)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kube-emulator starts");
+    let kubectl = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut cmd = std::process::Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&kc)
+            .args(args)
+            .env("KUBECACHEDIR", dir.path().join("cache"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut c = cmd.spawn().expect("kubectl");
+        if let (Some(input), Some(mut s)) = (stdin, c.stdin.take()) {
+            s.write_all(input.as_bytes()).expect("stdin");
+        }
+        let o = c.wait_with_output().expect("kubectl output");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !(kc.exists() && kubectl(&["get", "ns", "default"], None).0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the emulator never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: m, image: flyway/flyway}]\n";
+    let results = [
+        kubectl(&["apply", "-f", "-"], Some(manifest)),
+        kubectl(&["rollout", "status", "deploy/web", "--timeout=60s"], None),
+        kubectl(
+            &[
+                "wait",
+                "--for=condition=Complete",
+                "job/migrate",
+                "--timeout=60s",
+            ],
+            None,
+        ),
+        kubectl(&["get", "pods,nodes", "--no-headers"], None),
+    ];
+    let _ = child.kill();
+    let _ = child.wait();
+    for (ok, out) in &results {
+        assert!(ok, "{out}");
+    }
+    let pods = &results[3].1;
+    assert_eq!(pods.matches(" Running ").count(), 2, "{pods}");
+    assert_eq!(pods.matches(" Completed ").count(), 1, "{pods}");
+    assert!(pods.contains(" Ready "), "the node: {pods}");
+}

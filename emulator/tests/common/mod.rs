@@ -170,6 +170,48 @@ impl Cluster {
         (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// A raw request; answers (status code, headers, JSON body or Null).
+    pub async fn raw_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, http::HeaderMap, Value) {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Content-Type", content_type)
+            .header("Accept", "application/json")
+            .body(kube::client::Body::from(body))
+            .expect("request");
+        let resp = self.client.send(req).await.expect("response");
+        let code = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = http_body_util_collect(resp.into_body()).await;
+        (
+            code,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// A request to the emulator's control API (`/emulator/v1/<path>`) with a JSON body.
+    pub async fn control(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&body).expect("json")
+        };
+        self.raw(
+            method,
+            &format!("/emulator/v1/{path}"),
+            "application/json",
+            bytes,
+        )
+        .await
+    }
+
     /// Runs kubectl against this cluster; answers (success, stdout, stderr).
     pub fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
         self.kubectl_stdin(args, None)
