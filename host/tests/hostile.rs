@@ -50,7 +50,8 @@ fn serves_normal_calls(runtime: &Runtime, hostile: &Plugin) {
     let output = generator
         .generate(&input(sample_spec()), &context())
         .expect("the deployment generator after a hostile call");
-    assert_eq!(output.objects.len(), 3);
+    // ConfigMap, Deployment, Service and (two replicas) PodDisruptionBudget.
+    assert_eq!(output.objects.len(), 4);
 }
 
 #[test]
