@@ -1,8 +1,10 @@
-//! Decoding of Kubernetes' protobuf request bodies for the few kinds kubectl's typed
-//! subcommands create (`kubectl create namespace|configmap|secret|serviceaccount`).
+//! Decoding of Kubernetes' protobuf request bodies for the kinds kubectl's typed subcommands
+//! create (`kubectl create namespace|configmap|secret|serviceaccount|deployment|job|cronjob|
+//! service`, `kubectl run`, `kubectl expose`, `kubectl autoscale`).
 //!
-//! A hand-written reader with per-kind field tables keeps this small; kinds outside the tables
-//! are refused with 415, which the README lists as a known difference.
+//! A hand-written reader with per-kind field tables keeps this small; the tables hold the
+//! fields those commands set (field numbers from Kubernetes' `generated.proto`); kinds outside
+//! the tables are refused with 415, which the README lists as a known difference.
 
 use serde_json::{Map, Value, json};
 
@@ -17,8 +19,16 @@ enum Kind {
     Bool,
     Time,
     Msg(&'static [Field]),
+    /// A Go-embedded message: its fields appear in the parent object.
+    Inline(&'static [Field]),
     MapStr,
     MapBytes,
+    /// `map<string, Quantity>` (resource lists).
+    MapQuantity,
+    /// `resource.Quantity`: a message with the string form in field 1.
+    Quantity,
+    /// `intstr.IntOrString`: type, intVal, strVal.
+    IntOrString,
 }
 
 struct Field {
@@ -110,6 +120,217 @@ const SERVICE_ACCOUNT: &[Field] = &[
     rep(2, "secrets", Kind::Msg(OBJECT_REF)),
     rep(3, "imagePullSecrets", Kind::Msg(LOCAL_REF)),
     f(4, "automountServiceAccountToken", Kind::Bool),
+];
+
+const LABEL_SELECTOR_REQ: &[Field] = &[
+    f(1, "key", Kind::Str),
+    f(2, "operator", Kind::Str),
+    rep(3, "values", Kind::Str),
+];
+const LABEL_SELECTOR: &[Field] = &[
+    f(1, "matchLabels", Kind::MapStr),
+    rep(2, "matchExpressions", Kind::Msg(LABEL_SELECTOR_REQ)),
+];
+const CONTAINER_PORT: &[Field] = &[
+    f(1, "name", Kind::Str),
+    f(2, "hostPort", Kind::Int),
+    f(3, "containerPort", Kind::Int),
+    f(4, "protocol", Kind::Str),
+    f(5, "hostIP", Kind::Str),
+];
+const KEY_SELECTOR: &[Field] = &[
+    f(1, "localObjectReference", Kind::Inline(LOCAL_REF)),
+    f(2, "key", Kind::Str),
+    f(3, "optional", Kind::Bool),
+];
+const FIELD_SELECTOR: &[Field] = &[f(1, "apiVersion", Kind::Str), f(2, "fieldPath", Kind::Str)];
+const ENV_SOURCE: &[Field] = &[
+    f(1, "fieldRef", Kind::Msg(FIELD_SELECTOR)),
+    f(3, "configMapKeyRef", Kind::Msg(KEY_SELECTOR)),
+    f(4, "secretKeyRef", Kind::Msg(KEY_SELECTOR)),
+];
+const ENV_VAR: &[Field] = &[
+    f(1, "name", Kind::Str),
+    f(2, "value", Kind::Str),
+    f(3, "valueFrom", Kind::Msg(ENV_SOURCE)),
+];
+const REF_SOURCE: &[Field] = &[
+    f(1, "localObjectReference", Kind::Inline(LOCAL_REF)),
+    f(2, "optional", Kind::Bool),
+];
+const ENV_FROM: &[Field] = &[
+    f(1, "prefix", Kind::Str),
+    f(2, "configMapRef", Kind::Msg(REF_SOURCE)),
+    f(3, "secretRef", Kind::Msg(REF_SOURCE)),
+];
+const RESOURCES: &[Field] = &[
+    f(1, "limits", Kind::MapQuantity),
+    f(2, "requests", Kind::MapQuantity),
+];
+const VOLUME_MOUNT: &[Field] = &[
+    f(1, "name", Kind::Str),
+    f(2, "readOnly", Kind::Bool),
+    f(3, "mountPath", Kind::Str),
+    f(4, "subPath", Kind::Str),
+];
+const CONTAINER: &[Field] = &[
+    f(1, "name", Kind::Str),
+    f(2, "image", Kind::Str),
+    rep(3, "command", Kind::Str),
+    rep(4, "args", Kind::Str),
+    f(5, "workingDir", Kind::Str),
+    rep(6, "ports", Kind::Msg(CONTAINER_PORT)),
+    rep(19, "envFrom", Kind::Msg(ENV_FROM)),
+    rep(7, "env", Kind::Msg(ENV_VAR)),
+    f(8, "resources", Kind::Msg(RESOURCES)),
+    rep(9, "volumeMounts", Kind::Msg(VOLUME_MOUNT)),
+    f(13, "terminationMessagePath", Kind::Str),
+    f(20, "terminationMessagePolicy", Kind::Str),
+    f(14, "imagePullPolicy", Kind::Str),
+    f(16, "stdin", Kind::Bool),
+    f(17, "stdinOnce", Kind::Bool),
+    f(18, "tty", Kind::Bool),
+];
+/// An empty message, for fields kubectl sends as `{}` (e.g. `securityContext`).
+const EMPTY: &[Field] = &[];
+const POD_SPEC: &[Field] = &[
+    rep(20, "initContainers", Kind::Msg(CONTAINER)),
+    rep(2, "containers", Kind::Msg(CONTAINER)),
+    f(3, "restartPolicy", Kind::Str),
+    f(4, "terminationGracePeriodSeconds", Kind::Int),
+    f(5, "activeDeadlineSeconds", Kind::Int),
+    f(6, "dnsPolicy", Kind::Str),
+    f(7, "nodeSelector", Kind::MapStr),
+    f(8, "serviceAccountName", Kind::Str),
+    f(9, "serviceAccount", Kind::Str),
+    f(21, "automountServiceAccountToken", Kind::Bool),
+    f(10, "nodeName", Kind::Str),
+    f(14, "securityContext", Kind::Msg(EMPTY)),
+    rep(15, "imagePullSecrets", Kind::Msg(LOCAL_REF)),
+    f(19, "schedulerName", Kind::Str),
+    f(24, "priorityClassName", Kind::Str),
+    f(30, "enableServiceLinks", Kind::Bool),
+];
+const POD_TEMPLATE: &[Field] = &[
+    f(1, "metadata", Kind::Msg(OBJECT_META)),
+    f(2, "spec", Kind::Msg(POD_SPEC)),
+];
+const POD: &[Field] = &[
+    f(1, "metadata", Kind::Msg(OBJECT_META)),
+    f(2, "spec", Kind::Msg(POD_SPEC)),
+];
+const ROLLING_UPDATE: &[Field] = &[
+    f(1, "maxUnavailable", Kind::IntOrString),
+    f(2, "maxSurge", Kind::IntOrString),
+];
+const STRATEGY: &[Field] = &[
+    f(1, "type", Kind::Str),
+    f(2, "rollingUpdate", Kind::Msg(ROLLING_UPDATE)),
+];
+const DEPLOYMENT_SPEC: &[Field] = &[
+    f(1, "replicas", Kind::Int),
+    f(2, "selector", Kind::Msg(LABEL_SELECTOR)),
+    f(3, "template", Kind::Msg(POD_TEMPLATE)),
+    f(4, "strategy", Kind::Msg(STRATEGY)),
+    f(5, "minReadySeconds", Kind::Int),
+    f(6, "revisionHistoryLimit", Kind::Int),
+    f(7, "paused", Kind::Bool),
+    f(9, "progressDeadlineSeconds", Kind::Int),
+];
+const DEPLOYMENT: &[Field] = &[
+    f(1, "metadata", Kind::Msg(OBJECT_META)),
+    f(2, "spec", Kind::Msg(DEPLOYMENT_SPEC)),
+];
+const JOB_SPEC: &[Field] = &[
+    f(1, "parallelism", Kind::Int),
+    f(2, "completions", Kind::Int),
+    f(3, "activeDeadlineSeconds", Kind::Int),
+    f(7, "backoffLimit", Kind::Int),
+    f(4, "selector", Kind::Msg(LABEL_SELECTOR)),
+    f(5, "manualSelector", Kind::Bool),
+    f(6, "template", Kind::Msg(POD_TEMPLATE)),
+    f(8, "ttlSecondsAfterFinished", Kind::Int),
+    f(9, "completionMode", Kind::Str),
+    f(10, "suspend", Kind::Bool),
+    f(14, "podReplacementPolicy", Kind::Str),
+];
+const JOB: &[Field] = &[
+    f(1, "metadata", Kind::Msg(OBJECT_META)),
+    f(2, "spec", Kind::Msg(JOB_SPEC)),
+];
+const JOB_TEMPLATE: &[Field] = &[
+    f(1, "metadata", Kind::Msg(OBJECT_META)),
+    f(2, "spec", Kind::Msg(JOB_SPEC)),
+];
+const CRON_JOB_SPEC: &[Field] = &[
+    f(1, "schedule", Kind::Str),
+    f(8, "timeZone", Kind::Str),
+    f(2, "startingDeadlineSeconds", Kind::Int),
+    f(3, "concurrencyPolicy", Kind::Str),
+    f(4, "suspend", Kind::Bool),
+    f(5, "jobTemplate", Kind::Msg(JOB_TEMPLATE)),
+    f(6, "successfulJobsHistoryLimit", Kind::Int),
+    f(7, "failedJobsHistoryLimit", Kind::Int),
+];
+const CRON_JOB: &[Field] = &[
+    f(1, "metadata", Kind::Msg(OBJECT_META)),
+    f(2, "spec", Kind::Msg(CRON_JOB_SPEC)),
+];
+const SERVICE_PORT: &[Field] = &[
+    f(1, "name", Kind::Str),
+    f(2, "protocol", Kind::Str),
+    f(6, "appProtocol", Kind::Str),
+    f(3, "port", Kind::Int),
+    f(4, "targetPort", Kind::IntOrString),
+    f(5, "nodePort", Kind::Int),
+];
+const SERVICE_SPEC: &[Field] = &[
+    rep(1, "ports", Kind::Msg(SERVICE_PORT)),
+    f(2, "selector", Kind::MapStr),
+    f(3, "clusterIP", Kind::Str),
+    rep(18, "clusterIPs", Kind::Str),
+    f(4, "type", Kind::Str),
+    rep(5, "externalIPs", Kind::Str),
+    f(7, "sessionAffinity", Kind::Str),
+    f(8, "loadBalancerIP", Kind::Str),
+    f(10, "externalName", Kind::Str),
+    f(11, "externalTrafficPolicy", Kind::Str),
+    rep(19, "ipFamilies", Kind::Str),
+    f(17, "ipFamilyPolicy", Kind::Str),
+    f(22, "internalTrafficPolicy", Kind::Str),
+];
+const SERVICE: &[Field] = &[
+    f(1, "metadata", Kind::Msg(OBJECT_META)),
+    f(2, "spec", Kind::Msg(SERVICE_SPEC)),
+];
+const SCALE_TARGET: &[Field] = &[
+    f(1, "kind", Kind::Str),
+    f(2, "name", Kind::Str),
+    f(3, "apiVersion", Kind::Str),
+];
+const METRIC_TARGET: &[Field] = &[
+    f(1, "type", Kind::Str),
+    f(2, "value", Kind::Quantity),
+    f(3, "averageValue", Kind::Quantity),
+    f(4, "averageUtilization", Kind::Int),
+];
+const RESOURCE_METRIC: &[Field] = &[
+    f(1, "name", Kind::Str),
+    f(2, "target", Kind::Msg(METRIC_TARGET)),
+];
+const METRIC_SPEC: &[Field] = &[
+    f(1, "type", Kind::Str),
+    f(4, "resource", Kind::Msg(RESOURCE_METRIC)),
+];
+const HPA_SPEC: &[Field] = &[
+    f(1, "scaleTargetRef", Kind::Msg(SCALE_TARGET)),
+    f(2, "minReplicas", Kind::Int),
+    f(3, "maxReplicas", Kind::Int),
+    rep(4, "metrics", Kind::Msg(METRIC_SPEC)),
+];
+const HPA: &[Field] = &[
+    f(1, "metadata", Kind::Msg(OBJECT_META)),
+    f(2, "spec", Kind::Msg(HPA_SPEC)),
 ];
 
 const TYPE_META: &[Field] = &[f(1, "apiVersion", Kind::Str), f(2, "kind", Kind::Str)];
@@ -209,6 +430,52 @@ fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), String> {
     Ok((k, v))
 }
 
+/// A `Quantity` message: its string form.
+fn quantity(b: &[u8]) -> Result<Value, String> {
+    let mut r = Reader { buf: b, pos: 0 };
+    let mut q = String::new();
+    while r.pos < r.buf.len() {
+        let tag = r.varint()?;
+        match (tag >> 3, tag & 7) {
+            (1, 2) => q = utf8(r.bytes()?)?,
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok(Value::String(q))
+}
+
+/// An `IntOrString` message: a JSON number or string.
+fn int_or_string(b: &[u8]) -> Result<Value, String> {
+    let mut r = Reader { buf: b, pos: 0 };
+    let (mut t, mut i, mut s) = (0u64, 0i64, String::new());
+    while r.pos < r.buf.len() {
+        let tag = r.varint()?;
+        match (tag >> 3, tag & 7) {
+            (1, 0) => t = r.varint()?,
+            // int32 on the wire: sign-extended to 64 bits.
+            (2, 0) => i = r.varint()? as i64 as i32 as i64,
+            (3, 2) => s = utf8(r.bytes()?)?,
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok(if t == 1 { Value::String(s) } else { json!(i) })
+}
+
+/// A `map<string, Quantity>` entry.
+fn quantity_entry(b: &[u8]) -> Result<(String, Value), String> {
+    let mut r = Reader { buf: b, pos: 0 };
+    let (mut k, mut v) = (String::new(), Value::String(String::new()));
+    while r.pos < r.buf.len() {
+        let tag = r.varint()?;
+        match (tag >> 3, tag & 7) {
+            (1, 2) => k = utf8(r.bytes()?)?,
+            (2, 2) => v = quantity(r.bytes()?)?,
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok((k, v))
+}
+
 fn time(b: &[u8]) -> Result<Value, String> {
     let mut r = Reader { buf: b, pos: 0 };
     let mut secs = 0i64;
@@ -224,7 +491,7 @@ fn time(b: &[u8]) -> Result<Value, String> {
 }
 
 fn message(b: &[u8], fields: &[Field], depth: u32) -> Result<Value, String> {
-    if depth > 8 {
+    if depth > 12 {
         return Err("message nested too deeply".into());
     }
     let mut r = Reader { buf: b, pos: 0 };
@@ -240,7 +507,26 @@ fn message(b: &[u8], fields: &[Field], depth: u32) -> Result<Value, String> {
         let value = match (field.kind, wire) {
             (Kind::Str, 2) => Value::String(utf8(r.bytes()?)?),
             (Kind::Bytes, 2) => Value::String(base64(r.bytes()?)),
+            // Negative int32s arrive sign-extended to 64 bits, so this cast restores them.
             (Kind::Int, 0) => json!(r.varint()? as i64),
+            (Kind::Quantity, 2) => quantity(r.bytes()?)?,
+            (Kind::IntOrString, 2) => int_or_string(r.bytes()?)?,
+            (Kind::Inline(sub), 2) => {
+                if let Value::Object(m) = message(r.bytes()?, sub, depth + 1)? {
+                    out.extend(m);
+                }
+                continue;
+            }
+            (Kind::MapQuantity, 2) => {
+                let (k, v) = quantity_entry(r.bytes()?)?;
+                let m = out
+                    .entry(field.name)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(m) = m {
+                    m.insert(k, v);
+                }
+                continue;
+            }
             (Kind::Bool, 0) => json!(r.varint()? != 0),
             (Kind::Time, 2) => time(r.bytes()?)?,
             (Kind::Msg(sub), 2) => message(r.bytes()?, sub, depth + 1)?,
@@ -295,9 +581,15 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         ("v1", "ConfigMap") => CONFIG_MAP,
         ("v1", "Secret") => SECRET,
         ("v1", "ServiceAccount") => SERVICE_ACCOUNT,
+        ("v1", "Pod") => POD,
+        ("v1", "Service") => SERVICE,
+        ("apps/v1", "Deployment") => DEPLOYMENT,
+        ("batch/v1", "Job") => JOB,
+        ("batch/v1", "CronJob") => CRON_JOB,
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => HPA,
         _ => {
             return Err(format!(
-                "the emulator decodes protobuf only for v1 Namespace, ConfigMap, Secret and ServiceAccount, not {api_version} {kind}; send JSON"
+                "the emulator decodes protobuf only for v1 Namespace, ConfigMap, Secret, ServiceAccount, Pod and Service, apps/v1 Deployment, batch/v1 Job and CronJob and autoscaling/v2 HorizontalPodAutoscaler, not {api_version} {kind}; send JSON"
             ));
         }
     };
@@ -388,11 +680,58 @@ mod tests {
     }
 
     #[test]
+    fn decodes_a_deployment_with_nested_kinds() {
+        let intstr_str = [field(1, 0, &[1]), field(3, 2, b"25%")].concat();
+        let intstr_int = [field(1, 0, &[0]), field(2, 0, &[1])].concat();
+        let strategy = [
+            field(1, 2, b"RollingUpdate"),
+            field(
+                2,
+                2,
+                &[field(1, 2, &intstr_int), field(2, 2, &intstr_str)].concat(),
+            ),
+        ]
+        .concat();
+        let limits = [field(1, 2, b"cpu"), field(2, 2, &field(1, 2, b"500m"))].concat();
+        let key_ref = [field(1, 2, &field(1, 2, b"cm")), field(2, 2, b"k")].concat();
+        let env = [field(1, 2, b"E"), field(3, 2, &field(3, 2, &key_ref))].concat();
+        let container = [
+            field(1, 2, b"c"),
+            field(2, 2, b"nginx"),
+            field(7, 2, &env),
+            field(8, 2, &field(1, 2, &limits)),
+        ]
+        .concat();
+        let pod_spec = [field(2, 2, &container), field(14, 2, b"")].concat();
+        let template = field(2, 2, &pod_spec);
+        let spec = [
+            field(1, 0, &[2]),
+            field(3, 2, &template),
+            field(4, 2, &strategy),
+        ]
+        .concat();
+        let raw = [field(1, 2, &field(1, 2, b"web")), field(2, 2, &spec)].concat();
+        let v = decode(&envelope("apps/v1", "Deployment", &raw)).unwrap();
+        assert_eq!(v["spec"]["replicas"], 2);
+        assert_eq!(
+            v["spec"]["strategy"]["rollingUpdate"],
+            json!({"maxUnavailable": 1, "maxSurge": "25%"})
+        );
+        let c = &v["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["resources"], json!({"limits": {"cpu": "500m"}}));
+        assert_eq!(
+            c["env"][0],
+            json!({"name": "E", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}})
+        );
+        assert_eq!(v["spec"]["template"]["spec"]["securityContext"], json!({}));
+    }
+
+    #[test]
     fn refuses_other_kinds_and_garbage() {
         assert!(
-            decode(&envelope("apps/v1", "Deployment", b""))
+            decode(&envelope("apps/v1", "StatefulSet", b""))
                 .unwrap_err()
-                .contains("Deployment")
+                .contains("StatefulSet")
         );
         assert!(decode(b"not protobuf").is_err());
         assert!(decode(&[MAGIC, &[0x0a, 0xff]].concat()).is_err());

@@ -219,6 +219,74 @@ fn pod_status(o: &Value) -> String {
     reason
 }
 
+/// kubectl's TARGETS column of an autoscaler: `<current>/<target>` per metric.
+fn hpa_targets(o: &Value) -> String {
+    let specs = o
+        .pointer("/spec/metrics")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let current = o
+        .pointer("/status/currentMetrics")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let parts: Vec<String> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let kind = m.get("type").and_then(Value::as_str).unwrap_or_default();
+            let key = match kind {
+                "Resource" => "resource",
+                "ContainerResource" => "containerResource",
+                "Pods" => "pods",
+                "Object" => "object",
+                _ => "external",
+            };
+            let src = m.get(key).cloned().unwrap_or(Value::Null);
+            let target = src.get("target").cloned().unwrap_or(Value::Null);
+            let cur = current
+                .get(i)
+                .and_then(|c| c.get(key))
+                .and_then(|c| c.get("current"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let (now, want) = match target.get("averageUtilization") {
+                Some(u) => (
+                    cur.get("averageUtilization")
+                        .map(|c| format!("{}%", s(Some(c))))
+                        .unwrap_or_else(|| "<unknown>".into()),
+                    format!("{}%", s(Some(u))),
+                ),
+                None => {
+                    let field = if target.get("averageValue").is_some() {
+                        "averageValue"
+                    } else {
+                        "value"
+                    };
+                    (
+                        cur.get(field)
+                            .map(|c| s(Some(c)))
+                            .unwrap_or_else(|| "<unknown>".into()),
+                        s(target.get(field)),
+                    )
+                }
+            };
+            let name = src.get("name").and_then(Value::as_str).unwrap_or_default();
+            if kind == "Resource" || kind == "ContainerResource" {
+                format!("{name}: {now}/{want}")
+            } else {
+                format!("{now}/{want}")
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 /// Computes a row's cells from an object.
 type CellFn = Box<dyn Fn(&Value) -> Vec<Value>>;
 
@@ -324,6 +392,78 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
                     json!(format!("{ready}/{total}")),
                     json!(pod_status(o)),
                     json!(restarts),
+                    created(o),
+                ]
+            }),
+        ),
+        ("autoscaling", "horizontalpodautoscalers") => (
+            vec![
+                name_col,
+                col("Reference", "string", "", 0, "The target of the autoscaler"),
+                col("Targets", "string", "", 0, "Current and target metrics"),
+                col("MinPods", "string", "", 0, "Minimum replicas"),
+                col("MaxPods", "string", "", 0, "Maximum replicas"),
+                col("Replicas", "string", "", 0, "Current replicas"),
+                age_col,
+            ],
+            Box::new(move |o| {
+                let reference = format!(
+                    "{}/{}",
+                    s(o.pointer("/spec/scaleTargetRef/kind")),
+                    s(o.pointer("/spec/scaleTargetRef/name"))
+                );
+                vec![
+                    name(o),
+                    json!(reference),
+                    json!(hpa_targets(o)),
+                    json!(
+                        o.pointer("/spec/minReplicas")
+                            .map(|v| s(Some(v)))
+                            .unwrap_or_else(|| "<unset>".into())
+                    ),
+                    json!(s(o.pointer("/spec/maxReplicas"))),
+                    json!(
+                        o.pointer("/status/currentReplicas")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0)
+                    ),
+                    created(o),
+                ]
+            }),
+        ),
+        ("batch", "cronjobs") => (
+            vec![
+                name_col,
+                col("Schedule", "string", "", 0, "The schedule"),
+                col("Timezone", "string", "", 0, "The time zone"),
+                col("Suspend", "boolean", "", 0, "Whether it is suspended"),
+                col("Active", "integer", "", 0, "Active jobs"),
+                col(
+                    "Last Schedule",
+                    "date",
+                    "",
+                    0,
+                    "When a job was last scheduled",
+                ),
+                age_col,
+            ],
+            Box::new(move |o| {
+                let last = o.pointer("/status/lastScheduleTime");
+                vec![
+                    name(o),
+                    json!(s(o.pointer("/spec/schedule"))),
+                    json!(
+                        o.pointer("/spec/timeZone")
+                            .and_then(Value::as_str)
+                            .unwrap_or("<none>")
+                    ),
+                    json!(o.pointer("/spec/suspend") == Some(&json!(true))),
+                    json!(count(o.pointer("/status/active"))),
+                    json!(if last.is_some() {
+                        age(last)
+                    } else {
+                        "<none>".into()
+                    }),
                     created(o),
                 ]
             }),

@@ -1291,3 +1291,80 @@ async fn kubectl_waits_for_rollouts_and_jobs() {
     assert_eq!(out.matches("Running").count(), 2, "{out}");
     assert_eq!(out.matches("Completed").count(), 1, "{out}");
 }
+
+#[tokio::test]
+async fn kubectl_typed_commands_create_workloads() {
+    // kubectl's typed subcommands send protobuf bodies.
+    let c = Cluster::new().await;
+    let ns = c.ns.as_str();
+    let run = |args: &[&str]| {
+        let mut all = vec!["-n", ns];
+        all.extend_from_slice(args);
+        let (ok, out, err) = c.kubectl(&all);
+        assert!(ok, "kubectl {args:?}: {out}{err}");
+        out
+    };
+    run(&[
+        "create",
+        "deployment",
+        "web",
+        "--image",
+        PAUSE,
+        "--replicas=2",
+        "--port=80",
+    ]);
+    run(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port=8080",
+        "--target-port=80",
+    ]);
+    run(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "--min=2",
+        "--max=4",
+        "--cpu-percent=60",
+    ]);
+    run(&[
+        "create",
+        "job",
+        "once",
+        "--image=busybox:1.36",
+        "--",
+        "true",
+    ]);
+    run(&[
+        "run",
+        "solo",
+        "--image=busybox:1.36",
+        "--restart=Never",
+        "--",
+        "true",
+    ]);
+    run(&["rollout", "status", "deploy/web", "--timeout=60s"]);
+    run(&[
+        "wait",
+        "--for=condition=Complete",
+        "job/once",
+        "--timeout=60s",
+    ]);
+    run(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/solo",
+        "--timeout=60s",
+    ]);
+    let svc = run(&[
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "jsonpath={.spec.ports[0].targetPort}",
+    ]);
+    assert_eq!(svc, "80");
+    let hpa = run(&["get", "hpa", "web", "--no-headers"]);
+    assert!(hpa.contains("Deployment/web"), "{hpa}");
+}
