@@ -31,6 +31,8 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the operator against a cluster (a kubeconfig, or in-cluster config).
+    Run(RunArgs),
     /// Print the objects the plugins produce for each PortfolioApp in the files,
     /// exactly as the operator would apply them (no cluster needed).
     Render(RenderArgs),
@@ -41,6 +43,44 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Kubeconfig to use; otherwise KUBECONFIG, ~/.kube/config, or the in-cluster config.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Watch PortfolioApps in this namespace only [default: all namespaces].
+    #[arg(long, short = 'n', value_name = "NS")]
+    namespace: Option<String>,
+    /// Load plugins from ConfigMaps labelled portfolio.dev/plugin=true in this namespace.
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "PORTFOLIO_PLUGIN_NAMESPACE",
+        default_value = "portfolio-system"
+    )]
+    plugin_namespace: String,
+    /// Do not watch plugin ConfigMaps at all.
+    #[arg(long, conflicts_with = "plugin_namespace")]
+    no_plugin_configmaps: bool,
+    /// Load plugins from this directory too (watched).
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Apps reconciled at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    max_concurrent_reconciles: u16,
+    /// Seconds a deletion's cleanup may take before it is reported stuck.
+    #[arg(long, value_name = "S", default_value_t = 900)]
+    cleanup_timeout_seconds: u64,
+    /// Also allow plugins to create this kind, as `group/Kind` (`/Kind` for the core group).
+    #[arg(long, value_name = "GROUP/KIND")]
+    allow_kind: Vec<String>,
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    ops_addr: std::net::SocketAddr,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,10 +236,15 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("portfolio-operator"))
 }
 
-/// Log to standard error; `RUST_LOG` overrides the default level (warn).
+/// Log to standard error; `RUST_LOG` overrides the default level (info for
+/// the long-running commands, warn for the others).
 pub fn init_logging(cli: &Cli) {
+    let default = match cli.command {
+        Command::Run(_) => "info,kube=warn",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -212,6 +257,7 @@ pub fn init_logging(cli: &Cli) {
 /// Run the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => run_operator(args).await,
         Command::Render(args) => render(args).await,
         Command::Crd => crd(),
         Command::Plugin {
@@ -221,6 +267,69 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: PluginCommand::List(args),
         } => list(args).await,
     }
+}
+
+async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
+    let runtime = args.runtime.runtime()?;
+    let client = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))?;
+            kube::Client::try_from(config).context("cannot create the API client")?
+        }
+        None => kube::Client::try_default()
+            .await
+            .context("no kubeconfig and no in-cluster config; pass --kubeconfig")?,
+    };
+    let mut policy = OutputPolicy::default();
+    for kind in &args.allow_kind {
+        let (group, kind) = kind.rsplit_once('/').with_context(|| {
+            format!("--allow-kind {kind:?}: write group/Kind, or /Kind for the core group")
+        })?;
+        policy = policy.allow(group, kind);
+    }
+    let options = portfolio_operator::operator::OperatorOptions {
+        controller: portfolio_operator::controller::ControllerConfig {
+            namespace: args.namespace,
+            max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
+            cleanup_timeout: Duration::from_secs(args.cleanup_timeout_seconds),
+            ..Default::default()
+        },
+        policy,
+        plugin_dir: args.plugin_dir,
+        plugin_namespace: (!args.no_plugin_configmaps).then_some(args.plugin_namespace),
+        ops_addr: Some(args.ops_addr),
+        instance: std::env::var("POD_NAME").unwrap_or_else(|_| "portfolio-operator".into()),
+    };
+    let metrics = Arc::new(portfolio_operator::controller::metrics::Metrics::new());
+    portfolio_operator::operator::run(options, client, runtime, metrics, shutdown_signal())
+        .await
+        .context("the operator failed")
+}
+
+/// Completes on SIGINT or SIGTERM (how Kubernetes stops a pod).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("stopping");
 }
 
 /// The built-ins, plus the plugins of `plugin_dir` if given.

@@ -5,13 +5,16 @@
 //! [`registry`] resolves plugin references across sources (built-ins, a
 //! directory), [`policy`] decides what a plugin may create, [`decorate`] adds
 //! what the operator owns (labels, owner references), and [`render`] ties
-//! them together offline. [`crds`] holds the CustomResourceDefinitions.
+//! them together offline. [`crds`] holds the CustomResourceDefinitions,
+//! [`controller`] reconciles PortfolioApps, and [`operator`] runs it all.
 
 #![warn(missing_docs)]
 
 pub mod builtin;
+pub mod controller;
 pub mod crds;
 pub mod decorate;
+pub mod operator;
 pub mod plugin;
 pub mod policy;
 pub mod registry;

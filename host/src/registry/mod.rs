@@ -6,6 +6,7 @@
 //! for its own entries, keyed by something stable within that source (a file
 //! path, a ConfigMap's namespace/name). Sources know nothing of each other.
 
+pub mod configmaps;
 mod directory;
 mod reference;
 

@@ -1,0 +1,301 @@
+//! The end-to-end harness: a cluster (the emulator in cluster mode, or a real
+//! one when `PORTFOLIO_E2E_KUBECONFIG` is set), a namespace of the test's
+//! own, and the operator running in-process against it through a kubeconfig,
+//! exactly as it runs against a real cluster.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::core::DynamicObject;
+use kube::discovery::ApiResource;
+use portfolio_api::PortfolioApp;
+use portfolio_operator::controller::ControllerConfig;
+use portfolio_operator::controller::metrics::Metrics;
+use portfolio_operator::operator::OperatorOptions;
+use portfolio_operator::plugin::{Runtime, RuntimeConfig};
+use portfolio_operator::policy::OutputPolicy;
+use serde_json::Value;
+
+/// Kubeconfig of a real cluster to run against instead of the emulator.
+pub const KUBECONFIG_ENV: &str = "PORTFOLIO_E2E_KUBECONFIG";
+
+/// How long to wait for anything to converge.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A cluster, a namespace, and perhaps a running operator.
+pub struct Harness {
+    /// The emulator, when no real cluster is given.
+    pub emulator: Option<emulator::Emulator>,
+    /// A client for the cluster.
+    pub client: kube::Client,
+    kubeconfig: PathBuf,
+    /// The test's own namespace.
+    pub namespace: String,
+    /// Counters of the running (or last) operator.
+    pub metrics: Arc<Metrics>,
+    operator: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+impl Harness {
+    /// A cluster with the CRDs installed and a fresh namespace for `test`.
+    pub async fn new(test: &str) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+        let (emulator, kubeconfig) = match std::env::var_os(KUBECONFIG_ENV) {
+            Some(path) => (None, PathBuf::from(path)),
+            None => {
+                let emulator = emulator::Emulator::builder()
+                    .cluster(true)
+                    .pod_start_delay(Duration::from_millis(50))
+                    .job_duration(Duration::from_millis(200))
+                    .never_ready_marker("never-ready")
+                    .start()
+                    .expect("emulator");
+                let path = emulator.kubeconfig_path().to_owned();
+                (Some(emulator), path)
+            }
+        };
+        let client = client(&kubeconfig).await;
+        install_crds(&client).await;
+        let namespace = format!(
+            "e2e-{}-{}-{}",
+            test.replace('_', "-").chars().take(30).collect::<String>(),
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let object: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))
+                .expect("namespace");
+        namespaces
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create namespace");
+        Harness {
+            emulator,
+            client,
+            kubeconfig,
+            namespace,
+            metrics: Arc::new(Metrics::new()),
+            operator: None,
+        }
+    }
+
+    /// Whether the test runs against the emulator (tests that need its control API skip otherwise).
+    pub fn emulated(&self) -> bool {
+        self.emulator.is_some()
+    }
+
+    /// Start the operator, scoped to the test's namespace (where it also looks for plugin ConfigMaps).
+    pub async fn start_operator(&mut self) {
+        self.start_operator_with(OutputPolicy::default()).await;
+    }
+
+    /// Start the operator with an output policy of the test's choosing.
+    pub async fn start_operator_with(&mut self, policy: OutputPolicy) {
+        assert!(self.operator.is_none(), "the operator is already running");
+        let client = client(&self.kubeconfig).await;
+        let runtime = Runtime::new(RuntimeConfig {
+            instance_slots: 8,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        let options = OperatorOptions {
+            controller: ControllerConfig {
+                namespace: Some(self.namespace.clone()),
+                cleanup_timeout: Duration::from_secs(60),
+                max_backoff: Duration::from_secs(4),
+                ..ControllerConfig::default()
+            },
+            policy,
+            plugin_dir: None,
+            plugin_namespace: Some(self.namespace.clone()),
+            ops_addr: None,
+            instance: format!("e2e-{}", self.namespace),
+        };
+        self.metrics = Arc::new(Metrics::new());
+        let metrics = Arc::clone(&self.metrics);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(error) =
+                portfolio_operator::operator::run(options, client, runtime, metrics, shutdown).await
+            {
+                panic!("the operator failed: {error}");
+            }
+        });
+        self.operator = Some((stop, task));
+    }
+
+    /// Stop the operator and wait until it has.
+    pub async fn stop_operator(&mut self) {
+        if let Some((stop, task)) = self.operator.take() {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(PATIENCE, task).await;
+        }
+    }
+
+    /// The PortfolioApp API of the test's namespace.
+    pub fn apps(&self) -> Api<PortfolioApp> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Any namespaced API of the test's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Create (or update) an object from YAML in the test's namespace with server-side apply.
+    pub async fn apply_yaml(&self, yaml: &str) -> DynamicObject {
+        let mut value: Value = serde_saphyr::from_str(yaml).expect("YAML");
+        value["metadata"]["namespace"] = Value::from(self.namespace.clone());
+        let api_version = value["apiVersion"].as_str().expect("apiVersion").to_owned();
+        let kind = value["kind"].as_str().expect("kind").to_owned();
+        let name = value["metadata"]["name"].as_str().expect("name").to_owned();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, &kind);
+        let (resource, _) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .expect("discovery");
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        api.patch(
+            &name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&value),
+        )
+        .await
+        .expect("apply")
+    }
+
+    /// Poll `check` until it returns `Some`, or fail after [`PATIENCE`] with `what`.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(found) = check().await {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting until {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The app's condition `type_`, as (status, reason, message).
+    pub async fn condition(&self, app: &str, type_: &str) -> Option<(String, String, String)> {
+        let app = self.apps().get_opt(app).await.ok()??;
+        app.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| (c.status, c.reason, c.message))
+    }
+
+    /// Wait until the app's condition `type_` has `status` (and, if given, `reason`).
+    pub async fn await_condition(
+        &self,
+        app: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> String {
+        self.eventually(
+            &format!("{app} has {type_}={status} {reason:?}"),
+            || async {
+                let (s, r, message) = self.condition(app, type_).await?;
+                (s == status && reason.is_none_or(|reason| reason == r)).then_some(message)
+            },
+        )
+        .await
+    }
+
+    /// Delete the test's namespace (on a real cluster; the emulator goes away with the harness).
+    pub async fn cleanup(mut self) {
+        self.stop_operator().await;
+        if self.emulator.is_none() {
+            let namespaces: Api<Namespace> = Api::all(self.client.clone());
+            let _ = namespaces
+                .delete(&self.namespace, &DeleteParams::default())
+                .await;
+        }
+    }
+}
+
+/// A client for the cluster of `kubeconfig`.
+pub async fn client(kubeconfig: &std::path::Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
+
+/// Install (or update) both CRDs and wait until they are served.
+pub async fn install_crds(client: &kube::Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in portfolio_operator::crds::all() {
+        let name = crd.metadata.name.clone().expect("name");
+        api.patch(
+            &name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply CRD");
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let established = api
+                .get(&name)
+                .await
+                .ok()
+                .and_then(|crd| crd.status)
+                .and_then(|status| status.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} never established"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The API resource of a built-in kind, for dynamic lookups.
+pub fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk(group, version, kind),
+        plural,
+    )
+}

@@ -1,0 +1,169 @@
+//! Stories of a PortfolioApp under the operator, end to end.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::ResourceExt;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use portfolio_e2e::Harness;
+use serde_json::json;
+
+const SHOP: &str = r#"
+apiVersion: portfolio.dev/v1alpha1
+kind: PortfolioApp
+metadata:
+  name: shop
+spec:
+  image: ghcr.io/acme/shop:1.4.2
+  replicas: 2
+  ports:
+    - name: http
+      containerPort: 8080
+      servicePort: 80
+  config:
+    LOG_LEVEL: info
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_gets_its_children_and_becomes_ready() {
+    let mut h = Harness::new("create").await;
+    h.start_operator().await;
+    h.apply_yaml(SHOP).await;
+
+    let message = h
+        .await_condition("shop", "Ready", "True", Some("Available"))
+        .await;
+    assert_eq!(message, "2 pods ready");
+    let app = h.apps().get("shop").await.expect("app");
+    let uid = app.uid().expect("uid");
+    assert!(
+        app.finalizers()
+            .contains(&"portfolio.dev/cleanup".to_owned())
+    );
+    let status = app.status.expect("status");
+    assert_eq!(status.observed_generation, app.metadata.generation);
+    assert_eq!(status.ready_replicas, Some(2));
+    assert_eq!(
+        status.plugin.expect("plugin").id,
+        "deployment-generator@0.1.0"
+    );
+    let kinds: Vec<&str> = status.resources.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget"]
+    );
+
+    let deployment = h.api::<Deployment>().get("shop").await.expect("deployment");
+    let owner = &deployment.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("PortfolioApp", uid.as_str(), Some(true))
+    );
+    let labels = deployment.labels();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "portfolio-operator");
+    assert_eq!(labels["app.kubernetes.io/instance"], "shop");
+    assert_eq!(labels["portfolio.dev/plugin"], "deployment-generator");
+    h.api::<Service>().get("shop").await.expect("service");
+    h.api::<ConfigMap>()
+        .get("shop-config")
+        .await
+        .expect("config map");
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_and_config_changes_converge_and_roll_the_pods() {
+    let mut h = Harness::new("change").await;
+    h.start_operator().await;
+    h.apply_yaml(SHOP).await;
+    h.await_condition("shop", "Ready", "True", None).await;
+    let hash = |d: &Deployment| {
+        d.spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("portfolio.dev/config-hash").cloned())
+    };
+    let before = hash(&h.api::<Deployment>().get("shop").await.expect("deployment"));
+
+    h.apply_yaml(
+        &SHOP
+            .replace("replicas: 2", "replicas: 3")
+            .replace("LOG_LEVEL: info", "LOG_LEVEL: debug"),
+    )
+    .await;
+    let deployments = h.api::<Deployment>();
+    let after = h
+        .eventually(
+            "the Deployment has 3 replicas and a new config hash",
+            || async {
+                let deployment = deployments.get("shop").await.ok()?;
+                let replicas = deployment.spec.as_ref()?.replicas?;
+                (replicas == 3 && hash(&deployment) != before).then(|| hash(&deployment))
+            },
+        )
+        .await;
+    assert!(after.is_some());
+    let config: ConfigMap = h.api().get("shop-config").await.expect("config map");
+    assert_eq!(config.data.expect("data")["LOG_LEVEL"], "debug");
+    h.eventually("the app reports 3 ready pods", || async {
+        let status = h.apps().get("shop").await.ok()?.status?;
+        (status.ready_replicas == Some(3)).then_some(())
+    })
+    .await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_restored_and_a_deleted_child_recreated() {
+    let mut h = Harness::new("drift").await;
+    h.start_operator().await;
+    h.apply_yaml(SHOP).await;
+    h.await_condition("shop", "Ready", "True", None).await;
+
+    // Someone else takes over a field the operator owns...
+    let services = h.api::<Service>();
+    let drifted = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop"},
+        "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 9999}]}});
+    services
+        .patch(
+            "shop",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(&drifted),
+        )
+        .await
+        .expect("drift");
+    // ...and edits another one by hand.
+    let deployments = h.api::<Deployment>();
+    deployments
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 7}})),
+        )
+        .await
+        .expect("scale by hand");
+    h.eventually("the Service targets the named port again", || async {
+        let service = services.get("shop").await.ok()?;
+        let ports = service.spec?.ports?;
+        let target = ports.first()?.target_port.clone()?;
+        (target == k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("http".into()))
+            .then_some(())
+    })
+    .await;
+    h.eventually("the Deployment is back to 2 replicas", || async {
+        let replicas = deployments.get("shop").await.ok()?.spec?.replicas?;
+        (replicas == 2).then_some(())
+    })
+    .await;
+
+    let config_maps = h.api::<ConfigMap>();
+    config_maps
+        .delete("shop-config", &DeleteParams::default())
+        .await
+        .expect("delete");
+    h.eventually("the ConfigMap is back", || async {
+        config_maps.get_opt("shop-config").await.ok()?.map(|_| ())
+    })
+    .await;
+    h.cleanup().await;
+}
