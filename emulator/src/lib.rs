@@ -1,8 +1,17 @@
-//! An embedded, in-memory Kubernetes API server for tests and local runs.
+//! An embedded, in-memory Kubernetes API server for tests and local runs, optionally with
+//! simulated controllers that make it behave as a cluster (Deployments become available,
+//! Jobs complete, pods run), and a control API for faults and workload outcomes.
 //!
 //! ```no_run
+//! // A bare API server:
 //! let emu = emulator::Emulator::start().expect("emulator");
 //! println!("kubectl --kubeconfig {} get ns", emu.kubeconfig_path().display());
+//! // A living cluster whose migration Jobs fail:
+//! let cluster = emulator::Emulator::cluster().expect("emulator");
+//! cluster
+//!     .control()
+//!     .add_outcome(emulator::OutcomeRule::fail("relation exists").name("migrate-*"))
+//!     .expect("rule");
 //! ```
 
 #![warn(missing_docs)]

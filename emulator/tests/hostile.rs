@@ -196,6 +196,8 @@ proptest! {
     #[test]
     fn arbitrary_protobuf(body in prop::collection::vec(any::<u8>(), 0..200), kind in prop_oneof![
         Just(&b"\x0a\x0f\x0a\x02v1\x12\x09ConfigMap"[..]), Just(&b"\x0a\x0f\x0a\x02v1\x12\x09Namespace"[..]), Just(&b""[..]),
+        Just(&b"\x0a\x15\x0a\x07apps/v1\x12\x0aDeployment"[..]), Just(&b"\x0a\x0f\x0a\x08batch/v1\x12\x03Job"[..]),
+        Just(&b"\x0a\x09\x0a\x02v1\x12\x03Pod"[..]),
     ]) {
         let f = fixture();
         let mut payload = b"k8s\x00".to_vec();
@@ -228,6 +230,55 @@ proptest! {
             let (code, resp) = send(f.emu.addr(), method, &path, "application/json", b"{}");
             check(code, &resp, &format!("{method} {path}"));
         }
+    }
+}
+
+/// An emulator of its own for the control API, whose requests may change how it behaves.
+fn control_fixture() -> &'static emulator::Emulator {
+    static F: std::sync::OnceLock<emulator::Emulator> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        let kubeconfig =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-control.kubeconfig");
+        emulator::Emulator::builder()
+            .kubeconfig(kubeconfig)
+            .cluster(true)
+            .start()
+            .expect("emulator")
+    })
+}
+
+const CONTROL_PATHS: &[&str] = &[
+    "",
+    "/cluster",
+    "/faults",
+    "/faults/1",
+    "/faults/x",
+    "/faults/log",
+    "/watches/cut",
+    "/watches/expire",
+    "/pause",
+    "/resume",
+    "/compact",
+    "/outcomes",
+    "/metrics",
+    "/nowhere",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn arbitrary_control_requests(body in arb_json(), raw in prop::collection::vec(any::<u8>(), 0..64),
+        path in 0..CONTROL_PATHS.len(), method in prop_oneof![Just("GET"), Just("POST"), Just("PATCH"), Just("PUT"), Just("DELETE")],
+        as_json in any::<bool>()) {
+        let emu = control_fixture();
+        let bytes = if as_json { body.to_string().into_bytes() } else { raw };
+        let p = format!("/emulator/v1{}", CONTROL_PATHS[path]);
+        let (code, resp) = send(emu.addr(), method, &p, "application/json", &bytes);
+        check(code, &resp, &format!("{method} {p}"));
+        // Whatever the request did, the next case starts from a served, fault-free emulator.
+        emu.control().resume();
+        emu.control().clear_faults();
     }
 }
 

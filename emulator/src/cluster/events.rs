@@ -11,7 +11,7 @@ use crate::api::{Api, WriteOptions, now};
 
 /// Who records an event.
 #[derive(Debug, Clone, Copy)]
-pub struct Source {
+pub(crate) struct Source {
     /// `source.component` / `reportingComponent`, e.g. `deployment-controller`.
     pub component: &'static str,
     /// The field manager of the write, e.g. `kube-controller-manager`.
@@ -21,7 +21,7 @@ pub struct Source {
 }
 
 /// Writes core/v1 Events about objects.
-pub struct Recorder {
+pub(crate) struct Recorder {
     api: Arc<Api>,
     seq: AtomicU64,
 }

@@ -29,7 +29,7 @@ mod kubelet;
 mod namespace;
 mod replicaset;
 
-pub use events::Recorder;
+pub(crate) use events::Recorder;
 
 /// One simulated controller; each can be switched off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
