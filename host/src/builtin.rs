@@ -27,3 +27,8 @@ pub const BUILTINS: &[Builtin] = &[
 
 /// The generator used when a `PortfolioApp` names none.
 pub const DEFAULT_GENERATOR: &str = "deployment-generator";
+
+/// Where the build put every component of `plugins/`, test fixtures included
+/// (for tests outside this crate).
+#[doc(hidden)]
+pub const PLUGIN_BUILD_DIR: &str = env!("PORTFOLIO_PLUGIN_BUILD_DIR");

@@ -20,6 +20,11 @@ pub const LABEL_PLUGIN: &str = "portfolio.dev/plugin";
 pub const LABEL_PLUGIN_VERSION: &str = "portfolio.dev/plugin-version";
 /// Annotation with the digest of the plugin that produced a child.
 pub const ANNOTATION_PLUGIN_DIGEST: &str = "portfolio.dev/plugin-digest";
+/// Annotation with a hash of everything else the operator applies to a
+/// child: when it is already on the object (with every applied field), the
+/// operator sends nothing; when the desired object changes in any way,
+/// including a field it no longer sets, the hash changes and it applies.
+pub const ANNOTATION_DESIRED_HASH: &str = "portfolio.dev/desired-hash";
 
 /// Metadata fields the API server owns; whatever a plugin put there is dropped.
 const SERVER_OWNED_METADATA: [&str; 8] = [
@@ -117,10 +122,30 @@ pub fn decorate(child: ChildObject, owner: &Owner<'_>, plugin: &Plugin) -> Desir
         );
     }
     object.insert("metadata".into(), Value::Object(metadata));
+    let hash = desired_hash(&object);
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata")
+        && let Some(Value::Object(annotations)) = metadata.get_mut("annotations")
+    {
+        annotations.insert(ANNOTATION_DESIRED_HASH.into(), json!(hash));
+    }
     DesiredObject {
         key,
         object: Value::Object(object),
     }
+}
+
+/// First 16 hex digits of the SHA-256 of the object's canonical JSON (keys
+/// sorted), without the plugin's digest: that changes with the toolchain,
+/// and a change of it is applied anyway (the value differs on the object).
+fn desired_hash(object: &Map<String, Value>) -> String {
+    let mut object = object.clone();
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata")
+        && let Some(Value::Object(annotations)) = metadata.get_mut("annotations")
+    {
+        annotations.remove(ANNOTATION_PLUGIN_DIGEST);
+    }
+    let text = serde_json::to_vec(&object).unwrap_or_default();
+    crate::plugin::Digest::of(&text).hex()[..16].to_owned()
 }
 
 /// Remove `field` from `map` and return it if it is an object, else an empty one.
