@@ -130,6 +130,13 @@ fn main() {
         "emulator start_ms={:.2}",
         started.elapsed().as_secs_f64() * 1000.0
     );
+    let started = Instant::now();
+    let cluster = emulator::Emulator::cluster().expect("cluster");
+    println!(
+        "emulator cluster_start_ms={:.2}",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    drop(cluster);
     let w = rt.block_on(writes(&emu));
     println!("emulator writes_per_s={w:.0}");
     println!(
