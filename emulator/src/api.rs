@@ -1786,11 +1786,10 @@ impl Api {
         let mut fins = finalizers(&old);
         let gc = self.opts.garbage_collection;
         let is_ns = rt.group.is_empty() && rt.resource == "namespaces";
-        let old_uid = meta_str(&old, "uid").unwrap_or_default();
+        // Kubernetes adds these finalizers whatever the dependents; the garbage collector
+        // removes them once it has dealt with the dependents (at once when there are none).
         let extra = match policy {
-            "Foreground" if gc && !inner.dependents_of(old_uid).is_empty() => {
-                Some("foregroundDeletion")
-            }
+            "Foreground" if gc => Some("foregroundDeletion"),
             "Orphan" if gc => Some("orphan"),
             _ => None,
         };
