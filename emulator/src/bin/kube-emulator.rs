@@ -36,8 +36,8 @@ struct Args {
     /// root-ca-cert-publisher, scheduler, kubelet, replicaset, deployment, job,
     /// ttl-after-finished, horizontalpodautoscaling. Default: all with --cluster, else only
     /// garbagecollector.
-    #[arg(long, value_name = "LIST")]
-    controllers: Option<String>,
+    #[arg(long, value_name = "LIST", value_parser = controller_list)]
+    controllers: Option<ControllerList>,
     /// Time from a pod being scheduled to its containers running and ready.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
     pod_start_delay: Duration,
@@ -54,6 +54,14 @@ struct Args {
     /// counts).
     #[arg(long, value_name = "MARKER")]
     never_ready_marker: Vec<String>,
+}
+
+/// The controllers `--controllers` selects.
+#[derive(Debug, Clone)]
+struct ControllerList(Vec<emulator::Controller>);
+
+fn controller_list(s: &str) -> Result<ControllerList, String> {
+    emulator::Controller::parse_list(s).map(ControllerList)
 }
 
 /// Parses `500ms`, `2s`, `1m` or a number of seconds.
@@ -101,8 +109,7 @@ fn main() -> anyhow::Result<()> {
     for m in &args.never_ready_marker {
         b = b.never_ready_marker(m.clone());
     }
-    if let Some(list) = &args.controllers {
-        let on = emulator::Controller::parse_list(list).map_err(anyhow::Error::msg)?;
+    if let Some(ControllerList(on)) = &args.controllers {
         for c in emulator::Controller::ALL {
             b = b.controller(c, on.contains(&c));
         }
