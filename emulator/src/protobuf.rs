@@ -36,14 +36,30 @@ struct Field {
     name: &'static str,
     kind: Kind,
     repeated: bool,
+    /// A Go pointer (or a field without `omitempty`): its zero value means something. Other
+    /// scalars arrive on the wire even when zero, and Go's JSON leaves them out.
+    keep_zero: bool,
 }
 
+/// A field whose zero value (`""`, `0`, `false`, an unset IntOrString) means "unset".
 const fn f(num: u64, name: &'static str, kind: Kind) -> Field {
     Field {
         num,
         name,
         kind,
         repeated: false,
+        keep_zero: false,
+    }
+}
+
+/// A field whose zero value is meaningful (a pointer in Go, e.g. `replicas: 0`).
+const fn k(num: u64, name: &'static str, kind: Kind) -> Field {
+    Field {
+        num,
+        name,
+        kind,
+        repeated: false,
+        keep_zero: true,
     }
 }
 
@@ -53,6 +69,18 @@ const fn rep(num: u64, name: &'static str, kind: Kind) -> Field {
         name,
         kind,
         repeated: true,
+        keep_zero: true,
+    }
+}
+
+/// Whether a decoded scalar is its type's zero value.
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_i64() == Some(0),
+        _ => false,
     }
 }
 
@@ -61,8 +89,8 @@ const OWNER_REF: &[Field] = &[
     f(3, "name", Kind::Str),
     f(4, "uid", Kind::Str),
     f(5, "apiVersion", Kind::Str),
-    f(6, "controller", Kind::Bool),
-    f(7, "blockOwnerDeletion", Kind::Bool),
+    k(6, "controller", Kind::Bool),
+    k(7, "blockOwnerDeletion", Kind::Bool),
 ];
 
 const OBJECT_META: &[Field] = &[
@@ -75,7 +103,7 @@ const OBJECT_META: &[Field] = &[
     f(7, "generation", Kind::Int),
     f(8, "creationTimestamp", Kind::Time),
     f(9, "deletionTimestamp", Kind::Time),
-    f(10, "deletionGracePeriodSeconds", Kind::Int),
+    k(10, "deletionGracePeriodSeconds", Kind::Int),
     f(11, "labels", Kind::MapStr),
     f(12, "annotations", Kind::MapStr),
     rep(13, "ownerReferences", Kind::Msg(OWNER_REF)),
@@ -94,7 +122,7 @@ const CONFIG_MAP: &[Field] = &[
     f(1, "metadata", Kind::Msg(OBJECT_META)),
     f(2, "data", Kind::MapStr),
     f(3, "binaryData", Kind::MapBytes),
-    f(4, "immutable", Kind::Bool),
+    k(4, "immutable", Kind::Bool),
 ];
 
 const SECRET: &[Field] = &[
@@ -102,7 +130,7 @@ const SECRET: &[Field] = &[
     f(2, "data", Kind::MapBytes),
     f(3, "type", Kind::Str),
     f(4, "stringData", Kind::MapStr),
-    f(5, "immutable", Kind::Bool),
+    k(5, "immutable", Kind::Bool),
 ];
 
 const OBJECT_REF: &[Field] = &[
@@ -119,7 +147,7 @@ const SERVICE_ACCOUNT: &[Field] = &[
     f(1, "metadata", Kind::Msg(OBJECT_META)),
     rep(2, "secrets", Kind::Msg(OBJECT_REF)),
     rep(3, "imagePullSecrets", Kind::Msg(LOCAL_REF)),
-    f(4, "automountServiceAccountToken", Kind::Bool),
+    k(4, "automountServiceAccountToken", Kind::Bool),
 ];
 
 const LABEL_SELECTOR_REQ: &[Field] = &[
@@ -134,14 +162,14 @@ const LABEL_SELECTOR: &[Field] = &[
 const CONTAINER_PORT: &[Field] = &[
     f(1, "name", Kind::Str),
     f(2, "hostPort", Kind::Int),
-    f(3, "containerPort", Kind::Int),
+    k(3, "containerPort", Kind::Int),
     f(4, "protocol", Kind::Str),
     f(5, "hostIP", Kind::Str),
 ];
 const KEY_SELECTOR: &[Field] = &[
     f(1, "localObjectReference", Kind::Inline(LOCAL_REF)),
     f(2, "key", Kind::Str),
-    f(3, "optional", Kind::Bool),
+    k(3, "optional", Kind::Bool),
 ];
 const FIELD_SELECTOR: &[Field] = &[f(1, "apiVersion", Kind::Str), f(2, "fieldPath", Kind::Str)];
 const ENV_SOURCE: &[Field] = &[
@@ -156,7 +184,7 @@ const ENV_VAR: &[Field] = &[
 ];
 const REF_SOURCE: &[Field] = &[
     f(1, "localObjectReference", Kind::Inline(LOCAL_REF)),
-    f(2, "optional", Kind::Bool),
+    k(2, "optional", Kind::Bool),
 ];
 const ENV_FROM: &[Field] = &[
     f(1, "prefix", Kind::Str),
@@ -197,19 +225,19 @@ const POD_SPEC: &[Field] = &[
     rep(20, "initContainers", Kind::Msg(CONTAINER)),
     rep(2, "containers", Kind::Msg(CONTAINER)),
     f(3, "restartPolicy", Kind::Str),
-    f(4, "terminationGracePeriodSeconds", Kind::Int),
-    f(5, "activeDeadlineSeconds", Kind::Int),
+    k(4, "terminationGracePeriodSeconds", Kind::Int),
+    k(5, "activeDeadlineSeconds", Kind::Int),
     f(6, "dnsPolicy", Kind::Str),
     f(7, "nodeSelector", Kind::MapStr),
     f(8, "serviceAccountName", Kind::Str),
     f(9, "serviceAccount", Kind::Str),
-    f(21, "automountServiceAccountToken", Kind::Bool),
+    k(21, "automountServiceAccountToken", Kind::Bool),
     f(10, "nodeName", Kind::Str),
     f(14, "securityContext", Kind::Msg(EMPTY)),
     rep(15, "imagePullSecrets", Kind::Msg(LOCAL_REF)),
     f(19, "schedulerName", Kind::Str),
     f(24, "priorityClassName", Kind::Str),
-    f(30, "enableServiceLinks", Kind::Bool),
+    k(30, "enableServiceLinks", Kind::Bool),
 ];
 const POD_TEMPLATE: &[Field] = &[
     f(1, "metadata", Kind::Msg(OBJECT_META)),
@@ -220,39 +248,39 @@ const POD: &[Field] = &[
     f(2, "spec", Kind::Msg(POD_SPEC)),
 ];
 const ROLLING_UPDATE: &[Field] = &[
-    f(1, "maxUnavailable", Kind::IntOrString),
-    f(2, "maxSurge", Kind::IntOrString),
+    k(1, "maxUnavailable", Kind::IntOrString),
+    k(2, "maxSurge", Kind::IntOrString),
 ];
 const STRATEGY: &[Field] = &[
     f(1, "type", Kind::Str),
     f(2, "rollingUpdate", Kind::Msg(ROLLING_UPDATE)),
 ];
 const DEPLOYMENT_SPEC: &[Field] = &[
-    f(1, "replicas", Kind::Int),
+    k(1, "replicas", Kind::Int),
     f(2, "selector", Kind::Msg(LABEL_SELECTOR)),
     f(3, "template", Kind::Msg(POD_TEMPLATE)),
     f(4, "strategy", Kind::Msg(STRATEGY)),
     f(5, "minReadySeconds", Kind::Int),
-    f(6, "revisionHistoryLimit", Kind::Int),
+    k(6, "revisionHistoryLimit", Kind::Int),
     f(7, "paused", Kind::Bool),
-    f(9, "progressDeadlineSeconds", Kind::Int),
+    k(9, "progressDeadlineSeconds", Kind::Int),
 ];
 const DEPLOYMENT: &[Field] = &[
     f(1, "metadata", Kind::Msg(OBJECT_META)),
     f(2, "spec", Kind::Msg(DEPLOYMENT_SPEC)),
 ];
 const JOB_SPEC: &[Field] = &[
-    f(1, "parallelism", Kind::Int),
-    f(2, "completions", Kind::Int),
-    f(3, "activeDeadlineSeconds", Kind::Int),
-    f(7, "backoffLimit", Kind::Int),
+    k(1, "parallelism", Kind::Int),
+    k(2, "completions", Kind::Int),
+    k(3, "activeDeadlineSeconds", Kind::Int),
+    k(7, "backoffLimit", Kind::Int),
     f(4, "selector", Kind::Msg(LABEL_SELECTOR)),
-    f(5, "manualSelector", Kind::Bool),
+    k(5, "manualSelector", Kind::Bool),
     f(6, "template", Kind::Msg(POD_TEMPLATE)),
-    f(8, "ttlSecondsAfterFinished", Kind::Int),
-    f(9, "completionMode", Kind::Str),
-    f(10, "suspend", Kind::Bool),
-    f(14, "podReplacementPolicy", Kind::Str),
+    k(8, "ttlSecondsAfterFinished", Kind::Int),
+    k(9, "completionMode", Kind::Str),
+    k(10, "suspend", Kind::Bool),
+    k(14, "podReplacementPolicy", Kind::Str),
 ];
 const JOB: &[Field] = &[
     f(1, "metadata", Kind::Msg(OBJECT_META)),
@@ -264,13 +292,13 @@ const JOB_TEMPLATE: &[Field] = &[
 ];
 const CRON_JOB_SPEC: &[Field] = &[
     f(1, "schedule", Kind::Str),
-    f(8, "timeZone", Kind::Str),
-    f(2, "startingDeadlineSeconds", Kind::Int),
+    k(8, "timeZone", Kind::Str),
+    k(2, "startingDeadlineSeconds", Kind::Int),
     f(3, "concurrencyPolicy", Kind::Str),
-    f(4, "suspend", Kind::Bool),
+    k(4, "suspend", Kind::Bool),
     f(5, "jobTemplate", Kind::Msg(JOB_TEMPLATE)),
-    f(6, "successfulJobsHistoryLimit", Kind::Int),
-    f(7, "failedJobsHistoryLimit", Kind::Int),
+    k(6, "successfulJobsHistoryLimit", Kind::Int),
+    k(7, "failedJobsHistoryLimit", Kind::Int),
 ];
 const CRON_JOB: &[Field] = &[
     f(1, "metadata", Kind::Msg(OBJECT_META)),
@@ -279,8 +307,8 @@ const CRON_JOB: &[Field] = &[
 const SERVICE_PORT: &[Field] = &[
     f(1, "name", Kind::Str),
     f(2, "protocol", Kind::Str),
-    f(6, "appProtocol", Kind::Str),
-    f(3, "port", Kind::Int),
+    k(6, "appProtocol", Kind::Str),
+    k(3, "port", Kind::Int),
     f(4, "targetPort", Kind::IntOrString),
     f(5, "nodePort", Kind::Int),
 ];
@@ -310,9 +338,9 @@ const SCALE_TARGET: &[Field] = &[
 ];
 const METRIC_TARGET: &[Field] = &[
     f(1, "type", Kind::Str),
-    f(2, "value", Kind::Quantity),
-    f(3, "averageValue", Kind::Quantity),
-    f(4, "averageUtilization", Kind::Int),
+    k(2, "value", Kind::Quantity),
+    k(3, "averageValue", Kind::Quantity),
+    k(4, "averageUtilization", Kind::Int),
 ];
 const RESOURCE_METRIC: &[Field] = &[
     f(1, "name", Kind::Str),
@@ -324,8 +352,8 @@ const METRIC_SPEC: &[Field] = &[
 ];
 const HPA_SPEC: &[Field] = &[
     f(1, "scaleTargetRef", Kind::Msg(SCALE_TARGET)),
-    f(2, "minReplicas", Kind::Int),
-    f(3, "maxReplicas", Kind::Int),
+    k(2, "minReplicas", Kind::Int),
+    k(3, "maxReplicas", Kind::Int),
     rep(4, "metrics", Kind::Msg(METRIC_SPEC)),
 ];
 const HPA: &[Field] = &[
@@ -486,6 +514,10 @@ fn time(b: &[u8]) -> Result<Value, String> {
             (_, w) => r.skip(w)?,
         }
     }
+    if secs == 0 {
+        // The zero time, which Go's JSON writes as null: unset.
+        return Ok(Value::Null);
+    }
     let t = jiff::Timestamp::from_second(secs).map_err(|e| e.to_string())?;
     Ok(Value::String(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
 }
@@ -547,6 +579,9 @@ fn message(b: &[u8], fields: &[Field], depth: u32) -> Result<Value, String> {
                 ));
             }
         };
+        if !field.keep_zero && is_zero(&value) {
+            continue;
+        }
         if field.repeated {
             let list = out
                 .entry(field.name)
@@ -698,6 +733,8 @@ mod tests {
         let container = [
             field(1, 2, b"c"),
             field(2, 2, b"nginx"),
+            // Zero scalars are on the wire too; Go's JSON leaves them out.
+            field(14, 2, b""),
             field(7, 2, &env),
             field(8, 2, &field(1, 2, &limits)),
         ]
@@ -706,6 +743,9 @@ mod tests {
         let template = field(2, 2, &pod_spec);
         let spec = [
             field(1, 0, &[2]),
+            // A zero that means something (paused is a plain bool, minReadySeconds a plain int).
+            field(7, 0, &[0]),
+            field(5, 0, &[0]),
             field(3, 2, &template),
             field(4, 2, &strategy),
         ]
@@ -713,11 +753,16 @@ mod tests {
         let raw = [field(1, 2, &field(1, 2, b"web")), field(2, 2, &spec)].concat();
         let v = decode(&envelope("apps/v1", "Deployment", &raw)).unwrap();
         assert_eq!(v["spec"]["replicas"], 2);
+        assert!(v["spec"].get("paused").is_none() && v["spec"].get("minReadySeconds").is_none());
         assert_eq!(
             v["spec"]["strategy"]["rollingUpdate"],
             json!({"maxUnavailable": 1, "maxSurge": "25%"})
         );
         let c = &v["spec"]["template"]["spec"]["containers"][0];
+        assert!(
+            c.get("imagePullPolicy").is_none() && c.get("stdin").is_none(),
+            "{c}"
+        );
         assert_eq!(c["resources"], json!({"limits": {"cpu": "500m"}}));
         assert_eq!(
             c["env"][0],

@@ -1375,3 +1375,80 @@ async fn kubectl_typed_commands_create_workloads() {
     let hpa = run(&["get", "hpa", "web", "--no-headers"]);
     assert!(hpa.contains("Deployment/web"), "{hpa}");
 }
+
+#[tokio::test]
+async fn kubectl_logs_and_rollout_undo() {
+    let c = Cluster::new().await;
+    let ns = c.ns.as_str();
+    let run = |args: &[&str]| {
+        let mut all = vec!["-n", ns];
+        all.extend_from_slice(args);
+        let (ok, out, err) = c.kubectl(&all);
+        assert!(ok, "kubectl {args:?}: {out}{err}");
+        out
+    };
+    // The emulator's log of a finished container is its termination message, which the test
+    // chooses through the control API; the script writes the same to both places, so the
+    // test holds on a real cluster too.
+    if c.emu.is_some() {
+        let (code, _) = c
+            .control(
+                "POST",
+                "outcomes",
+                json!({"name": "report", "message": "migrated 3 scripts"}),
+            )
+            .await;
+        assert_eq!(code, 201);
+    }
+    run(&[
+        "create",
+        "job",
+        "report",
+        "--image=busybox:1.36",
+        "--",
+        "sh",
+        "-c",
+        "echo migrated 3 scripts; echo migrated 3 scripts > /dev/termination-log",
+    ]);
+    run(&[
+        "wait",
+        "--for=condition=Complete",
+        "job/report",
+        "--timeout=60s",
+    ]);
+    let logs = run(&["logs", "job/report"]);
+    assert_eq!(logs.trim(), "migrated 3 scripts");
+    run(&["create", "deployment", "web", "--image", PAUSE]);
+    run(&["rollout", "status", "deploy/web", "--timeout=60s"]);
+    run(&[
+        "set",
+        "image",
+        "deploy/web",
+        "pause=registry.k8s.io/pause:3.9",
+    ]);
+    run(&["rollout", "status", "deploy/web", "--timeout=60s"]);
+    run(&["rollout", "undo", "deploy/web"]);
+    run(&["rollout", "status", "deploy/web", "--timeout=60s"]);
+    // Undoing reuses the first ReplicaSet (its revision moves to 3): two ReplicaSets in all.
+    let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), &c.ns);
+    let all = rss
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items;
+    let revs: BTreeSet<String> = all
+        .iter()
+        .map(|r| {
+            r.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"].clone()
+        })
+        .collect();
+    assert_eq!(revs, BTreeSet::from(["2".to_string(), "3".to_string()]));
+    let image = run(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, PAUSE);
+}

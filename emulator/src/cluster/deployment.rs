@@ -128,10 +128,40 @@ fn without_hash(template: &Value) -> Value {
     t
 }
 
+/// A template as Kubernetes' semantic equality sees it: nulls, empty lists and empty maps
+/// count as absent (Go decodes them to zero values; `kubectl rollout undo` sends
+/// `creationTimestamp: null`).
+fn normalized(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), normalized(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Whether a ReplicaSet's template is the Deployment's (ignoring the hash label).
+fn same_template(rs_template: Option<&Value>, template: &Value) -> bool {
+    rs_template.is_some_and(|t| normalized(&without_hash(t)) == normalized(template))
+}
+
 /// The pod-template-hash of a template (FNV-1a over the template and the collision count,
 /// encoded as Kubernetes encodes it).
 pub(crate) fn template_hash(template: &Value, collisions: Option<i64>) -> String {
-    let mut text = canonical(template);
+    let mut text = canonical(&normalized(template));
     if let Some(c) = collisions {
         text.push_str(&format!("#{c}"));
     }
@@ -278,9 +308,7 @@ impl Deployments {
                 let existing = self.ctx.get(&gr("apps", "replicasets"), ns, &rs_name);
                 let ours = existing.as_ref().is_some_and(|rs| {
                     super::controller_uid(rs).as_deref() == Some(str_at(d, "/metadata/uid"))
-                        && canonical(&without_hash(
-                            rs.pointer("/spec/template").unwrap_or(&Value::Null),
-                        )) == canonical(&template)
+                        && same_template(rs.pointer("/spec/template"), &template)
                 });
                 if ours {
                     return Ok(existing.map(|r| (*r).clone()));
@@ -469,12 +497,9 @@ impl Reconciler for Deployments {
             .filter(|r| !deleting(r))
             .map(|r| (*r).clone())
             .collect();
-        let template_key = canonical(&template);
-        let (news, mut olds): (Vec<Value>, Vec<Value>) = all.into_iter().partition(|rs| {
-            canonical(&without_hash(
-                rs.pointer("/spec/template").unwrap_or(&Value::Null),
-            )) == template_key
-        });
+        let (news, mut olds): (Vec<Value>, Vec<Value>) = all
+            .into_iter()
+            .partition(|rs| same_template(rs.pointer("/spec/template"), &template));
         let mut new_rs = news.into_iter().next();
         let old_status = d.get("status").cloned().unwrap_or(json!({}));
         let mut conds: Vec<Value> = old_status
