@@ -23,9 +23,19 @@ fn err(e: impl std::fmt::Display) -> Error {
     Error::Start(format!("TLS setup: {e}"))
 }
 
-/// A fresh self-signed CA certificate (PEM) only, for the `kube-root-ca.crt` ConfigMaps of an
-/// emulator that serves plain http.
+/// A self-signed CA certificate (PEM) only, for the `kube-root-ca.crt` ConfigMaps of an
+/// emulator that serves plain http: nothing verifies against it, so one per process does
+/// (key generation is the slowest part of starting an emulator in a debug build).
 pub fn ca_pem() -> Result<String, Error> {
+    static CA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(pem) = CA.get() {
+        return Ok(pem.clone());
+    }
+    let pem = fresh_ca_pem()?;
+    Ok(CA.get_or_init(|| pem).clone())
+}
+
+fn fresh_ca_pem() -> Result<String, Error> {
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params
