@@ -291,10 +291,15 @@ async fn report(app: &PortfolioApp, ctx: &Context, outcome: &Outcome) -> Result<
         conditions,
         replicas: outcome.deployment.as_ref().and_then(|s| s.replicas),
         ready_replicas: outcome.deployment.as_ref().and_then(|s| s.ready_replicas),
-        plugin: outcome.plugin.as_ref().map(|plugin| PluginStatus {
-            id: plugin.id().to_string(),
-            digest: plugin.digest().to_string(),
-        }),
+        // Paused, or no plugin found: the children are still the last plugin's.
+        plugin: outcome
+            .plugin
+            .as_ref()
+            .map(|plugin| PluginStatus {
+                id: plugin.id().to_string(),
+                digest: plugin.digest().to_string(),
+            })
+            .or_else(|| current.plugin.clone()),
         // After a failure the children applied before stay as they were.
         resources: if paused_or_failed {
             current.resources.clone()
@@ -309,6 +314,11 @@ async fn report(app: &PortfolioApp, ctx: &Context, outcome: &Outcome) -> Result<
         }),
     };
     if !same_status(&current, &status) {
+        tracing::debug!(
+            before = %serde_json::to_string(&current).unwrap_or_default(),
+            after = %serde_json::to_string(&status).unwrap_or_default(),
+            "writing status"
+        );
         let api: Api<PortfolioApp> =
             Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
         let patch = json!({"apiVersion": API_VERSION, "kind": APP_KIND, "metadata": {"name": app.name_any()}, "status": status});

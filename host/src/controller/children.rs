@@ -114,6 +114,18 @@ impl ChildStores {
         found
     }
 
+    /// Wait (at most `timeout`) until every store has its first list.
+    pub async fn wait_until_ready(&self, timeout: std::time::Duration) {
+        for (resource, store) in &self.stores {
+            if tokio::time::timeout(timeout, store.wait_until_ready())
+                .await
+                .is_err()
+            {
+                tracing::warn!(kind = %resource.kind, "the watch of this kind has not listed yet; reconciling without it");
+            }
+        }
+    }
+
     /// The observed child with `key`, if any.
     pub fn find(&self, namespace: &str, key: &ObjectKey) -> Option<Arc<DynamicObject>> {
         let (_, store) = self

@@ -207,14 +207,16 @@ async fn shut_down(
         if spec_replicas != Some(0) {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(ctx.client.clone(), &namespace, &child.resource);
+            // A merge patch, not an apply: applying only spec.replicas would
+            // drop every other field the operator applied.
             let patch = json!({"spec": {"replicas": 0}});
-            api.patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map_err(Error::Kube)?;
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            api.patch(&name, &params, &Patch::Merge(&patch))
+                .await
+                .map_err(Error::Kube)?;
             waiting.push(format!("scaling Deployment {name} to zero"));
             continue;
         }

@@ -128,6 +128,11 @@ impl Metrics {
         self.writes.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Objects sent with server-side apply so far.
+    pub fn applies(&self) -> u64 {
+        self.applies.get()
+    }
+
     /// Writes to the API server so far (applies and status updates).
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)

@@ -52,6 +52,9 @@ impl Default for ControllerConfig {
     }
 }
 
+/// Longest wait for the child watches' first list before reconciling anyway.
+const CHILD_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What every reconcile shares.
 pub struct Context {
     /// The API client.
@@ -117,6 +120,9 @@ async fn reconcile(app: Arc<PortfolioApp>, ctx: Arc<Context>) -> Result<Action, 
 }
 
 async fn reconcile_inner(app: Arc<PortfolioApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Decisions rest on the observed children: a reconcile before the child
+    // watches have listed would re-apply what is already there.
+    ctx.children.wait_until_ready(CHILD_SYNC_TIMEOUT).await;
     let started = Instant::now();
     let key = ObjectRef::from_obj(&*app);
     let result = if app.meta().deletion_timestamp.is_some() {
