@@ -1452,3 +1452,31 @@ async fn kubectl_logs_and_rollout_undo() {
     ]);
     assert_eq!(image, PAUSE);
 }
+
+#[tokio::test]
+async fn autoscaler_of_a_missing_target_cannot_scale() {
+    let c = Cluster::new().await;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), &c.ns);
+    hpas.create(&PostParams::default(), &hpa("lost", "nowhere", 1, 3))
+        .await
+        .unwrap();
+    let h = eventually("the FailedGetScale condition", || {
+        let hpas = hpas.clone();
+        async move {
+            let h = hpas.get("lost").await.ok()?;
+            cond(&conditions(&h), "AbleToScale")
+                .is_some_and(|c| c["status"] == "False" && c["reason"] == "FailedGetScale")
+                .then_some(h)
+        }
+    })
+    .await;
+    let conds = conditions(&h);
+    let msg = cond(&conds, "AbleToScale").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.starts_with("the HPA controller was unable to get the target's current scale"),
+        "{msg}"
+    );
+}

@@ -64,6 +64,14 @@ fn set_condition(conds: &mut Vec<Value>, type_: &str, status: &str, reason: &str
     }
 }
 
+/// Whether the autoscaler's last status already reported this `AbleToScale` failure.
+fn was_failing(status: &Value, reason: &str) -> bool {
+    status
+        .get("conditions")
+        .and_then(|c| super::condition(c, "AbleToScale"))
+        .is_some_and(|c| c.get("reason") == Some(&json!(reason)))
+}
+
 /// A quantity's number and suffix, e.g. `("250", "m")`.
 fn split_quantity(q: &str) -> Option<(f64, &str)> {
     let end = q
@@ -272,10 +280,14 @@ impl Reconciler for Autoscalers {
                     "the HPA controller was unable to get the target's current scale: {}",
                     e.message
                 );
+                // Kubernetes aggregates repeated events into one with a count; recording only
+                // the first of a run keeps the store from filling up meanwhile.
+                if !was_failing(&old_status, "FailedGetScale") {
+                    self.ctx
+                        .recorder
+                        .warning(SOURCE, &hpa, "FailedGetScale", &e.message);
+                }
                 set_condition(&mut conds, "AbleToScale", "False", "FailedGetScale", &msg);
-                self.ctx
-                    .recorder
-                    .warning(SOURCE, &hpa, "FailedGetScale", &e.message);
                 let mut status = old_status.clone();
                 if status.get("desiredReplicas").is_none() {
                     status["desiredReplicas"] = json!(0);
@@ -444,15 +456,17 @@ impl Reconciler for Autoscalers {
                     last_scale = Some(json!(now()));
                 }
                 Err(e) => {
-                    self.ctx.recorder.warning(
-                        SOURCE,
-                        &hpa,
-                        "FailedRescale",
-                        &format!(
-                            "New size: {desired}; reason: {reason}; error: {}",
-                            e.message
-                        ),
-                    );
+                    if !was_failing(&old_status, "FailedUpdateScale") {
+                        self.ctx.recorder.warning(
+                            SOURCE,
+                            &hpa,
+                            "FailedRescale",
+                            &format!(
+                                "New size: {desired}; reason: {reason}; error: {}",
+                                e.message
+                            ),
+                        );
+                    }
                     set_condition(
                         &mut conds,
                         "AbleToScale",
