@@ -90,6 +90,8 @@ fn raw_for(group: &str, kind: &str) -> Option<Value> {
         ("", "Event") => generate::<api::core::v1::Event>(),
         ("", "Endpoints") => generate::<api::core::v1::Endpoints>(),
         ("", "Node") => generate::<api::core::v1::Node>(),
+        ("", "PersistentVolume") => generate::<api::core::v1::PersistentVolume>(),
+        ("storage.k8s.io", "StorageClass") => generate::<api::storage::v1::StorageClass>(),
         ("events.k8s.io", "Event") => generate::<api::events::v1::Event>(),
         ("apps", "Deployment") => generate::<api::apps::v1::Deployment>(),
         ("apps", "ReplicaSet") => generate::<api::apps::v1::ReplicaSet>(),

@@ -241,7 +241,7 @@ impl Builder {
             (None, false) => String::new(),
         };
         if self.cluster {
-            bootstrap(&api)?;
+            bootstrap(&api, controllers.contains(&Controller::PersistentVolume))?;
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         let kubeconfig = write_kubeconfig(
@@ -301,8 +301,17 @@ impl Builder {
 }
 
 /// What a cluster has from its first moment: the `kubernetes` Service of the API server in
-/// `default` (the API server's own controller creates it).
-fn bootstrap(api: &Api) -> Result<(), Error> {
+/// `default` (the API server's own controller creates it), and a default StorageClass when
+/// volumes are provisioned.
+fn bootstrap(api: &Api, storage: bool) -> Result<(), Error> {
+    if storage {
+        let rt = api.resolve("storage.k8s.io", "v1", "storageclasses")?;
+        let opts = api::WriteOptions {
+            field_manager: Some("kube-apiserver".into()),
+            ..Default::default()
+        };
+        api.create(&rt, "", cluster::storage::default_class(), &opts)?;
+    }
     let rt = api.resolve("", "v1", "services")?;
     let svc = serde_json::json!({
         "apiVersion": "v1", "kind": "Service",

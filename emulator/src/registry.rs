@@ -223,6 +223,23 @@ impl Registry {
             rt("", "v1", "events", "Event", true, &["ev"]),
             rt("", "v1", "endpoints", "Endpoints", true, &["ep"]),
             rt("", "v1", "nodes", "Node", false, &["no"]).with_status(),
+            rt(
+                "",
+                "v1",
+                "persistentvolumes",
+                "PersistentVolume",
+                false,
+                &["pv"],
+            )
+            .with_status(),
+            rt(
+                "storage.k8s.io",
+                "v1",
+                "storageclasses",
+                "StorageClass",
+                false,
+                &["sc"],
+            ),
             events_v1,
             rt("apps", "v1", "deployments", "Deployment", true, &["deploy"])
                 .with_status()

@@ -219,6 +219,33 @@ fn pod_status(o: &Value) -> String {
     reason
 }
 
+/// The phase, or `Terminating` once deletion started, as kubectl prints volumes and claims.
+fn phase_or_terminating(o: &Value) -> String {
+    if o.pointer("/metadata/deletionTimestamp").is_some() {
+        return "Terminating".into();
+    }
+    s(o.pointer("/status/phase"))
+}
+
+/// Access modes as kubectl abbreviates them.
+fn access_modes(v: Option<&Value>) -> String {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|m| match m {
+                    "ReadWriteOnce" => "RWO",
+                    "ReadOnlyMany" => "ROX",
+                    "ReadWriteMany" => "RWX",
+                    "ReadWriteOncePod" => "RWOP",
+                    other => other,
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 /// kubectl's TARGETS column of an autoscaler: `<current>/<target>` per metric.
 fn hpa_targets(o: &Value) -> String {
     let specs = o
@@ -464,6 +491,124 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
                     } else {
                         "<none>".into()
                     }),
+                    created(o),
+                ]
+            }),
+        ),
+        ("", "persistentvolumeclaims") => (
+            vec![
+                name_col,
+                col("Status", "string", "", 0, "The phase of the claim"),
+                col("Volume", "string", "", 0, "The bound volume"),
+                col(
+                    "Capacity",
+                    "string",
+                    "",
+                    0,
+                    "The capacity of the bound volume",
+                ),
+                col("Access Modes", "string", "", 0, "The access modes"),
+                col("StorageClass", "string", "", 0, "The storage class"),
+                col(
+                    "VolumeAttributesClass",
+                    "string",
+                    "",
+                    0,
+                    "The volume attributes class",
+                ),
+                age_col,
+            ],
+            Box::new(move |o| {
+                vec![
+                    name(o),
+                    json!(phase_or_terminating(o)),
+                    json!(s(o.pointer("/spec/volumeName"))),
+                    json!(s(o.pointer("/status/capacity/storage"))),
+                    json!(access_modes(o.pointer("/status/accessModes"))),
+                    json!(s(o.pointer("/spec/storageClassName"))),
+                    json!("<unset>"),
+                    created(o),
+                ]
+            }),
+        ),
+        ("", "persistentvolumes") => (
+            vec![
+                name_col,
+                col("Capacity", "string", "", 0, "The capacity"),
+                col("Access Modes", "string", "", 0, "The access modes"),
+                col("Reclaim Policy", "string", "", 0, "The reclaim policy"),
+                col("Status", "string", "", 0, "The phase"),
+                col("Claim", "string", "", 0, "The bound claim"),
+                col("StorageClass", "string", "", 0, "The storage class"),
+                col(
+                    "VolumeAttributesClass",
+                    "string",
+                    "",
+                    0,
+                    "The volume attributes class",
+                ),
+                col("Reason", "string", "", 0, "Why the volume is in its phase"),
+                age_col,
+            ],
+            Box::new(move |o| {
+                let claim = match o.pointer("/spec/claimRef/name").and_then(Value::as_str) {
+                    Some(n) => format!("{}/{n}", s(o.pointer("/spec/claimRef/namespace"))),
+                    None => String::new(),
+                };
+                vec![
+                    name(o),
+                    json!(s(o.pointer("/spec/capacity/storage"))),
+                    json!(access_modes(o.pointer("/spec/accessModes"))),
+                    json!(s(o.pointer("/spec/persistentVolumeReclaimPolicy"))),
+                    json!(phase_or_terminating(o)),
+                    json!(claim),
+                    json!(s(o.pointer("/spec/storageClassName"))),
+                    json!("<unset>"),
+                    json!(
+                        o.pointer("/status/reason")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                    ),
+                    created(o),
+                ]
+            }),
+        ),
+        ("storage.k8s.io", "storageclasses") => (
+            vec![
+                name_col,
+                col("Provisioner", "string", "", 0, "The provisioner"),
+                col("ReclaimPolicy", "string", "", 0, "The reclaim policy"),
+                col(
+                    "VolumeBindingMode",
+                    "string",
+                    "",
+                    0,
+                    "When volumes are bound",
+                ),
+                col(
+                    "AllowVolumeExpansion",
+                    "string",
+                    "",
+                    0,
+                    "Whether volumes can grow",
+                ),
+                age_col,
+            ],
+            Box::new(move |o| {
+                let default = o
+                    .pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class")
+                    .and_then(Value::as_str)
+                    == Some("true");
+                let mut n = s(o.pointer("/metadata/name"));
+                if default {
+                    n.push_str(" (default)");
+                }
+                vec![
+                    json!(n),
+                    json!(s(o.get("provisioner"))),
+                    json!(s(o.get("reclaimPolicy"))),
+                    json!(s(o.get("volumeBindingMode"))),
+                    json!(o.get("allowVolumeExpansion") == Some(&json!(true))),
                     created(o),
                 ]
             }),

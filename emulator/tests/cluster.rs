@@ -1480,3 +1480,73 @@ async fn autoscaler_of_a_missing_target_cannot_scale() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn claims_are_provisioned_bound_and_protected_while_used() {
+    // Needs a default StorageClass (kind and most clusters have one; the emulator's is
+    // `standard`). A pod uses the claim first, so `WaitForFirstConsumer` classes bind too.
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let c = Cluster::new().await;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.client.clone(), &c.ns);
+    let pvs: Api<PersistentVolume> = Api::all(c.client.clone());
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+    .unwrap();
+    pvcs.create(&PostParams::default(), &claim).await.unwrap();
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "user"}, "spec": {
+        "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"],
+            "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+        "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}))
+    .unwrap();
+    pods_of(&c)
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+    let bound = eventually("the claim to be bound", || {
+        let pvcs = pvcs.clone();
+        async move {
+            let p = pvcs.get("data").await.ok()?;
+            (p.status.as_ref()?.phase.as_deref() == Some("Bound")).then_some(p)
+        }
+    })
+    .await;
+    let spec = bound.spec.clone().unwrap();
+    assert!(
+        spec.storage_class_name.is_some(),
+        "the default class was assigned"
+    );
+    let volume = spec.volume_name.clone().expect("a bound volume");
+    let pv = pvs.get(&volume).await.unwrap();
+    let claim_ref = pv.spec.as_ref().unwrap().claim_ref.clone().unwrap();
+    assert_eq!(
+        (claim_ref.name.as_deref(), claim_ref.namespace.as_deref()),
+        (Some("data"), Some(c.ns.as_str()))
+    );
+    assert!(
+        bound
+            .metadata
+            .finalizers
+            .unwrap()
+            .contains(&"kubernetes.io/pvc-protection".to_string())
+    );
+    // In use: deleting it only marks it.
+    pvcs.delete("data", &DeleteParams::default()).await.unwrap();
+    let held = pvcs.get("data").await.expect("kept while the pod uses it");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    pods_of(&c)
+        .delete("user", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the claim and its volume to go", || {
+        let pvcs = pvcs.clone();
+        let pvs = pvs.clone();
+        let volume = volume.clone();
+        async move {
+            (pvcs.get_opt("data").await.ok()?.is_none()
+                && pvs.get_opt(&volume).await.ok()?.is_none())
+            .then_some(())
+        }
+    })
+    .await;
+}

@@ -66,6 +66,22 @@ impl Api {
             && new.get("spec").is_some_and(Value::is_object)
         {
             job_defaults(new);
+        } else if key == ("", "persistentvolumeclaims")
+            && let Some(Value::Object(spec)) = new.get_mut("spec")
+        {
+            set_default(spec, "volumeMode", json!("Filesystem"));
+        } else if key == ("", "persistentvolumes")
+            && let Some(Value::Object(spec)) = new.get_mut("spec")
+        {
+            set_default(spec, "volumeMode", json!("Filesystem"));
+            set_default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+        } else if key == ("storage.k8s.io", "storageclasses") && new.is_object() {
+            if new.get("reclaimPolicy").is_none() {
+                new["reclaimPolicy"] = json!("Delete");
+            }
+            if new.get("volumeBindingMode").is_none() {
+                new["volumeBindingMode"] = json!("Immediate");
+            }
         } else if key == ("autoscaling", "horizontalpodautoscalers")
             && new.get("spec").is_some_and(Value::is_object)
         {

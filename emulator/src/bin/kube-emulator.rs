@@ -34,8 +34,8 @@ struct Args {
     /// Which simulated controllers run, in kube-controller-manager's syntax: `*` for all,
     /// `-name` to switch one off (e.g. `*,-job`). Names: garbagecollector, serviceaccount,
     /// root-ca-cert-publisher, scheduler, kubelet, replicaset, deployment, job,
-    /// ttl-after-finished, horizontalpodautoscaling. Default: all with --cluster, else only
-    /// garbagecollector.
+    /// ttl-after-finished, horizontalpodautoscaling, persistentvolume-binder. Default: all with
+    /// --cluster, else only garbagecollector.
     #[arg(long, value_name = "LIST", value_parser = controller_list)]
     controllers: Option<ControllerList>,
     /// Time from a pod being scheduled to its containers running and ready.

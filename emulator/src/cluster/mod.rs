@@ -28,6 +28,7 @@ mod job;
 mod kubelet;
 mod namespace;
 mod replicaset;
+pub(crate) mod storage;
 
 pub(crate) use events::Recorder;
 
@@ -56,11 +57,15 @@ pub enum Controller {
     TtlAfterFinished,
     /// HorizontalPodAutoscalers scale their targets within min/max.
     HorizontalPodAutoscaler,
+    /// PersistentVolumeClaims get the default StorageClass and a provisioned, bound
+    /// PersistentVolume; claims and volumes are protected while in use, and released volumes
+    /// reclaimed.
+    PersistentVolume,
 }
 
 impl Controller {
     /// Every controller.
-    pub const ALL: [Controller; 10] = [
+    pub const ALL: [Controller; 11] = [
         Controller::GarbageCollector,
         Controller::ServiceAccount,
         Controller::RootCaPublisher,
@@ -71,6 +76,7 @@ impl Controller {
         Controller::Job,
         Controller::TtlAfterFinished,
         Controller::HorizontalPodAutoscaler,
+        Controller::PersistentVolume,
     ];
 
     /// The name used by `kube-emulator --controllers` (kube-controller-manager's where it has
@@ -87,6 +93,7 @@ impl Controller {
             Controller::Job => "job",
             Controller::TtlAfterFinished => "ttl-after-finished",
             Controller::HorizontalPodAutoscaler => "horizontalpodautoscaling",
+            Controller::PersistentVolume => "persistentvolume-binder",
         }
     }
 
@@ -100,6 +107,11 @@ impl Controller {
             "root-ca-certificate-publisher" => "root-ca-cert-publisher",
             "replicaset" | "replica-set" => "replicaset",
             "horizontal-pod-autoscaler" | "hpa" => "horizontalpodautoscaling",
+            "persistentvolume"
+            | "persistent-volume-binder"
+            | "pv-protection"
+            | "pvc-protection"
+            | "persistentvolume-expander" => "persistentvolume-binder",
             "ttl-after-finished" => "ttl-after-finished",
             other => other,
         };
@@ -263,6 +275,9 @@ pub(crate) fn start(
     }
     if control.runs(Controller::HorizontalPodAutoscaler) {
         recs.push(Arc::new(hpa::Autoscalers::new(ctx.clone())));
+    }
+    if control.runs(Controller::PersistentVolume) {
+        recs.push(Arc::new(storage::Storage::new(ctx.clone())));
     }
     if recs.is_empty() {
         return;
