@@ -33,6 +33,9 @@ enum LogFormat {
 enum Command {
     /// Run the operator against a cluster (a kubeconfig, or in-cluster config).
     Run(RunArgs),
+    /// Try it all on this machine: an emulated cluster in memory, the CRDs,
+    /// the operator, and a live view of each app's conditions.
+    Dev(DevArgs),
     /// Print the objects the plugins produce for each PortfolioApp in the files,
     /// exactly as the operator would apply them (no cluster needed).
     Render(RenderArgs),
@@ -79,6 +82,31 @@ struct RunArgs {
     /// Serve /metrics, /healthz and /readyz on this address.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     ops_addr: std::net::SocketAddr,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Apply these manifests once the operator runs: files, or directories
+    /// of `*.yaml`, `*.yml` and `*.json` (not their subdirectories).
+    #[arg(long, value_name = "PATH")]
+    apply: Vec<PathBuf>,
+    /// Port of the emulated API server on 127.0.0.1 [default: a free one].
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    port: u16,
+    /// Write the kubeconfig here and keep it [default: a temporary file, removed on exit].
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace of the plugin ConfigMaps (created).
+    #[arg(long, value_name = "NS", default_value = "portfolio-system")]
+    plugin_namespace: String,
+    /// Load plugins from this directory too (watched).
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, value_name = "ADDR")]
+    ops_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -241,6 +269,7 @@ fn default_cache_dir() -> Option<PathBuf> {
 pub fn init_logging(cli: &Cli) {
     let default = match cli.command {
         Command::Run(_) => "info,kube=warn",
+        // The live view is on standard output; only trouble goes to the log.
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -258,6 +287,7 @@ pub fn init_logging(cli: &Cli) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_operator(args).await,
+        Command::Dev(args) => dev(args).await,
         Command::Render(args) => render(args).await,
         Command::Crd => crd(),
         Command::Plugin {
@@ -308,6 +338,22 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     portfolio_operator::operator::run(options, client, runtime, metrics, shutdown_signal())
         .await
         .context("the operator failed")
+}
+
+async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let runtime = args.runtime.runtime()?;
+    let options = portfolio_operator::dev::DevOptions {
+        port: args.port,
+        kubeconfig: args.kubeconfig,
+        apply: args.apply,
+        plugin_dir: args.plugin_dir,
+        plugin_namespace: args.plugin_namespace,
+        ops_addr: args.ops_addr,
+        ..Default::default()
+    };
+    portfolio_operator::dev::run(options, runtime, shutdown_signal(), std::io::stdout())
+        .await
+        .context("dev stopped")
 }
 
 /// Completes on SIGINT or SIGTERM (how Kubernetes stops a pod).

@@ -6,7 +6,8 @@
 //! directory), [`policy`] decides what a plugin may create, [`decorate`] adds
 //! what the operator owns (labels, owner references), and [`render`] ties
 //! them together offline. [`crds`] holds the CustomResourceDefinitions,
-//! [`controller`] reconciles PortfolioApps, and [`operator`] runs it all.
+//! [`controller`] reconciles PortfolioApps, [`operator`] runs it all, and
+//! [`dev`] runs it on an embedded emulated cluster.
 
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod builtin;
 pub mod controller;
 pub mod crds;
 pub mod decorate;
+pub mod dev;
 pub mod operator;
 pub mod plugin;
 pub mod policy;

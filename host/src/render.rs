@@ -112,9 +112,13 @@ pub struct Renderer {
 }
 
 /// One document found in the input.
-struct Document {
-    location: Location,
-    value: Value,
+/// One object read from a manifest file, with where it came from.
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// The file and document number.
+    pub location: Location,
+    /// The object as written.
+    pub value: Value,
 }
 
 /// A custom resource of ours, parsed.
@@ -166,12 +170,7 @@ impl Renderer {
     /// input order. For a migration these are the Jobs of its plan, in the
     /// order they would run.
     pub async fn render_paths(&self, paths: &[PathBuf]) -> Result<Vec<DesiredObject>, RenderError> {
-        let mut documents = Vec::new();
-        for path in paths {
-            for file in expand(path)? {
-                documents.extend(read_documents(&file)?);
-            }
-        }
+        let documents = read_manifests(paths)?;
         if documents.is_empty() {
             return Err(RenderError {
                 location: Location {
@@ -311,6 +310,18 @@ impl Renderer {
         }
         Ok(objects)
     }
+}
+
+/// Every object in `paths` (files, or the `*.yaml`, `*.yml` and `*.json`
+/// files of directories, not their subdirectories), in order; `List`s are unpacked.
+pub fn read_manifests(paths: &[PathBuf]) -> Result<Vec<Document>, RenderError> {
+    let mut documents = Vec::new();
+    for path in paths {
+        for file in expand(path)? {
+            documents.extend(read_documents(&file)?);
+        }
+    }
+    Ok(documents)
 }
 
 /// A file, or the `*.yaml`, `*.yml` and `*.json` files of a directory, sorted.

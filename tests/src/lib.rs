@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
@@ -259,37 +258,9 @@ pub async fn client(kubeconfig: &std::path::Path) -> kube::Client {
 
 /// Install (or update) both CRDs and wait until they are served.
 pub async fn install_crds(client: &kube::Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in portfolio_operator::crds::all() {
-        let name = crd.metadata.name.clone().expect("name");
-        api.patch(
-            &name,
-            &PatchParams::apply("e2e").force(),
-            &Patch::Apply(&crd),
-        )
+    portfolio_operator::crds::install(client, "e2e", PATIENCE)
         .await
-        .expect("apply CRD");
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let established = api
-                .get(&name)
-                .await
-                .ok()
-                .and_then(|crd| crd.status)
-                .and_then(|status| status.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} never established"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+        .expect("install the CRDs");
 }
 
 /// The API resource of a built-in kind, for dynamic lookups.
