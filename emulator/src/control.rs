@@ -539,6 +539,8 @@ struct Expiry {
 
 /// The emulator's control state, shared by the HTTP server and the simulated controllers.
 pub struct Control {
+    /// Itself, for work scheduled after an answer (a refusing pause over HTTP).
+    me: std::sync::Weak<Control>,
     faults: Mutex<Vec<ActiveFault>>,
     next_fault: AtomicU64,
     log: Mutex<VecDeque<FaultRecord>>,
@@ -568,8 +570,9 @@ impl Control {
         knobs: Knobs,
         controllers: Vec<Controller>,
         compact: Box<dyn Fn() + Send + Sync>,
-    ) -> Self {
-        Control {
+    ) -> std::sync::Arc<Self> {
+        std::sync::Arc::new_cyclic(|me| Control {
+            me: me.clone(),
             faults: Mutex::new(Vec::new()),
             next_fault: AtomicU64::new(0),
             log: Mutex::new(VecDeque::new()),
@@ -583,7 +586,11 @@ impl Control {
             controllers,
             runtime: Mutex::new(None),
             compact,
-        }
+        })
+    }
+
+    fn self_handle(&self) -> std::sync::Weak<Control> {
+        self.me.clone()
     }
 
     pub(crate) fn set_runtime(&self, h: tokio::runtime::Handle) {
@@ -953,8 +960,27 @@ pub fn handle(
         }
         (["pause"], "POST") => {
             let p: PauseRequest = parse_required(body)?;
-            c.pause(p.mode, p.duration_ms.map(Duration::from_millis));
-            Ok((200, cluster_view(c)))
+            let resume = p.duration_ms.map(Duration::from_millis);
+            match (p.mode, lock(&c.runtime).clone()) {
+                // Closing the port also drops the connection this answer travels on: let the
+                // answer go out first.
+                (PauseMode::Refuse, Some(h)) => {
+                    let c2 = c.self_handle();
+                    h.spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        if let Some(c) = c2.upgrade() {
+                            c.pause(PauseMode::Refuse, resume);
+                        }
+                    });
+                    let mut v = cluster_view(c);
+                    v["paused"] = json!(PauseMode::Refuse);
+                    Ok((200, v))
+                }
+                (mode, _) => {
+                    c.pause(mode, resume);
+                    Ok((200, cluster_view(c)))
+                }
+            }
         }
         (["resume"], "POST") => {
             c.resume();
@@ -1027,7 +1053,7 @@ mod tests {
         assert!(!glob("web", "web2"));
     }
 
-    fn control() -> Control {
+    fn control() -> std::sync::Arc<Control> {
         Control::new(Knobs::default(), vec![], Box::new(|| {}))
     }
 

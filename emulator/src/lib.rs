@@ -217,11 +217,11 @@ impl Builder {
         options.garbage_collection = controllers.contains(&Controller::GarbageCollector);
         let api = Arc::new(Api::new(options));
         let compacting = api.clone();
-        let control = Arc::new(Control::new(
+        let control = Control::new(
             self.knobs.clone(),
             controllers.clone(),
             Box::new(move || compacting.compact()),
-        ));
+        );
         let state = Arc::new(http::ServerState {
             api: api.clone(),
             token: self.token.clone(),

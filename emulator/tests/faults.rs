@@ -418,10 +418,19 @@ async fn pause_over_http_resumes_by_itself() {
         .control(
             "POST",
             "pause",
-            json!({"mode": "refuse", "durationMs": 200}),
+            json!({"mode": "refuse", "durationMs": 1000}),
         )
         .await;
     assert_eq!(code, 200);
+    // The port closes right after the answer went out.
+    let addr = c.emu().addr();
+    eventually("connections to be refused", || async move {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
     let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
     eventually("the server to be back", || {
         let api = api.clone();
