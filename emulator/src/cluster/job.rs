@@ -518,17 +518,26 @@ impl Reconciler for Jobs {
         if let Some(t) = completion_time {
             status["completionTime"] = t;
         }
+        // Pods removed on purpose are never counted, even if the status write below fails
+        // and this runs again after they ended.
+        self.counted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(uid.clone())
+            .or_default()
+            .extend(ignored);
         if job.get("status") != Some(&status) {
             let mut j = job.clone();
             j["status"] = status;
             self.ctx.update(&jobs_rt, Sub::Status, j, KCM)?;
         }
-        {
-            let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
-            let set = counted.entry(uid.clone()).or_default();
-            set.extend(newly_counted);
-            set.extend(ignored);
-        }
+        // Counted only once the counts are stored.
+        self.counted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(uid.clone())
+            .or_default()
+            .extend(newly_counted);
         // Counted pods no longer need their finalizer.
         let done_pods: Vec<Arc<Value>> = {
             let counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());

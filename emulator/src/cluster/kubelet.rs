@@ -49,6 +49,9 @@ struct Run {
     stage: Stage,
     ip: String,
     container_ids: Vec<String>,
+    /// Whether the attempt that is ending fails, decided once (a status write that conflicts
+    /// is retried with the same outcome).
+    ending: Option<bool>,
 }
 
 pub(crate) struct Kubelet {
@@ -273,6 +276,7 @@ impl Reconciler for Kubelet {
                         stage: Stage::Creating,
                         ip: self.allocate_ip(),
                         container_ids: ids,
+                        ending: None,
                     },
                 );
             }
@@ -388,14 +392,22 @@ impl Reconciler for Kubelet {
                     self.ctx
                         .control
                         .resolve_outcome(ns, str_at(&w, "/metadata/name"), &w);
-                let attempt = {
-                    let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-                    let n = a.entry(wuid).or_insert(0);
-                    let this = *n;
-                    *n += 1;
-                    this
+                let fails = match run.ending {
+                    Some(f) => f,
+                    None => {
+                        let attempt = {
+                            let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+                            let n = a.entry(wuid).or_insert(0);
+                            let this = *n;
+                            *n += 1;
+                            this
+                        };
+                        let f = attempt < outcome.failing;
+                        run.ending = Some(f);
+                        self.runs().insert(key.clone(), run.clone());
+                        f
+                    }
                 };
-                let fails = attempt < outcome.failing;
                 let on_failure = str_at(&pod, "/spec/restartPolicy") == "OnFailure";
                 if fails && on_failure {
                     // The container restarts in place; the Job counts restarts.
@@ -425,6 +437,8 @@ impl Reconciler for Kubelet {
                     );
                     let ends = Instant::now() + outcome.duration;
                     run.stage = Stage::Running { ends: Some(ends) };
+                    // The next attempt's outcome is decided when it ends.
+                    run.ending = None;
                     self.runs().insert(key.clone(), run);
                     return Ok(Some(outcome.duration));
                 }
