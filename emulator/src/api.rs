@@ -9,7 +9,9 @@ use tokio::sync::broadcast;
 use crate::convert::{to_storage, to_version};
 use crate::crd::{established_status, types_from_crd};
 use crate::error::{ApiError, Cause};
-use crate::fields::{FieldSet, Shape, changed_fields, fields_of, merge, remove_fields};
+use crate::fields::{
+    FieldSet, Shape, changed_fields, fields_of, merge, remove_fields, widen_to_structs,
+};
 use crate::patch::{PatchType, json_patch, merge_patch, strategic_merge};
 use crate::registry::{GroupResource, Registry, ResourceType, get_path, set_path};
 use crate::selector::{FieldSelector, LabelSelector, supported_fields};
@@ -1330,7 +1332,12 @@ impl Api {
         let others = new_managers
             .iter()
             .fold(FieldSet::default(), |acc, m| acc.union(&m.fields));
-        let to_remove = previous.difference(&applied).difference(&others);
+        let to_remove = widen_to_structs(
+            &previous.difference(&applied),
+            &applied.union(&others),
+            schema.as_deref(),
+        )
+        .difference(&others);
         let mut merged = merged;
         remove_fields(&mut merged, &to_remove);
         new_managers.push(Manager {
@@ -1522,6 +1529,13 @@ impl Api {
                     "{} in version \"{}\" cannot be handled as a {}: {}: {}",
                     rt.kind, rt.version, rt.kind, c.field, c.message
                 )));
+            }
+            // Validation ratcheting (Kubernetes 1.30+, GA in 1.33): an update may keep
+            // a value that fails the schema as long as it leaves that value unchanged.
+            if rt.custom
+                && let Some(old) = &old
+            {
+                schema_errs.retain(|c| !unchanged_at(old, &new, &c.field, &c.reason));
             }
             errs.extend(schema_errs);
         }
@@ -1956,6 +1970,57 @@ fn validate_root(schema: &crate::schema::Schema, obj: &Value, errs: &mut Vec<Cau
             }
         }
     }
+}
+
+/// Whether the value a validation error points at is the same in `old` and `new`
+/// (for a missing required field: whether its parent is the same).
+fn unchanged_at(old: &Value, new: &Value, field: &str, reason: &str) -> bool {
+    let mut path = field_path(field);
+    if reason == "FieldValueRequired" {
+        path.pop();
+    }
+    let resolve = |mut v: &Value| -> Option<Value> {
+        for step in &path {
+            v = match step {
+                Step::Key(k) => v.get(k)?,
+                Step::Index(i) => v.get(*i)?,
+            };
+        }
+        Some(v.clone())
+    };
+    let (before, after) = (resolve(old), resolve(new));
+    before.is_some() && before == after
+}
+
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// `spec.ports[0].name` as steps (keys containing dots are not told apart; such a
+/// field simply does not ratchet).
+fn field_path(field: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            steps.push(Step::Key(rest[..open].to_string()));
+            rest = &rest[open..];
+            while let Some(close) = rest.find(']') {
+                match rest[1..close].parse() {
+                    Ok(i) => steps.push(Step::Index(i)),
+                    Err(_) => steps.push(Step::Key(rest[1..close].to_string())),
+                }
+                rest = &rest[close + 1..];
+                if !rest.starts_with('[') {
+                    break;
+                }
+            }
+        } else {
+            steps.push(Step::Key(rest.to_string()));
+        }
+    }
+    steps
 }
 
 fn spec_of(v: &Value, status_split: bool) -> Value {

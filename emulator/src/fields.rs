@@ -467,6 +467,54 @@ fn dup_at<'a>(
     }
 }
 
+/// What a manager stopped applying, widened as structured-merge-diff widens it: a struct
+/// (a field with named properties) in which no manager owns anything any more goes as a
+/// whole, with the fields nobody owned (such as defaults), instead of leaving a partial
+/// struct behind. `kept` is what the applier still applies plus what others own.
+pub fn widen_to_structs(removed: &FieldSet, kept: &FieldSet, schema: Option<&Schema>) -> FieldSet {
+    let mut names = Vec::new();
+    widen_at(removed, Some(kept), schema, &mut names)
+}
+
+fn widen_at<'a>(
+    removed: &'a FieldSet,
+    kept: Option<&FieldSet>,
+    schema: Option<&Schema>,
+    names: &mut Vec<&'a str>,
+) -> FieldSet {
+    let mut out = FieldSet {
+        member: removed.member,
+        children: BTreeMap::new(),
+    };
+    for (k, c) in &removed.children {
+        let kept_child = kept.and_then(|kept| kept.children.get(k));
+        let widened = match k {
+            PathElement::Field(name) => {
+                names.push(name.as_str());
+                // The object's metadata is never pruned as a whole: the fields that
+                // identify it are tracked by no manager.
+                let whole = !c.member
+                    && names.first() != Some(&"metadata")
+                    && kept_child.is_none_or(FieldSet::is_empty)
+                    && schema.is_some_and(|s| s.struct_at(names));
+                let w = if whole {
+                    FieldSet {
+                        member: true,
+                        children: BTreeMap::new(),
+                    }
+                } else {
+                    widen_at(c, kept_child, schema, names)
+                };
+                names.pop();
+                w
+            }
+            _ => widen_at(c, kept_child, schema, names),
+        };
+        out.children.insert(k.clone(), widened);
+    }
+    out
+}
+
 /// Removes the member paths of `set` from an object (fields a manager stopped applying).
 pub fn remove_fields(v: &mut Value, set: &FieldSet) {
     for (k, c) in &set.children {

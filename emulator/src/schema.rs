@@ -620,6 +620,25 @@ impl Schema {
         }
     }
 
+    /// Whether the object at `path` is a struct: named properties, no additional ones
+    /// (structured-merge-diff's "named fields", which server-side apply prunes whole).
+    pub fn struct_at(&self, path: &[&str]) -> bool {
+        let mut cur = self;
+        for p in path {
+            let next = cur
+                .field(p)
+                .or_else(|| cur.items.as_deref().and_then(|i| i.field(p)));
+            match next {
+                Some(n) => cur = n,
+                None => return false,
+            }
+        }
+        !cur.properties.is_empty()
+            && cur.additional.is_none()
+            && !cur.additional_any
+            && !cur.preserve_unknown
+    }
+
     /// Whether the object at `path` is replaced as a whole (`x-kubernetes-map-type: atomic`).
     pub fn map_atomic_at(&self, path: &[&str]) -> bool {
         let mut cur = self;

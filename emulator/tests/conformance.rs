@@ -1134,6 +1134,14 @@ async fn update_operations_track_managers() {
 }
 
 fn crd_manifest(group: &str) -> Value {
+    let mut crd = crd_base(group);
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["window"] = json!({"type": "object", "required": ["end"], "properties": {
+            "start": {"type": "string"}, "end": {"type": "string"},
+            "zone": {"type": "string", "default": "UTC"}}});
+    crd
+}
+
+fn crd_base(group: &str) -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": format!("widgets.{group}")},
@@ -2407,4 +2415,140 @@ async fn deployment_and_pod_template_defaults() {
             .as_deref(),
         Some("TCP")
     );
+}
+
+#[tokio::test]
+async fn apply_prunes_a_struct_its_manager_stopped_applying_as_a_whole() {
+    let c = Cluster::new().await;
+    let ar = install_crd(&c, &group_for(&c)).await;
+    let api: Api<DynamicObject> = Api::namespaced_with(c.client.clone(), &c.ns, &ar);
+    let applied = |spec: Value| json!({"apiVersion": ar.api_version, "kind": "Widget", "metadata": {"name": "w"}, "spec": spec});
+    let o = api
+        .patch(
+            "w",
+            &PatchParams::apply("owner"),
+            &Patch::Apply(applied(
+                json!({"image": "x", "window": {"start": "1", "end": "2"}}),
+            )),
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.data["spec"]["window"]["zone"], "UTC", "defaulted");
+    // Without the struct: it goes whole (with the defaulted field nobody owned), not
+    // as an empty or partial struct that would fail `required`.
+    let o = api
+        .patch(
+            "w",
+            &PatchParams::apply("owner"),
+            &Patch::Apply(applied(json!({"image": "x"}))),
+        )
+        .await
+        .expect("apply without the struct");
+    assert!(o.data["spec"].get("window").is_none(), "{}", o.data);
+    // A struct another manager still has a field of stays, with that field.
+    api.patch(
+        "w",
+        &PatchParams::apply("owner"),
+        &Patch::Apply(applied(
+            json!({"image": "x", "window": {"start": "1", "end": "2"}}),
+        )),
+    )
+    .await
+    .expect("apply");
+    api.patch(
+        "w",
+        &PatchParams::apply("other").force(),
+        &Patch::Apply(
+            json!({"apiVersion": ar.api_version, "kind": "Widget", "metadata": {"name": "w"},
+            "spec": {"window": {"end": "3"}}}),
+        ),
+    )
+    .await
+    .expect("another manager");
+    let o = api
+        .patch(
+            "w",
+            &PatchParams::apply("owner"),
+            &Patch::Apply(applied(json!({"image": "x"}))),
+        )
+        .await
+        .expect("apply without the struct");
+    assert_eq!(o.data["spec"]["window"]["end"], "3", "{}", o.data);
+    assert!(
+        o.data["spec"]["window"].get("start").is_none(),
+        "{}",
+        o.data
+    );
+}
+
+#[tokio::test]
+async fn validation_ratchets_values_an_update_leaves_unchanged() {
+    let c = Cluster::new().await;
+    let group = group_for(&c);
+    let ar = install_crd(&c, &group).await;
+    let api: Api<DynamicObject> = Api::namespaced_with(c.client.clone(), &c.ns, &ar);
+    let mut w = widget("w", json!({"image": "x", "replicas": 8}));
+    w.types = Some(kube::core::TypeMeta {
+        api_version: ar.api_version.clone(),
+        kind: "Widget".into(),
+    });
+    api.create(&PostParams::default(), &w)
+        .await
+        .expect("create");
+    // The schema tightens: at most 5 replicas.
+    let crds: Api<DynamicObject> = Api::all_with(c.client.clone(), &ApiResource::erase::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(&()));
+    let path =
+        "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/replicas/maximum";
+    let patch: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": path, "value": 5}])).unwrap();
+    crds.patch(
+        &format!("widgets.{group}"),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await
+    .expect("tighten the CRD");
+    eventually("the tighter schema to apply", || {
+        let api = api.clone();
+        let api_version = ar.api_version.clone();
+        async move {
+            let mut w = widget("probe", json!({"image": "x", "replicas": 8}));
+            w.types = Some(kube::core::TypeMeta {
+                api_version,
+                kind: "Widget".into(),
+            });
+            api.create(&PostParams::default(), &w)
+                .await
+                .is_err()
+                .then_some(())
+        }
+    })
+    .await;
+    // Other fields can change while the now-invalid value stays as it is...
+    api.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"image": "y"}})),
+    )
+    .await
+    .expect("an unrelated change ratchets");
+    api.patch_status(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"replicas": 8}})),
+    )
+    .await
+    .expect("a status write ratchets");
+    // ...but it cannot be changed to another invalid value.
+    let e = api
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 9}})),
+        )
+        .await
+        .unwrap_err();
+    let (code, _, message) = api_err(e);
+    assert_eq!(code, 422, "{message}");
+    assert!(message.contains("spec.replicas"), "{message}");
 }
