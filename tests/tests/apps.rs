@@ -2,6 +2,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use portfolio_e2e::Harness;
@@ -165,5 +166,73 @@ async fn drift_is_restored_and_a_deleted_child_recreated() {
         config_maps.get_opt("shop-config").await.ok()?.map(|_| ())
     })
     .await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_app_is_reported_and_never_stops_the_others() {
+    let mut h = Harness::new("malformed").await;
+    if !h.emulated() {
+        // Loosening a CRD of a shared cluster would disturb every other test.
+        eprintln!("skipped: needs a cluster of its own");
+        h.cleanup().await;
+        return;
+    }
+    h.start_operator().await;
+    // An object stored under a looser schema (as after a CRD downgrade, or
+    // before a schema change), which the operator's type no longer accepts.
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(h.client.clone());
+    let mut crd = crds.get("portfolioapps.portfolio.dev").await.expect("crd");
+    for version in &mut crd.spec.versions {
+        version.schema = Some(
+            serde_json::from_value(json!({"openAPIV3Schema": {
+                "type": "object", "x-kubernetes-preserve-unknown-fields": true
+            }}))
+            .expect("schema"),
+        );
+    }
+    crd.metadata.managed_fields = None;
+    crds.replace("portfolioapps.portfolio.dev", &Default::default(), &crd)
+        .await
+        .expect("loosen the CRD");
+    h.apply_yaml(
+        "apiVersion: portfolio.dev/v1alpha1\nkind: PortfolioApp\nmetadata:\n  name: broken\nspec:\n  image: example/app:1\n  replicas: many\n",
+    )
+    .await;
+    portfolio_e2e::install_crds(&h.client).await;
+
+    h.apply_yaml(SHOP).await;
+    h.await_condition("shop", "Ready", "True", None).await;
+    let resource =
+        portfolio_e2e::resource("portfolio.dev", "v1alpha1", "PortfolioApp", "portfolioapps");
+    let raw: kube::Api<kube::core::DynamicObject> =
+        kube::Api::namespaced_with(h.client.clone(), &h.namespace, &resource);
+    let message = h
+        .eventually("broken is Degraded with InvalidSpec", || async {
+            let app = raw.get("broken").await.ok()?;
+            let conditions = app.data.pointer("/status/conditions")?.as_array()?.clone();
+            conditions.into_iter().find_map(|c| {
+                (c["type"] == "Degraded" && c["status"] == "True" && c["reason"] == "InvalidSpec")
+                    .then(|| c["message"].as_str().unwrap_or_default().to_owned())
+            })
+        })
+        .await;
+    assert!(message.contains("spec.replicas"), "{message}");
+    assert!(message.contains("kubectl edit"), "{message}");
+    assert!(
+        h.api::<Deployment>()
+            .get_opt("broken")
+            .await
+            .expect("get")
+            .is_none(),
+        "nothing applied for it"
+    );
+
+    // Fixed, it converges like any other.
+    h.apply_yaml(
+        "apiVersion: portfolio.dev/v1alpha1\nkind: PortfolioApp\nmetadata:\n  name: broken\nspec:\n  image: example/app:1\n  replicas: 1\n",
+    )
+    .await;
+    h.await_condition("broken", "Ready", "True", None).await;
     h.cleanup().await;
 }

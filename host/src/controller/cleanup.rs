@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::children::{self, Observed};
 use super::conditions::{self, Wanted};
+use super::watched::WatchedApp;
 use super::{Context, Error};
 use crate::decorate::{FIELD_MANAGER, Owner, decorate};
 use crate::plugin::{CallContext, GenerateInput, World};
@@ -76,12 +77,17 @@ pub async fn ensure_finalizer(app: &PortfolioApp, ctx: &Context) -> Result<(), E
     Ok(())
 }
 
-async fn remove_finalizer(app: &PortfolioApp, ctx: &Context) -> Result<(), Error> {
-    let Some(index) = app.finalizers().iter().position(|f| f == FINALIZER) else {
+async fn remove_finalizer(meta: &ObjectMeta, ctx: &Context) -> Result<(), Error> {
+    let finalizers = meta.finalizers.as_deref().unwrap_or_default();
+    let Some(index) = finalizers.iter().position(|f| f == FINALIZER) else {
         return Ok(());
     };
-    let api: Api<PortfolioApp> =
-        Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
+    // Lenient: the app may be one whose spec no longer parses.
+    let api: Api<WatchedApp> = Api::namespaced(
+        ctx.client.clone(),
+        meta.namespace.as_deref().unwrap_or_default(),
+    );
+    let name = meta.name.clone().unwrap_or_default();
     let path = format!("/metadata/finalizers/{index}");
     let patch: json_patch::Patch = serde_json::from_value(json!([
         {"op": "test", "path": path, "value": FINALIZER},
@@ -89,11 +95,7 @@ async fn remove_finalizer(app: &PortfolioApp, ctx: &Context) -> Result<(), Error
     ]))
     .map_err(|e| Error::Internal(e.to_string()))?;
     match api
-        .patch(
-            &app.name_any(),
-            &PatchParams::default(),
-            &Patch::<()>::Json(patch),
-        )
+        .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
         .await
     {
         Ok(_) => Ok(()),
@@ -118,7 +120,7 @@ pub async fn run(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, Error>
             &format!("{SKIP_ANNOTATION} is set: no shutdown, backup or volume handling"),
         )
         .await;
-        remove_finalizer(&app, ctx).await?;
+        remove_finalizer(&app.metadata, ctx).await?;
         return Ok(Action::await_change());
     }
     let observed = ctx.children.of(&namespace, &name, &uid);
@@ -126,7 +128,7 @@ pub async fn run(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, Error>
         Step::Done => match finalize(&app, ctx, &observed).await? {
             Step::Done => {
                 reclaim_volumes(&app, ctx, &observed).await?;
-                remove_finalizer(&app, ctx).await?;
+                remove_finalizer(&app.metadata, ctx).await?;
                 publish(
                     &app,
                     ctx,
@@ -490,4 +492,106 @@ async fn publish(app: &PortfolioApp, ctx: &Context, type_: EventType, reason: &s
     if let Err(error) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
         tracing::warn!(app = %format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any()), error = %error, "cannot publish an event");
     }
+}
+
+/// An app whose stored object does not parse: say so (Degraded, InvalidSpec)
+/// and wait for a fix. Deleting it removes the finalizer only when
+/// [`SKIP_ANNOTATION`] allows it, since a cleanup needs the spec.
+pub async fn malformed(
+    watched: &WatchedApp,
+    problem: &str,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let meta = &watched.metadata;
+    let name = meta.name.clone().unwrap_or_default();
+    let namespace = meta.namespace.clone().unwrap_or_default();
+    let skip = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SKIP_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    let has_finalizer = meta
+        .finalizers
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|f| f == FINALIZER);
+    tracing::warn!(app = %format!("{namespace}/{name}"), problem, "the app does not match the PortfolioApp schema");
+    if meta.deletion_timestamp.is_some() && has_finalizer && skip {
+        remove_finalizer(meta, ctx).await?;
+        return Ok(Action::await_change());
+    }
+    let mut message = format!(
+        "the stored object does not match the PortfolioApp schema: {problem}; fix it (kubectl edit portfolioapp {name} -n {namespace})"
+    );
+    if meta.deletion_timestamp.is_some() && has_finalizer {
+        message.push_str(&format!(
+            "; until then it cannot be cleaned up, or set the annotation {SKIP_ANNOTATION}=true to delete it without cleanup"
+        ));
+    }
+    let verdict = conditions::Verdict::Failed {
+        failure: conditions::Failure::InvalidSpec,
+        message,
+    };
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let wanted = conditions::conditions(&verdict);
+    let merged = conditions::merge(&watched.conditions, &wanted, meta.generation, &now);
+    let unchanged = wanted.iter().all(|want| {
+        watched.conditions.iter().any(|c| {
+            c.type_ == want.type_
+                && (c.status == "True") == want.status
+                && c.reason == want.reason
+                && c.message == want.message
+        })
+    });
+    if !unchanged {
+        let api: Api<WatchedApp> = Api::namespaced(ctx.client.clone(), &namespace);
+        // Only the conditions: the rest of the status may be what does not parse.
+        let patch = json!({"apiVersion": API_VERSION, "kind": APP_KIND, "metadata": {"name": name}, "status": {"conditions": merged}});
+        let written = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await;
+        let transitions = match written {
+            Ok(_) => {
+                ctx.metrics.status_written();
+                conditions::transitions(&watched.conditions, &merged)
+            }
+            // An API server without validation ratcheting (before 1.30)
+            // refuses any write to an object that fails its schema; the Event
+            // still tells people.
+            Err(kube::Error::Api(status)) if status.code == 422 => {
+                vec![conditions::Transition {
+                    warning: true,
+                    reason: conditions::Failure::InvalidSpec.reason().to_owned(),
+                    message: merged
+                        .iter()
+                        .find(|c| c.type_ == conditions::DEGRADED)
+                        .map(|c| c.message.clone())
+                        .unwrap_or_default(),
+                }]
+            }
+            Err(error) => return Err(Error::Kube(error)),
+        };
+        for transition in transitions {
+            let event = Event {
+                type_: if transition.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: transition.reason,
+                note: Some(transition.message.chars().take(1000).collect()),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(error) = ctx.recorder.publish(&event, &watched.object_ref(&())).await {
+                tracing::warn!(app = %format!("{namespace}/{name}"), error = %error, "cannot publish an event");
+            }
+        }
+    }
+    Ok(Action::await_change())
 }

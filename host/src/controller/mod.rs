@@ -7,6 +7,7 @@ pub mod children;
 pub mod cleanup;
 pub mod conditions;
 pub mod metrics;
+pub mod watched;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ use crate::policy::OutputPolicy;
 use crate::registry::{PluginRef, Registry, RegistryEvent};
 use children::ChildStores;
 use metrics::Metrics;
+use watched::WatchedApp;
 
 /// How the controller behaves.
 #[derive(Clone, Debug)]
@@ -72,7 +74,7 @@ pub struct Context {
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Failures in a row, per app, for backoff.
-    failures: Mutex<HashMap<ObjectRef<PortfolioApp>, u32>>,
+    failures: Mutex<HashMap<ObjectRef<WatchedApp>, u32>>,
 }
 
 /// Why a reconcile did not finish; each is retried with backoff.
@@ -111,32 +113,23 @@ pub fn backoff(failures: u32, max: Duration) -> Duration {
     Duration::from_secs(seconds).min(max)
 }
 
-async fn reconcile(app: Arc<PortfolioApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(watched: Arc<WatchedApp>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = tracing::info_span!(
         "reconcile",
-        app = %format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+        app = %format!("{}/{}", watched.namespace().unwrap_or_default(), watched.name_any())
     );
-    reconcile_inner(app, ctx).instrument(span).await
+    reconcile_inner(watched, ctx).instrument(span).await
 }
 
-async fn reconcile_inner(app: Arc<PortfolioApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_inner(watched: Arc<WatchedApp>, ctx: Arc<Context>) -> Result<Action, Error> {
     // Decisions rest on the observed children: a reconcile before the child
     // watches have listed would re-apply what is already there.
     ctx.children.wait_until_ready(CHILD_SYNC_TIMEOUT).await;
     let started = Instant::now();
-    let key = ObjectRef::from_obj(&*app);
-    let result = if app.meta().deletion_timestamp.is_some() {
-        if app.finalizers().iter().any(|f| f == cleanup::FINALIZER) {
-            cleanup::run(app, &ctx).await
-        } else {
-            Ok(Action::await_change())
-        }
-    } else {
-        match cleanup::ensure_finalizer(&app, &ctx).await {
-            // Adding the finalizer changes the app; the watch brings it back.
-            Ok(()) => app::apply(app, &ctx).await,
-            Err(error) => Err(error),
-        }
+    let key = ObjectRef::from_obj(&*watched);
+    let result = match &watched.parsed {
+        Ok(app) => reconcile_app(Arc::clone(app), &ctx).await,
+        Err(problem) => cleanup::malformed(&watched, problem, &ctx).await,
     };
     let seconds = started.elapsed().as_secs_f64();
     match &result {
@@ -152,7 +145,21 @@ async fn reconcile_inner(app: Arc<PortfolioApp>, ctx: Arc<Context>) -> Result<Ac
     result
 }
 
-fn error_policy(app: Arc<PortfolioApp>, error: &Error, ctx: Arc<Context>) -> Action {
+async fn reconcile_app(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, Error> {
+    if app.meta().deletion_timestamp.is_some() {
+        if app.finalizers().iter().any(|f| f == cleanup::FINALIZER) {
+            cleanup::run(app, ctx).await
+        } else {
+            Ok(Action::await_change())
+        }
+    } else {
+        // Adding the finalizer changes the app; the watch brings it back.
+        cleanup::ensure_finalizer(&app, ctx).await?;
+        app::apply(app, ctx).await
+    }
+}
+
+fn error_policy(app: Arc<WatchedApp>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = ObjectRef::from_obj(&*app);
     let failures = {
         let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -166,12 +173,14 @@ fn error_policy(app: Arc<PortfolioApp>, error: &Error, ctx: Arc<Context>) -> Act
 }
 
 /// The apps whose generator reference names `plugin`.
-fn apps_using(apps: &[Arc<PortfolioApp>], plugin: &str) -> Vec<ObjectRef<PortfolioApp>> {
+fn apps_using(apps: &[Arc<WatchedApp>], plugin: &str) -> Vec<ObjectRef<WatchedApp>> {
     apps.iter()
-        .filter(|app| {
-            app::reference_of(app)
-                .parse::<PluginRef>()
-                .is_ok_and(|reference| reference.name == plugin)
+        .filter(|watched| {
+            watched.parsed.as_ref().is_ok_and(|app| {
+                app::reference_of(app)
+                    .parse::<PluginRef>()
+                    .is_ok_and(|reference| reference.name == plugin)
+            })
         })
         .map(|app| ObjectRef::from_obj(&**app))
         .collect()
@@ -206,7 +215,7 @@ pub async fn run(
         metrics,
         reporter,
     } = setup;
-    let apps: Api<PortfolioApp> = match &config.namespace {
+    let apps: Api<WatchedApp> = match &config.namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
@@ -310,13 +319,27 @@ mod tests {
                 plugin: plugin.into(),
                 settings: None,
             });
-            Arc::new(app)
+            Arc::new(WatchedApp {
+                metadata: app.metadata.clone(),
+                parsed: Ok(Arc::new(app)),
+                conditions: Vec::new(),
+            })
         };
+        let malformed = Arc::new(WatchedApp {
+            metadata: kube::api::ObjectMeta {
+                name: Some("e".into()),
+                namespace: Some("demo".into()),
+                ..Default::default()
+            },
+            parsed: Err("spec: invalid type".into()),
+            conditions: Vec::new(),
+        });
         let apps = [
             app("a", None),
             app("b", Some("team-gen@^1")),
             app("c", Some("deployment-generator@0.1.0")),
             app("d", Some("other")),
+            malformed,
         ];
         let names = |plugin| -> Vec<String> {
             apps_using(&apps, plugin)

@@ -1,0 +1,140 @@
+//! A PortfolioApp as the controller watches it: the metadata always, the
+//! typed object only when it parses. One object that no longer matches the
+//! Rust type (stored under an older schema, or edited past validation) would
+//! otherwise fail every list of the watch and stop the controller for all.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use kube::Resource;
+use portfolio_api::PortfolioApp;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+/// A watched PortfolioApp, parsed or not.
+#[derive(Clone, Debug)]
+pub struct WatchedApp {
+    /// Its metadata (the API server guarantees its shape).
+    pub metadata: ObjectMeta,
+    /// The typed object, or why it does not parse (the field path first).
+    pub parsed: Result<Arc<PortfolioApp>, String>,
+    /// The conditions of its status, as far as they parse, to keep their transition times.
+    pub conditions: Vec<Condition>,
+}
+
+impl<'de> Deserialize<'de> for WatchedApp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let metadata = match value.get("metadata") {
+            Some(metadata) => {
+                ObjectMeta::deserialize(metadata).map_err(serde::de::Error::custom)?
+            }
+            None => ObjectMeta::default(),
+        };
+        let conditions = value
+            .pointer("/status/conditions")
+            .and_then(|c| Vec::<Condition>::deserialize(c).ok())
+            .unwrap_or_default();
+        let parsed = serde_path_to_error::deserialize::<_, PortfolioApp>(&value)
+            .map(Arc::new)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                format!("{path}: {}", error.into_inner())
+            });
+        Ok(WatchedApp {
+            metadata,
+            parsed,
+            conditions,
+        })
+    }
+}
+
+impl Resource for WatchedApp {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        PortfolioApp::kind(dt)
+    }
+
+    fn group(dt: &()) -> Cow<'_, str> {
+        PortfolioApp::group(dt)
+    }
+
+    fn version(dt: &()) -> Cow<'_, str> {
+        PortfolioApp::version(dt)
+    }
+
+    fn plural(dt: &()) -> Cow<'_, str> {
+        PortfolioApp::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_valid_app_parses() {
+        let watched: WatchedApp = serde_json::from_value(json!({
+            "apiVersion": "portfolio.dev/v1alpha1", "kind": "PortfolioApp",
+            "metadata": {"name": "shop", "namespace": "demo"},
+            "spec": {"image": "example/shop:1"},
+        }))
+        .expect("lenient");
+        let app = watched.parsed.expect("parsed");
+        assert_eq!(app.spec.image, "example/shop:1");
+        assert_eq!(watched.metadata.name.as_deref(), Some("shop"));
+    }
+
+    #[test]
+    fn a_malformed_app_keeps_its_metadata_and_says_where() {
+        let watched: WatchedApp = serde_json::from_value(json!({
+            "apiVersion": "portfolio.dev/v1alpha1", "kind": "PortfolioApp",
+            "metadata": {"name": "shop", "namespace": "demo", "finalizers": ["portfolio.dev/cleanup"]},
+            "spec": {"image": "example/shop:1", "replicas": "many"},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Available",
+                "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}], "replicas": "x"},
+        }))
+        .expect("lenient");
+        let error = watched.parsed.expect_err("malformed");
+        assert!(error.starts_with("spec.replicas:"), "{error}");
+        assert_eq!(
+            watched.metadata.finalizers.as_deref().map(<[_]>::len),
+            Some(1)
+        );
+        assert_eq!(
+            watched.conditions.len(),
+            1,
+            "conditions survive a bad status"
+        );
+        assert_eq!(WatchedApp::kind(&()), "PortfolioApp");
+        assert_eq!(WatchedApp::api_version(&()), "portfolio.dev/v1alpha1");
+    }
+
+    #[test]
+    fn a_list_with_one_malformed_app_still_parses() {
+        let list: kube::core::ObjectList<WatchedApp> = serde_json::from_value(json!({
+            "apiVersion": "portfolio.dev/v1alpha1", "kind": "PortfolioAppList",
+            "metadata": {"resourceVersion": "7"},
+            "items": [
+                {"metadata": {"name": "good"}, "spec": {"image": "a"}},
+                {"metadata": {"name": "bad"}, "spec": 3},
+            ],
+        }))
+        .expect("the list parses");
+        assert!(list.items[0].parsed.is_ok());
+        assert!(list.items[1].parsed.is_err());
+    }
+}

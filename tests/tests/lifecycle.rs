@@ -1,0 +1,218 @@
+//! Scaling, pausing, deleting and restarting, end to end.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
+use kube::ResourceExt;
+use kube::api::DeleteParams;
+use portfolio_e2e::Harness;
+
+fn app(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: portfolio.dev/v1alpha1\nkind: PortfolioApp\nmetadata:\n  name: {name}\nspec:\n  image: example/app:1\n  ports:\n    - name: http\n      containerPort: 8080\n  config:\n    A: b\n{extra}"
+    )
+}
+
+/// Whether `manager` owns `spec.replicas` of the Deployment, by its managedFields.
+fn owns_replicas(deployment: &Deployment, manager: &str) -> bool {
+    deployment.managed_fields().iter().any(|entry| {
+        entry.manager.as_deref() == Some(manager)
+            && entry
+                .fields_v1
+                .as_ref()
+                .and_then(|f| f.0.pointer("/f:spec/f:replicas"))
+                .is_some()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_and_autoscaling_never_fight() {
+    let mut h = Harness::new("scaling").await;
+    h.start_operator().await;
+    h.apply_yaml(&app("web", "  replicas: 2\n")).await;
+    h.await_condition("web", "Ready", "True", None).await;
+    let deployments = h.api::<Deployment>();
+    assert!(owns_replicas(
+        &deployments.get("web").await.expect("deployment"),
+        "portfolio-operator"
+    ));
+
+    h.apply_yaml(&app("web", "  replicas: 4\n")).await;
+    h.eventually("4 replicas", || async {
+        (deployments.get("web").await.ok()?.spec?.replicas? == 4).then_some(())
+    })
+    .await;
+
+    // Autoscaling on: an HPA, and the operator lets go of spec.replicas.
+    h.apply_yaml(&app(
+        "web",
+        "  replicas: 4\n  autoscaling:\n    minReplicas: 2\n    maxReplicas: 6\n    targetCPUUtilizationPercentage: 60\n",
+    ))
+    .await;
+    let hpas = h.api::<HorizontalPodAutoscaler>();
+    h.eventually("an HPA", || async { hpas.get_opt("web").await.ok()? })
+        .await;
+    h.eventually("the operator no longer owns spec.replicas", || async {
+        let deployment = deployments.get("web").await.ok()?;
+        (!owns_replicas(&deployment, "portfolio-operator")).then_some(())
+    })
+    .await;
+    if h.emulated() {
+        // The emulated HPA takes spec.replicas over, as in a cluster, and the
+        // operator leaves it alone from then on.
+        h.eventually("the HPA owns spec.replicas", || async {
+            let deployment = deployments.get("web").await.ok()?;
+            deployment
+                .managed_fields()
+                .iter()
+                .any(|e| {
+                    e.manager.as_deref() != Some("portfolio-operator")
+                        && e.fields_v1
+                            .as_ref()
+                            .and_then(|f| f.0.pointer("/f:spec/f:replicas"))
+                            .is_some()
+                })
+                .then_some(())
+        })
+        .await;
+        // Status follows the replica count; the Deployment itself is not re-applied.
+        let applies = h.metrics.applies();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let deployment = deployments.get("web").await.expect("deployment");
+        assert!(!owns_replicas(&deployment, "portfolio-operator"));
+        assert_eq!(
+            h.metrics.applies(),
+            applies,
+            "the operator re-applies while the HPA scales"
+        );
+    }
+
+    // Autoscaling off: the HPA goes, and replicas are the operator's again.
+    h.apply_yaml(&app("web", "  replicas: 3\n")).await;
+    h.eventually("no HPA", || async {
+        hpas.get_opt("web").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    h.eventually("3 replicas owned by the operator", || async {
+        let deployment = deployments.get("web").await.ok()?;
+        (deployment.spec.as_ref()?.replicas? == 3
+            && owns_replicas(&deployment, "portfolio-operator"))
+        .then_some(())
+    })
+    .await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_app_is_left_alone() {
+    let mut h = Harness::new("paused").await;
+    h.start_operator().await;
+    h.apply_yaml(&app("web", "  replicas: 1\n")).await;
+    h.await_condition("web", "Ready", "True", None).await;
+    h.apply_yaml(&app("web", "  replicas: 5\n  paused: true\n"))
+        .await;
+    let message = h
+        .await_condition("web", "Ready", "False", Some("Paused"))
+        .await;
+    assert!(message.contains("paused"), "{message}");
+    let deployment = h.api::<Deployment>().get("web").await.expect("deployment");
+    assert_eq!(
+        deployment.spec.and_then(|s| s.replicas),
+        Some(1),
+        "nothing applied while paused"
+    );
+    h.apply_yaml(&app("web", "  replicas: 5\n")).await;
+    let deployments = h.api::<Deployment>();
+    h.eventually("unpaused, 5 replicas", || async {
+        (deployments.get("web").await.ok()?.spec?.replicas? == 5).then_some(())
+    })
+    .await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_backs_up_keeps_the_volume_and_lets_go() {
+    let mut h = Harness::new("deletion").await;
+    if !h.emulated() {
+        // The backup Job needs an image that exists; the emulator runs any.
+        eprintln!("skipped: needs the emulator's simulated Jobs");
+        h.cleanup().await;
+        return;
+    }
+    h.start_operator().await;
+    h.apply_yaml(&app(
+        "db",
+        "  replicas: 1\n  storage:\n    size: 1Gi\n    reclaimPolicy: Retain\n    backup:\n      image: example/backup:1\n      command: [backup, /data]\n",
+    ))
+    .await;
+    h.await_condition("db", "Ready", "True", None).await;
+    let claims = h.api::<PersistentVolumeClaim>();
+    claims.get("db-data").await.expect("claim");
+
+    h.apps()
+        .delete("db", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let jobs = h.api::<Job>();
+    h.eventually("the backup Job ran", || async {
+        jobs.get_opt("db-backup").await.ok()?
+    })
+    .await;
+    let apps = h.apps();
+    h.eventually("the app is gone", || async {
+        apps.get_opt("db").await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    let claim = claims.get("db-data").await.expect("the claim is retained");
+    assert!(claim.owner_references().is_empty(), "released from the app");
+    let deployments = h.api::<Deployment>();
+    let services = h.api::<Service>();
+    let config_maps = h.api::<ConfigMap>();
+    h.eventually("everything else is garbage-collected", || async {
+        let gone = deployments.get_opt("db").await.ok()?.is_none()
+            && services.get_opt("db").await.ok()?.is_none()
+            && config_maps.get_opt("db-config").await.ok()?.is_none();
+        gone.then_some(())
+    })
+    .await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_operator_writes_nothing_for_converged_apps() {
+    let mut h = Harness::new("restart").await;
+    h.start_operator().await;
+    for name in ["one", "two", "three"] {
+        h.apply_yaml(&app(name, "  replicas: 2\n")).await;
+    }
+    for name in ["one", "two", "three"] {
+        h.await_condition(name, "Ready", "True", None).await;
+    }
+    // Let the rollout's last status updates land.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.stop_operator().await;
+
+    h.start_operator().await;
+    let metrics = std::sync::Arc::clone(&h.metrics);
+    h.eventually("the new operator reconciled every app", || async {
+        let text = metrics.encode();
+        let count: u64 = text
+            .lines()
+            .find(|l| l.starts_with("portfolio_reconciles_total{result=\"ok\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        (count >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.metrics.writes(),
+        0,
+        "a restart must not rewrite converged apps"
+    );
+    h.cleanup().await;
+}
