@@ -1,7 +1,7 @@
 //! The plugin registry: which plugins are active, from which source, and
 //! which one a reference such as `deployment-generator@^0.1` means.
 //!
-//! A source (built-ins, a directory, later ConfigMaps) only ever calls
+//! A source (built-ins, a directory, ConfigMaps) only ever calls
 //! [`Registry::activate`], [`Registry::remove`] and [`Registry::reject`], each
 //! for its own entries, keyed by something stable within that source (a file
 //! path, a ConfigMap's namespace/name). Sources know nothing of each other.
