@@ -1187,12 +1187,6 @@ impl Api {
         }
         Self::check_body_type(rt, &config)?;
         Self::check_namespace(rt, ns, &config)?;
-        if meta_str(&config, "name") != Some(name) {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                meta_str(&config, "name").unwrap_or_default()
-            )));
-        }
         if meta(&config)
             .get("managedFields")
             .is_some_and(|m| !m.is_null())
@@ -1201,6 +1195,25 @@ impl Api {
         }
         let mut inner = self.store.lock();
         let old = inner.get(&rt.storage, ns, name);
+        // Kubernetes checks the name of the merged object: a configuration
+        // without one keeps the live object's, but cannot create an object.
+        let mut config = config;
+        match meta_str(&config, "name").filter(|n| !n.is_empty()) {
+            Some(body) if body == name => {}
+            None if old.is_some() => {
+                if let Some(m) = config.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.insert("name".into(), Value::String(name.to_owned()));
+                } else if let Some(o) = config.as_object_mut() {
+                    o.insert("metadata".into(), json!({ "name": name }));
+                }
+            }
+            body => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    body.unwrap_or_default()
+                )));
+            }
+        }
         if old.is_none() && sub == Sub::Status {
             return Err(ApiError::not_found(&rt.group, &rt.resource, name));
         }
@@ -1219,7 +1232,6 @@ impl Api {
             || json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": {"name": name}}),
         );
         // Only the part of the configuration this endpoint writes counts.
-        let mut config = config;
         if rt.status {
             if let Value::Object(m) = &mut config {
                 match sub {

@@ -2418,6 +2418,43 @@ async fn deployment_and_pod_template_defaults() {
 }
 
 #[tokio::test]
+async fn apply_without_a_name_updates_the_named_object_but_cannot_create_one() {
+    // Kubernetes checks the name of the merged object: a configuration that
+    // leaves the name out keeps the live one (kube-lease-manager renews its
+    // Lease so), but creates nothing.
+    let c = Cluster::new().await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let nameless =
+        |value: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": value}});
+    let (code, reason, msg) = api_err(
+        api.patch("cm", &PatchParams::apply("m"), &Patch::Apply(nameless("1")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (400, "BadRequest"), "{msg}");
+    assert!(
+        msg.contains("the name of the object () does not match the name on the URL (cm)"),
+        "{msg}"
+    );
+    api.create(&PostParams::default(), &cm("cm", json!({"was": "0"})))
+        .await
+        .expect("create");
+    let o = api
+        .patch("cm", &PatchParams::apply("m"), &Patch::Apply(nameless("1")))
+        .await
+        .expect("apply without a name");
+    assert_eq!(o.metadata.name.as_deref(), Some("cm"));
+    assert_eq!(o.data.unwrap_or_default()["k"], "1");
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}});
+    let (code, _, msg) = api_err(
+        api.patch("cm", &PatchParams::apply("m"), &Patch::Apply(other))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 400, "{msg}");
+}
+
+#[tokio::test]
 async fn apply_prunes_a_struct_its_manager_stopped_applying_as_a_whole() {
     let c = Cluster::new().await;
     let ar = install_crd(&c, &group_for(&c)).await;
