@@ -82,6 +82,23 @@ struct RunArgs {
     /// Serve /metrics, /healthz and /readyz on this address.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     ops_addr: std::net::SocketAddr,
+    /// Act only while holding a Lease, so that several replicas may run: one
+    /// acts, the others stand by.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the leadership Lease [default: the plugin namespace].
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    leader_elect_namespace: Option<String>,
+    /// Name of the leadership Lease.
+    #[arg(long, value_name = "NAME", default_value = "portfolio-operator")]
+    leader_elect_lease: String,
+    /// Seconds a lease stays valid after the leader last renewed it.
+    #[arg(long, value_name = "S", default_value_t = 15)]
+    leader_elect_lease_seconds: u64,
+    /// Seconds before expiry at which the leader renews; also the clock skew
+    /// between nodes that the election tolerates.
+    #[arg(long, value_name = "S", default_value_t = 5)]
+    leader_elect_grace_seconds: u64,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -300,20 +317,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
+    if args.leader_elect {
+        // Refuse impossible settings before connecting to anything.
+        portfolio_operator::leader::check_timing(
+            args.leader_elect_lease_seconds,
+            args.leader_elect_grace_seconds,
+        )?;
+    }
     let runtime = args.runtime.runtime()?;
-    let client = match &args.kubeconfig {
+    let config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
-            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
                 .await
-                .with_context(|| format!("kubeconfig {}", path.display()))?;
-            kube::Client::try_from(config).context("cannot create the API client")?
+                .with_context(|| format!("kubeconfig {}", path.display()))?
         }
-        None => kube::Client::try_default()
+        None => kube::Config::infer()
             .await
             .context("no kubeconfig and no in-cluster config; pass --kubeconfig")?,
     };
+    let client = kube::Client::try_from(config.clone()).context("cannot create the API client")?;
+    let leader_election = args
+        .leader_elect
+        .then(|| portfolio_operator::leader::LeaderElection {
+            namespace: args
+                .leader_elect_namespace
+                .clone()
+                .unwrap_or_else(|| args.plugin_namespace.clone()),
+            lease_name: args.leader_elect_lease.clone(),
+            identity: portfolio_operator::leader::default_identity(),
+            lease_seconds: args.leader_elect_lease_seconds,
+            grace_seconds: args.leader_elect_grace_seconds,
+            config,
+        });
     let mut policy = OutputPolicy::default();
     for kind in &args.allow_kind {
         let (group, kind) = kind.rsplit_once('/').with_context(|| {
@@ -333,6 +370,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         plugin_namespace: (!args.no_plugin_configmaps).then_some(args.plugin_namespace),
         ops_addr: Some(args.ops_addr),
         instance: std::env::var("POD_NAME").unwrap_or_else(|_| "portfolio-operator".into()),
+        leader_election,
     };
     let metrics = Arc::new(portfolio_operator::controller::metrics::Metrics::new());
     portfolio_operator::operator::run(options, client, runtime, metrics, shutdown_signal())

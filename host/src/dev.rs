@@ -141,6 +141,7 @@ pub async fn run(
         plugin_namespace: Some(options.plugin_namespace),
         ops_addr: options.ops_addr,
         instance: FIELD_MANAGER.to_owned(),
+        leader_election: None,
     };
     let (stop_operator, operator_stopped) = tokio::sync::oneshot::channel::<()>();
     let operator_client = client.clone();

@@ -6,8 +6,9 @@
 //! directory), [`policy`] decides what a plugin may create, [`decorate`] adds
 //! what the operator owns (labels, owner references), and [`render`] ties
 //! them together offline. [`crds`] holds the CustomResourceDefinitions,
-//! [`controller`] reconciles PortfolioApps, [`operator`] runs it all, and
-//! [`dev`] runs it on an embedded emulated cluster.
+//! [`controller`] reconciles PortfolioApps, [`leader`] lets one replica of
+//! several act, [`operator`] runs it all, and [`dev`] runs it on an embedded
+//! emulated cluster.
 
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod controller;
 pub mod crds;
 pub mod decorate;
 pub mod dev;
+pub mod leader;
 pub mod operator;
 pub mod plugin;
 pub mod policy;

@@ -12,6 +12,7 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use crate::controller::metrics::Metrics;
 use crate::controller::{self, ControllerConfig, Setup};
+use crate::leader::{self, LeaderElection, LeaderError};
 use crate::plugin::Runtime;
 use crate::policy::OutputPolicy;
 use crate::registry::{self, Registry};
@@ -31,6 +32,8 @@ pub struct OperatorOptions {
     pub ops_addr: Option<SocketAddr>,
     /// The name events are reported under (the operator's pod, in a cluster).
     pub instance: String,
+    /// Act only while holding this Lease; none to act at once, alone.
+    pub leader_election: Option<LeaderElection>,
 }
 
 /// The operator could not start.
@@ -54,6 +57,10 @@ pub enum StartError {
     /// A worker stopped while starting.
     #[error("{0}")]
     Worker(String),
+    /// Leader election could not start, or leadership was lost: the process
+    /// must end so that it cannot act beside the new leader.
+    #[error(transparent)]
+    Leader(#[from] LeaderError),
 }
 
 /// Run the operator against `client` until `shutdown` completes.
@@ -71,6 +78,65 @@ pub async fn run(
         .await
         .map_err(|e| StartError::Worker(e.to_string()))??;
 
+    // Probes answer while a standby waits to lead.
+    let ops = match options.ops_addr {
+        Some(addr) => Some(serve_ops(addr, Arc::clone(&metrics)).await?),
+        None => None,
+    };
+    let mut shutdown = Box::pin(shutdown);
+    let leader = match options.leader_election.clone() {
+        Some(election) => {
+            tokio::select! {
+                leader = leader::acquire(election) => Some(leader?),
+                () = &mut shutdown => {
+                    stop_task(ops);
+                    tracing::info!("operator stopped before it led");
+                    return Ok(());
+                }
+            }
+        }
+        None => None,
+    };
+    let result = lead(
+        &options,
+        client,
+        runtime,
+        registry,
+        metrics,
+        leader.as_ref(),
+        shutdown,
+    )
+    .await;
+    if let Some(leader) = leader
+        && result.is_ok()
+    {
+        // A standby takes over at once instead of waiting for the lease to expire.
+        if let Err(error) = leader.release().await {
+            tracing::warn!(error = %error, "cannot release the leadership lease");
+        }
+    }
+    stop_task(ops);
+    tracing::info!("operator stopped");
+    result
+}
+
+fn stop_task(task: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(task) = task {
+        task.abort();
+    }
+}
+
+/// Everything that acts on the cluster: plugin sources that write events,
+/// and the controller. Ends on shutdown, or with an error when leadership is lost.
+async fn lead(
+    options: &OperatorOptions,
+    client: kube::Client,
+    runtime: Runtime,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    leader: Option<&leader::Leader>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), StartError> {
     // Kept alive for as long as the operator runs.
     let _directory = match &options.plugin_dir {
         Some(dir) => Some(
@@ -93,35 +159,40 @@ pub async fn run(
             Arc::new(move || rejected.plugin_rejected("configmap")),
         ))
     });
-    let ops = match options.ops_addr {
-        Some(addr) => Some(serve_ops(addr, Arc::clone(&metrics)).await?),
-        None => None,
-    };
     tracing::info!(
         namespace = options.controller.namespace.as_deref().unwrap_or("(all)"),
         plugins = registry.entries().len(),
         "operator started"
     );
-    controller::run(
+    let controller = controller::run(
         Setup {
             client,
             registry,
-            policy: options.policy,
-            config: options.controller,
+            policy: options.policy.clone(),
+            config: options.controller.clone(),
             metrics,
             reporter,
         },
         shutdown,
-    )
-    .await;
+    );
+    let result = match leader {
+        Some(leader) => {
+            tokio::select! {
+                () = controller => Ok(()),
+                // Dropping the controller cancels in-flight reconciles at
+                // once, as a process exit would: the new leader may act now.
+                error = leader.lost() => Err(StartError::Leader(error)),
+            }
+        }
+        None => {
+            controller.await;
+            Ok(())
+        }
+    };
     if let Some(task) = configmaps {
         task.abort();
     }
-    if let Some(task) = ops {
-        task.abort();
-    }
-    tracing::info!("operator stopped");
-    Ok(())
+    result
 }
 
 /// Serve the ops endpoints on `addr`.

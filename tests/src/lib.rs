@@ -127,6 +127,7 @@ impl Harness {
             plugin_namespace: Some(self.namespace.clone()),
             ops_addr: None,
             instance: format!("e2e-{}", self.namespace),
+            leader_election: None,
         };
         self.metrics = Arc::new(Metrics::new());
         let metrics = Arc::clone(&self.metrics);
