@@ -43,6 +43,10 @@ pub struct RequestInfo {
     pub namespace: String,
     /// Object name, if any.
     pub name: String,
+    /// The `Impersonate-User` header, if any: who the request acts as. The
+    /// emulator enforces no RBAC, but a hook can check a user's requests
+    /// against the roles it would need.
+    pub impersonate_user: String,
 }
 
 /// What a hook decides for a request.
@@ -595,6 +599,11 @@ async fn resource(
         subresource: sub.unwrap_or_default().to_string(),
         namespace: ns.unwrap_or_default().to_string(),
         name: name.unwrap_or_default().to_string(),
+        impersonate_user: headers
+            .get("impersonate-user")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
     };
     let (delay, fail) = state.control.decide(&info);
     if let Some(d) = delay {
