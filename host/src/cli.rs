@@ -41,6 +41,9 @@ enum Command {
     Render(RenderArgs),
     /// Print the CustomResourceDefinitions of PortfolioApp and DatabaseMigration.
     Crd,
+    /// Print what installs the operator in a cluster: namespace, service
+    /// account, RBAC, and a Deployment of replicas with leader election.
+    Manifests(ManifestsArgs),
     /// Work with plugin components.
     Plugin {
         #[command(subcommand)]
@@ -101,6 +104,25 @@ struct RunArgs {
     leader_elect_grace_seconds: u64,
     #[command(flatten)]
     runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+struct ManifestsArgs {
+    /// The operator's image (its entry point is the `portfolio-operator` binary).
+    #[arg(long, value_name = "IMAGE")]
+    image: String,
+    /// The operator's namespace: its pods, its Lease and the plugin ConfigMaps.
+    #[arg(long, value_name = "NS", default_value = "portfolio-system")]
+    namespace: String,
+    /// Watch PortfolioApps in this namespace only [default: all namespaces].
+    #[arg(long, value_name = "NS")]
+    watch_namespace: Option<String>,
+    /// Replicas: one leads, the others stand by.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    replicas: u16,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Yaml)]
+    output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -307,6 +329,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => dev(args).await,
         Command::Render(args) => render(args).await,
         Command::Crd => crd(),
+        Command::Manifests(args) => manifests(args),
         Command::Plugin {
             command: PluginCommand::Inspect(args),
         } => inspect(args).await,
@@ -452,6 +475,35 @@ fn crd() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot format the CRDs: {e}"))?,
         );
     }
+    write_stdout(&text)
+}
+
+fn manifests(args: ManifestsArgs) -> anyhow::Result<()> {
+    let objects =
+        portfolio_operator::manifests::objects(&portfolio_operator::manifests::InstallOptions {
+            image: args.image,
+            namespace: args.namespace,
+            watch_namespace: args.watch_namespace,
+            replicas: args.replicas,
+        })?;
+    let text = match args.output {
+        OutputFormat::Yaml => {
+            let mut text = String::new();
+            for object in &objects {
+                text.push_str("---\n");
+                text.push_str(
+                    &serde_saphyr::to_string(object)
+                        .map_err(|e| anyhow::anyhow!("cannot format the manifests: {e}"))?,
+                );
+            }
+            text
+        }
+        OutputFormat::Json => {
+            serde_json::to_string_pretty(
+                &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects}),
+            )? + "\n"
+        }
+    };
     write_stdout(&text)
 }
 

@@ -7,7 +7,7 @@
 //! what the operator owns (labels, owner references), and [`render`] ties
 //! them together offline. [`crds`] holds the CustomResourceDefinitions,
 //! [`controller`] reconciles PortfolioApps, [`leader`] lets one replica of
-//! several act, [`operator`] runs it all, and [`dev`] runs it on an embedded
+//! several act, [`manifests`] installs it in a cluster, [`operator`] runs it all, and [`dev`] runs it on an embedded
 //! emulated cluster.
 
 #![warn(missing_docs)]
@@ -18,6 +18,7 @@ pub mod crds;
 pub mod decorate;
 pub mod dev;
 pub mod leader;
+pub mod manifests;
 pub mod operator;
 pub mod plugin;
 pub mod policy;

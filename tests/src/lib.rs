@@ -42,6 +42,69 @@ pub struct Harness {
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     )>,
+    /// On the emulator: every request the operator made.
+    rbac: Option<Arc<RbacRecorder>>,
+}
+
+/// The service account the operator acts as on the emulator, as
+/// `portfolio-operator manifests` installs it.
+fn service_account(namespace: &str) -> String {
+    format!(
+        "system:serviceaccount:{namespace}:{}",
+        portfolio_operator::manifests::NAME
+    )
+}
+
+/// Records the requests made as the operator's service account. The emulator
+/// enforces no RBAC; the harness checks them against the installed rules.
+struct RbacRecorder {
+    user: String,
+    seen: std::sync::Mutex<Vec<emulator::http::RequestInfo>>,
+}
+
+impl emulator::http::RequestHook for RbacRecorder {
+    fn on_request(&self, info: &emulator::http::RequestInfo) -> emulator::http::HookOutcome {
+        if info.impersonate_user == self.user {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(info.clone());
+        }
+        emulator::http::HookOutcome::default()
+    }
+}
+
+impl RbacRecorder {
+    /// Requests the rules `manifests` grants would refuse, for an operator
+    /// that watches and lives in `namespace`.
+    fn denied(&self, namespace: &str) -> Vec<String> {
+        use portfolio_operator::manifests::{allows, app_rules, own_namespace_rules};
+        let mut rules = app_rules();
+        rules.extend(own_namespace_rules());
+        let mut denied: Vec<String> = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|r| {
+                r.namespace != namespace
+                    || !allows(&rules, &r.verb, &r.group, &r.resource, &r.subresource)
+            })
+            .map(|r| {
+                format!(
+                    "{} {}/{}/{} in {:?}",
+                    r.verb, r.group, r.resource, r.subresource, r.namespace
+                )
+            })
+            .collect();
+        denied.sort();
+        denied.dedup();
+        denied
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
 }
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
@@ -93,6 +156,7 @@ impl Harness {
             namespace,
             metrics: Arc::new(Metrics::new()),
             operator: None,
+            rbac: None,
         }
     }
 
@@ -109,7 +173,23 @@ impl Harness {
     /// Start the operator with an output policy of the test's choosing.
     pub async fn start_operator_with(&mut self, policy: OutputPolicy) {
         assert!(self.operator.is_none(), "the operator is already running");
-        let client = client(&self.kubeconfig).await;
+        let client = match &self.emulator {
+            // The operator acts as its service account, and every request it
+            // makes is checked against the RBAC it is installed with.
+            Some(emulator) => {
+                let recorder = Arc::clone(self.rbac.get_or_insert_with(|| {
+                    Arc::new(RbacRecorder {
+                        user: service_account(&self.namespace),
+                        seen: std::sync::Mutex::new(Vec::new()),
+                    })
+                }));
+                emulator.set_request_hook(Some(recorder));
+                let mut config = config(&self.kubeconfig).await;
+                config.auth_info.impersonate = Some(service_account(&self.namespace));
+                kube::Client::try_from(config).expect("client")
+            }
+            None => client(&self.kubeconfig).await,
+        };
         let runtime = Runtime::new(RuntimeConfig {
             instance_slots: 8,
             ..RuntimeConfig::default()
@@ -145,11 +225,21 @@ impl Harness {
         self.operator = Some((stop, task));
     }
 
-    /// Stop the operator and wait until it has.
+    /// Stop the operator and wait until it has; then check that the RBAC
+    /// of `portfolio-operator manifests` allows every request it made.
     pub async fn stop_operator(&mut self) {
         if let Some((stop, task)) = self.operator.take() {
             let _ = stop.send(());
             let _ = tokio::time::timeout(PATIENCE, task).await;
+        }
+        if let Some(recorder) = &self.rbac {
+            assert!(recorder.count() > 0, "no request of the operator was seen");
+            let denied = recorder.denied(&self.namespace);
+            assert!(
+                denied.is_empty(),
+                "the operator's RBAC (portfolio-operator manifests) does not allow:\n{}",
+                denied.join("\n")
+            );
         }
     }
 
@@ -250,11 +340,14 @@ impl Harness {
 
 /// A client for the cluster of `kubeconfig`.
 pub async fn client(kubeconfig: &std::path::Path) -> kube::Client {
+    kube::Client::try_from(config(kubeconfig).await).expect("client")
+}
+
+async fn config(kubeconfig: &std::path::Path) -> kube::Config {
     let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
-        .expect("config");
-    kube::Client::try_from(config).expect("client")
+        .expect("config")
 }
 
 /// Install (or update) both CRDs and wait until they are served.

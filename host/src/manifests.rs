@@ -1,0 +1,371 @@
+//! The objects that install the operator in a cluster: its namespace, service
+//! account, the RBAC it needs (and nothing more), and a highly available
+//! Deployment with leader election.
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use serde_json::{Value, json};
+
+use crate::controller::children::CHILD_KINDS;
+
+/// Name of the service account, roles, bindings, Deployment and Lease.
+pub const NAME: &str = "portfolio-operator";
+
+/// What to install.
+#[derive(Clone, Debug)]
+pub struct InstallOptions {
+    /// The operator's image (it runs `portfolio-operator run`).
+    pub image: String,
+    /// The operator's namespace: its pods, its Lease and the plugin ConfigMaps.
+    pub namespace: String,
+    /// Watch PortfolioApps in this namespace only; none for all namespaces.
+    pub watch_namespace: Option<String>,
+    /// Replicas; one leads, the others stand by.
+    pub replicas: u16,
+}
+
+/// The options cannot make a working installation.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InstallError(String);
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let strings = |items: &[&str]| Some(items.iter().map(|s| (*s).to_owned()).collect());
+    PolicyRule {
+        api_groups: strings(groups),
+        resources: strings(resources),
+        verbs: verbs.iter().map(|s| (*s).to_owned()).collect(),
+        ..PolicyRule::default()
+    }
+}
+
+/// What the operator does wherever it watches apps: read and update them,
+/// manage their children, and record Events.
+pub fn app_rules() -> Vec<PolicyRule> {
+    let mut rules = vec![
+        rule(
+            &["portfolio.dev"],
+            &["portfolioapps"],
+            &["get", "list", "watch", "update", "patch"],
+        ),
+        rule(
+            &["portfolio.dev"],
+            &["portfolioapps/status"],
+            &["get", "update", "patch"],
+        ),
+        // Owner references with blockOwnerDeletion need it where the
+        // OwnerReferencesPermissionEnforcement admission plugin is on.
+        rule(
+            &["portfolio.dev"],
+            &["portfolioapps/finalizers"],
+            &["update"],
+        ),
+    ];
+    let mut groups: Vec<&str> = Vec::new();
+    for (api_version, _, _) in CHILD_KINDS {
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    for group in groups {
+        let resources: Vec<&str> = CHILD_KINDS
+            .iter()
+            .filter(|(v, _, _)| v.rsplit_once('/').map_or("", |(g, _)| g) == group)
+            .map(|(_, _, plural)| *plural)
+            .collect();
+        rules.push(rule(
+            &[group],
+            &resources,
+            &[
+                "get", "list", "watch", "create", "update", "patch", "delete",
+            ],
+        ));
+    }
+    rules.push(rule(
+        &["", "events.k8s.io"],
+        &["events"],
+        &["create", "patch"],
+    ));
+    rules
+}
+
+/// What the operator does in its own namespace: hold the leadership Lease,
+/// read plugin ConfigMaps, and record Events on them.
+pub fn own_namespace_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(
+            &["coordination.k8s.io"],
+            &["leases"],
+            &["get", "create", "update", "patch"],
+        ),
+        rule(&[""], &["configmaps"], &["get", "list", "watch"]),
+        rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+    ]
+}
+
+/// Whether `rules` allow `verb` on `group`/`resource` (with `subresource`).
+pub fn allows(
+    rules: &[PolicyRule],
+    verb: &str,
+    group: &str,
+    resource: &str,
+    subresource: &str,
+) -> bool {
+    let full = if subresource.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{resource}/{subresource}")
+    };
+    rules.iter().any(|rule| {
+        let groups = rule.api_groups.as_deref().unwrap_or_default();
+        let resources = rule.resources.as_deref().unwrap_or_default();
+        (groups.iter().any(|g| g == "*" || g == group))
+            && resources.iter().any(|r| r == "*" || *r == full)
+            && rule.verbs.iter().any(|v| v == "*" || v == verb)
+    })
+}
+
+fn labels() -> Value {
+    json!({
+        "app.kubernetes.io/name": NAME,
+        "app.kubernetes.io/component": "operator",
+    })
+}
+
+/// Every object of the installation, in the order they can be applied.
+pub fn objects(options: &InstallOptions) -> Result<Vec<Value>, InstallError> {
+    if options.image.trim().is_empty() {
+        return Err(InstallError(
+            "--image must name the operator's image".into(),
+        ));
+    }
+    if options.replicas == 0 {
+        return Err(InstallError("--replicas must be at least 1".into()));
+    }
+    let ns = options.namespace.as_str();
+    let to_value = |rules: Vec<PolicyRule>| serde_json::to_value(rules).unwrap_or(Value::Null);
+    let subject = json!([{"kind": "ServiceAccount", "name": NAME, "namespace": ns}]);
+    let mut objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": ns, "labels": {
+                   "pod-security.kubernetes.io/enforce": "restricted"}}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": NAME, "namespace": ns, "labels": labels()}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": NAME, "labels": labels()},
+               "rules": to_value(app_rules())}),
+    ];
+    let role_ref =
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME});
+    objects.push(match &options.watch_namespace {
+        None => json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                       "metadata": {"name": NAME, "labels": labels()},
+                       "roleRef": role_ref, "subjects": subject}),
+        // The same rules, granted in the one namespace it watches.
+        Some(watched) => json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                                "metadata": {"name": NAME, "namespace": watched, "labels": labels()},
+                                "roleRef": role_ref, "subjects": subject}),
+    });
+    objects.push(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": NAME, "namespace": ns, "labels": labels()},
+        "rules": to_value(own_namespace_rules())}),
+    );
+    objects.push(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": NAME, "namespace": ns, "labels": labels()},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+        "subjects": subject}),
+    );
+
+    let mut args = vec![
+        "run".to_owned(),
+        "--leader-elect".into(),
+        "--plugin-namespace".into(),
+        ns.into(),
+        "--log-format".into(),
+        "json".into(),
+        "--plugin-cache-dir".into(),
+        "/var/cache/portfolio-operator".into(),
+    ];
+    if let Some(watched) = &options.watch_namespace {
+        args.push("--namespace".into());
+        args.push(watched.clone());
+    }
+    let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
+    objects.push(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": NAME, "namespace": ns, "labels": labels()},
+        "spec": {
+            "replicas": options.replicas,
+            "selector": {"matchLabels": labels()},
+            "template": {
+                "metadata": {"labels": labels()},
+                "spec": {
+                    "serviceAccountName": NAME,
+                    // The controller finishes in-flight work and releases the
+                    // Lease on SIGTERM; a standby then leads.
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532,
+                                        "runAsGroup": 65532,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "operator",
+                        "image": options.image,
+                        "args": args,
+                        "env": [
+                            {"name": "POD_NAME", "valueFrom": field("metadata.name")},
+                            {"name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace")},
+                        ],
+                        "ports": [{"name": "ops", "containerPort": 8080, "protocol": "TCP"}],
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "ops"},
+                                          "periodSeconds": 10},
+                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "ops"},
+                                           "periodSeconds": 5},
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                      "limits": {"memory": "512Mi"}},
+                        "securityContext": {"allowPrivilegeEscalation": false,
+                                            "readOnlyRootFilesystem": true,
+                                            "capabilities": {"drop": ["ALL"]}},
+                        // Compiled plugins survive a container restart.
+                        "volumeMounts": [{"name": "plugin-cache",
+                                          "mountPath": "/var/cache/portfolio-operator"}],
+                    }],
+                    "volumes": [{"name": "plugin-cache", "emptyDir": {"sizeLimit": "256Mi"}}],
+                    // Replicas on different nodes, so that one node's loss leaves a standby.
+                    "topologySpreadConstraints": [{
+                        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": labels()},
+                    }],
+                },
+            },
+        },
+    }));
+    if options.replicas > 1 {
+        objects.push(
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": NAME, "namespace": ns, "labels": labels()},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels()}}}),
+        );
+    }
+    objects.push(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": format!("{NAME}-metrics"), "namespace": ns, "labels": labels()},
+        "spec": {"selector": labels(),
+                 "ports": [{"name": "metrics", "port": 8080, "targetPort": "ops", "protocol": "TCP"}]}}));
+    Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> InstallOptions {
+        InstallOptions {
+            image: "registry.example/portfolio-operator:0.1.0".into(),
+            namespace: "portfolio-system".into(),
+            watch_namespace: None,
+            replicas: 2,
+        }
+    }
+
+    #[test]
+    fn rules_grant_what_the_controller_does_and_nothing_wider() {
+        let rules = app_rules();
+        assert!(allows(&rules, "patch", "apps", "deployments", ""));
+        assert!(allows(
+            &rules,
+            "patch",
+            "portfolio.dev",
+            "portfolioapps",
+            "status"
+        ));
+        assert!(allows(&rules, "delete", "", "persistentvolumeclaims", ""));
+        assert!(!allows(
+            &rules,
+            "delete",
+            "portfolio.dev",
+            "portfolioapps",
+            ""
+        ));
+        assert!(!allows(
+            &rules,
+            "create",
+            "rbac.authorization.k8s.io",
+            "roles",
+            ""
+        ));
+        assert!(!allows(&rules, "get", "", "pods", ""));
+        assert!(!allows(&rules, "update", "", "configmaps", "status"));
+        for rule in rules.iter().chain(own_namespace_rules().iter()) {
+            assert!(!rule.verbs.iter().any(|v| v == "*"), "{rule:?}");
+            let resources = rule.resources.as_deref().unwrap_or_default();
+            assert!(!resources.iter().any(|r| r.contains('*')), "{rule:?}");
+        }
+        assert!(!allows(
+            &own_namespace_rules(),
+            "delete",
+            "",
+            "configmaps",
+            ""
+        ));
+    }
+
+    #[test]
+    fn every_child_kind_is_granted() {
+        for (api_version, _, plural) in CHILD_KINDS {
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            assert!(allows(&app_rules(), "patch", group, plural, ""), "{plural}");
+        }
+    }
+
+    #[test]
+    fn one_watched_namespace_is_granted_by_a_role_binding() {
+        let all = objects(&options()).expect("objects");
+        assert!(all.iter().any(|o| o["kind"] == "ClusterRoleBinding"));
+        let scoped = objects(&InstallOptions {
+            watch_namespace: Some("shop".into()),
+            ..options()
+        })
+        .expect("objects");
+        assert!(!scoped.iter().any(|o| o["kind"] == "ClusterRoleBinding"));
+        let binding = scoped
+            .iter()
+            .find(|o| o["kind"] == "RoleBinding" && o["metadata"]["namespace"] == "shop")
+            .expect("binding in the watched namespace");
+        assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+        let deployment = scoped
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("deployment");
+        let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+        assert!(args.contains(r#""--namespace","shop""#), "{args}");
+    }
+
+    #[test]
+    fn unusable_options_are_refused() {
+        let error = objects(&InstallOptions {
+            image: " ".into(),
+            ..options()
+        })
+        .expect_err("no image");
+        assert!(error.to_string().contains("--image"));
+        assert!(
+            objects(&InstallOptions {
+                replicas: 0,
+                ..options()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_single_replica_gets_no_disruption_budget() {
+        let one = objects(&InstallOptions {
+            replicas: 1,
+            ..options()
+        })
+        .expect("objects");
+        assert!(!one.iter().any(|o| o["kind"] == "PodDisruptionBudget"));
+    }
+}
