@@ -120,6 +120,10 @@ pub async fn run(
     result
 }
 
+fn controller_failed(error: tokio::task::JoinError) -> StartError {
+    StartError::Worker(format!("the controller stopped: {error}"))
+}
+
 fn stop_task(task: Option<tokio::task::JoinHandle<()>>) {
     if let Some(task) = task {
         task.abort();
@@ -175,19 +179,22 @@ async fn lead(
         },
         shutdown,
     );
+    // The controller runs on a task of its own, so that the lease's renewals
+    // and the reconciles never share one task's wake-ups.
+    let mut controller = tokio::spawn(controller);
     let result = match leader {
         Some(leader) => {
             tokio::select! {
-                () = controller => Ok(()),
-                // Dropping the controller cancels in-flight reconciles at
-                // once, as a process exit would: the new leader may act now.
-                error = leader.lost() => Err(StartError::Leader(error)),
+                ended = &mut controller => ended.map_err(controller_failed),
+                error = leader.lost() => {
+                    // Cancel in-flight reconciles at once, as a process exit
+                    // would: the new leader may act now.
+                    controller.abort();
+                    Err(StartError::Leader(error))
+                }
             }
         }
-        None => {
-            controller.await;
-            Ok(())
-        }
+        None => controller.await.map_err(controller_failed),
     };
     if let Some(task) = configmaps {
         task.abort();

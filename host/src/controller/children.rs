@@ -50,9 +50,11 @@ pub fn managed_selector() -> String {
 }
 
 /// The reflector stores of every child kind.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ChildStores {
     stores: Vec<(ApiResource, Store<DynamicObject>)>,
+    /// Which stores have had their first list, in `stores` order.
+    listed: tokio::sync::watch::Receiver<Vec<bool>>,
 }
 
 /// An observed child: its kind and the object.
@@ -89,9 +91,24 @@ impl Observed {
 }
 
 impl ChildStores {
-    /// Stores for `resources`, in the same order.
+    /// Stores for `resources`, in the same order. Must be called within a
+    /// Tokio runtime: one task per store waits for its first list.
     pub fn new(stores: Vec<(ApiResource, Store<DynamicObject>)>) -> Self {
-        ChildStores { stores }
+        let (tell, listed) = tokio::sync::watch::channel(vec![false; stores.len()]);
+        // Exactly one waiter per store: kube's `Store::wait_until_ready`
+        // wakes only the last of several concurrent waiters (it keeps one
+        // waker), so concurrent reconciles waiting on it directly could
+        // sleep until their timeout. A watch channel wakes every waiter.
+        for (index, (_, store)) in stores.iter().enumerate() {
+            let store = store.clone();
+            let tell = tell.clone();
+            tokio::spawn(async move {
+                if store.wait_until_ready().await.is_ok() {
+                    tell.send_modify(|listed| listed[index] = true);
+                }
+            });
+        }
+        ChildStores { stores, listed }
     }
 
     /// Every child of the owner with `uid`: our labels, and a controller
@@ -116,13 +133,17 @@ impl ChildStores {
 
     /// Wait (at most `timeout`) until every store has its first list.
     pub async fn wait_until_ready(&self, timeout: std::time::Duration) {
-        for (resource, store) in &self.stores {
-            if tokio::time::timeout(timeout, store.wait_until_ready())
-                .await
-                .is_err()
-            {
-                tracing::warn!(kind = %resource.kind, "the watch of this kind has not listed yet; reconciling without it");
-            }
+        let mut listed = self.listed.clone();
+        let all = tokio::time::timeout(timeout, listed.wait_for(|l| l.iter().all(|done| *done)));
+        if !matches!(all.await, Ok(Ok(_))) {
+            let waiting: Vec<String> = self
+                .stores
+                .iter()
+                .zip(self.listed.borrow().iter())
+                .filter(|(_, done)| !**done)
+                .map(|((resource, _), _)| resource.kind.clone())
+                .collect();
+            tracing::warn!(kinds = ?waiting, "the watches of these kinds have not listed yet; reconciling without them");
         }
     }
 
@@ -263,6 +284,42 @@ pub async fn prune(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn every_concurrent_waiter_wakes_when_the_stores_have_listed() {
+        let mut writers = Vec::new();
+        let mut stores = Vec::new();
+        for kind in ["ConfigMap", "Service"] {
+            let resource = resource("v1", kind).expect("child kind");
+            let writer = kube::runtime::reflector::store::Writer::new(resource.clone());
+            stores.push((resource, writer.as_reader()));
+            writers.push(writer);
+        }
+        let children = ChildStores::new(stores);
+        // Several reconciles wait at once, as on a start with many apps.
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let children = children.clone();
+                tokio::spawn(async move {
+                    children
+                        .wait_until_ready(std::time::Duration::from_secs(600))
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        for writer in &mut writers {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        }
+        for waiter in waiters {
+            // Far below the 600 s timeout: every waiter was woken.
+            tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+                .await
+                .expect("a waiter was never woken")
+                .expect("waiter");
+        }
+    }
 
     #[test]
     fn subsets_ignore_what_the_server_adds() {
