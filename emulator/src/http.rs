@@ -114,6 +114,7 @@ pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Resp
     let headers = req.headers().clone();
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").to_string();
+    tracing::trace!(%method, %path, %query, "request");
     let public = matches!(
         path.trim_end_matches('/'),
         "/healthz" | "/livez" | "/readyz" | "/version"

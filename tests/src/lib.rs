@@ -16,6 +16,7 @@ use kube::discovery::ApiResource;
 use portfolio_api::PortfolioApp;
 use portfolio_operator::controller::ControllerConfig;
 use portfolio_operator::controller::metrics::Metrics;
+use portfolio_operator::leader::LeaderElection;
 use portfolio_operator::operator::OperatorOptions;
 use portfolio_operator::plugin::{Runtime, RuntimeConfig};
 use portfolio_operator::policy::OutputPolicy;
@@ -173,22 +174,28 @@ impl Harness {
     /// Start the operator with an output policy of the test's choosing.
     pub async fn start_operator_with(&mut self, policy: OutputPolicy) {
         assert!(self.operator.is_none(), "the operator is already running");
-        let client = match &self.emulator {
+        let mut config = config(&self.kubeconfig).await;
+        if let Some(emulator) = &self.emulator {
             // The operator acts as its service account, and every request it
             // makes is checked against the RBAC it is installed with.
-            Some(emulator) => {
-                let recorder = Arc::clone(self.rbac.get_or_insert_with(|| {
-                    Arc::new(RbacRecorder {
-                        user: service_account(&self.namespace),
-                        seen: std::sync::Mutex::new(Vec::new()),
-                    })
-                }));
-                emulator.set_request_hook(Some(recorder));
-                let mut config = config(&self.kubeconfig).await;
-                config.auth_info.impersonate = Some(service_account(&self.namespace));
-                kube::Client::try_from(config).expect("client")
-            }
-            None => client(&self.kubeconfig).await,
+            let recorder = Arc::clone(self.rbac.get_or_insert_with(|| {
+                Arc::new(RbacRecorder {
+                    user: service_account(&self.namespace),
+                    seen: std::sync::Mutex::new(Vec::new()),
+                })
+            }));
+            emulator.set_request_hook(Some(recorder));
+            config.auth_info.impersonate = Some(service_account(&self.namespace));
+        }
+        let client = kube::Client::try_from(config.clone()).expect("client");
+        // As installed: with leader election (one replica here).
+        let leader_election = LeaderElection {
+            namespace: self.namespace.clone(),
+            lease_name: portfolio_operator::manifests::NAME.to_owned(),
+            identity: portfolio_operator::leader::default_identity(),
+            lease_seconds: 15,
+            grace_seconds: 5,
+            config,
         };
         let runtime = Runtime::new(RuntimeConfig {
             instance_slots: 8,
@@ -207,7 +214,7 @@ impl Harness {
             plugin_namespace: Some(self.namespace.clone()),
             ops_addr: None,
             instance: format!("e2e-{}", self.namespace),
-            leader_election: None,
+            leader_election: Some(leader_election),
         };
         self.metrics = Arc::new(Metrics::new());
         let metrics = Arc::clone(&self.metrics);
