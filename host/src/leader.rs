@@ -113,6 +113,8 @@ pub fn check_timing(lease_seconds: u64, grace_seconds: u64) -> Result<(), Leader
 pub struct Leader {
     manager: LeaseManager,
     election: LeaderElection,
+    /// The election's own client (short timeouts, no retries).
+    client: kube::Client,
 }
 
 /// Wait until this replica holds the Lease (created when missing). Errors
@@ -185,34 +187,78 @@ pub async fn acquire(election: LeaderElection) -> Result<Leader, LeaderError> {
         identity = %election.identity,
         "leading"
     );
-    Ok(Leader { manager, election })
+    Ok(Leader {
+        manager,
+        election,
+        client,
+    })
 }
 
 impl Leader {
     /// Keep renewing the Lease; completes only when leadership is lost:
-    /// another replica holds it, or renewals kept failing for the renew
-    /// deadline. Dropping this future stops renewing.
+    /// another replica holds it, or a failed renewal could not be redone
+    /// within the renew deadline. Dropping this future stops renewing.
     pub async fn lost(&self) -> LeaderError {
-        let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
-            match self.manager.changed().await {
-                Ok(true) => failing_since = None,
+            let mut error = match self.manager.changed().await {
+                Ok(true) => continue,
                 Ok(false) => return self.lost_because("another replica holds the lease".into()),
-                Err(error) => {
-                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                    if since.elapsed() >= self.election.renew_deadline() {
-                        return self.lost_because(format!("cannot renew it: {error}"));
+                Err(error) => error,
+            };
+            // A renewal failed. The lease manager only returns on errors and
+            // changes, so success shows in the Lease itself: renewed by us
+            // after this moment.
+            let failed_at = k8s_openapi::jiff::Timestamp::now();
+            let deadline = tokio::time::Instant::now() + self.election.renew_deadline();
+            loop {
+                tracing::warn!(
+                    namespace = %self.election.namespace,
+                    lease = %self.election.lease_name,
+                    error = %error,
+                    "cannot renew the leadership lease; retrying"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                match tokio::time::timeout_at(deadline, self.manager.changed()).await {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => {
+                        return self.lost_because("another replica holds the lease".into());
                     }
-                    tracing::warn!(
-                        namespace = %self.election.namespace,
-                        lease = %self.election.lease_name,
-                        error = %error,
-                        "cannot renew the leadership lease; retrying"
-                    );
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    Ok(Err(again)) if tokio::time::Instant::now() < deadline => {
+                        error = again;
+                        continue;
+                    }
+                    Ok(Err(again)) => {
+                        return self.lost_because(format!("cannot renew it: {again}"));
+                    }
+                    Err(_) => {}
+                }
+                // No error until the deadline: renewed, or still waiting for
+                // the API server. The Lease tells which.
+                match self.renewed_since(failed_at).await {
+                    Ok(true) => break,
+                    Ok(false) => {
+                        return self.lost_because(format!("cannot renew it in time: {error}"));
+                    }
+                    Err(reason) => return self.lost_because(reason),
                 }
             }
         }
+    }
+
+    /// Whether the Lease names us and was renewed after `moment` (both
+    /// times are this process's clock: the renewal time is ours).
+    async fn renewed_since(&self, moment: k8s_openapi::jiff::Timestamp) -> Result<bool, String> {
+        let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+            kube::Api::namespaced(self.client.clone(), &self.election.namespace);
+        let lease = leases
+            .get(&self.election.lease_name)
+            .await
+            .map_err(|error| format!("cannot read it: {error}"))?;
+        let spec = lease.spec.unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.election.identity.as_str()) {
+            return Err("another replica holds the lease".into());
+        }
+        Ok(spec.renew_time.is_some_and(|renewed| renewed.0 > moment))
     }
 
     /// Give the Lease up so that a standby replica can lead.

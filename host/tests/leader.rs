@@ -321,3 +321,35 @@ async fn a_deleted_lease_ends_the_leader_and_a_standby_recreates_it() {
     wait_holder(&client, "op-b").await;
     second.wait_logged("operator started").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_rides_out_single_failed_renewals() {
+    let (emulator, client) = cluster().await;
+    let mut leader = Replica::start(&emulator, "op-a");
+    wait_holder(&client, "op-a").await;
+    leader.wait_logged("operator started").await;
+
+    // One failed renewal now and another well after: each is retried, and
+    // neither ends the leadership (renewals come every second here).
+    for _ in 0..2 {
+        let mut rule = emulator::control::FaultRule::fail(503);
+        rule.verb = Some("patch".into());
+        rule.resource = Some("leases".into());
+        rule.times = Some(1);
+        emulator.control().add_fault(rule).expect("fault");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    assert!(
+        leader.child.try_wait().expect("wait").is_none(),
+        "the leader exited:\n{}",
+        leader.log_text()
+    );
+    assert!(
+        leader.logged("cannot renew the leadership lease; retrying"),
+        "the faults were hit:\n{}",
+        leader.log_text()
+    );
+    wait_holder(&client, "op-a").await;
+    let status = leader.terminate().await;
+    assert!(status.success(), "{status}:\n{}", leader.log_text());
+}
