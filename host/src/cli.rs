@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use portfolio_operator::decorate::DesiredObject;
 use portfolio_operator::plugin::{Limits, LoadOptions, Plugin, Runtime, RuntimeConfig};
 use portfolio_operator::policy::OutputPolicy;
 use portfolio_operator::registry::{Registry, load_directory};
@@ -459,8 +460,8 @@ async fn render(args: RenderArgs) -> anyhow::Result<()> {
     let renderer = Renderer::new(registry, OutputPolicy::default());
     let objects = renderer.render_paths(&args.files).await?;
     let text = match args.output {
-        OutputFormat::Yaml => to_yaml(&objects),
-        OutputFormat::Json => to_json(&objects),
+        OutputFormat::Yaml => to_yaml(objects.iter().map(DesiredObject::object)),
+        OutputFormat::Json => to_json(objects.iter().map(DesiredObject::object)),
     }
     .map_err(|e| anyhow::anyhow!("cannot format the objects: {e}"))?;
     write_stdout(&text)
@@ -487,23 +488,10 @@ fn manifests(args: ManifestsArgs) -> anyhow::Result<()> {
             replicas: args.replicas,
         })?;
     let text = match args.output {
-        OutputFormat::Yaml => {
-            let mut text = String::new();
-            for object in &objects {
-                text.push_str("---\n");
-                text.push_str(
-                    &serde_saphyr::to_string(object)
-                        .map_err(|e| anyhow::anyhow!("cannot format the manifests: {e}"))?,
-                );
-            }
-            text
-        }
-        OutputFormat::Json => {
-            serde_json::to_string_pretty(
-                &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects}),
-            )? + "\n"
-        }
-    };
+        OutputFormat::Yaml => to_yaml(&objects),
+        OutputFormat::Json => to_json(&objects),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot format the manifests: {e}"))?;
     write_stdout(&text)
 }
 

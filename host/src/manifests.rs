@@ -5,7 +5,7 @@
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde_json::{Value, json};
 
-use crate::controller::children::CHILD_KINDS;
+use crate::controller::children::{CHILD_KINDS, group_of};
 
 /// Name of the service account, roles, bindings, Deployment and Lease.
 pub const NAME: &str = "portfolio-operator";
@@ -60,19 +60,16 @@ pub fn app_rules() -> Vec<PolicyRule> {
             &["update"],
         ),
     ];
-    let mut groups: Vec<&str> = Vec::new();
-    for (api_version, _, _) in CHILD_KINDS {
-        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-        if !groups.contains(&group) {
-            groups.push(group);
+    // One rule per API group, in the allow-list's order.
+    let mut by_group: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (api_version, _, plural) in CHILD_KINDS {
+        let group = group_of(api_version);
+        match by_group.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, plurals)) => plurals.push(plural),
+            None => by_group.push((group, vec![plural])),
         }
     }
-    for group in groups {
-        let resources: Vec<&str> = CHILD_KINDS
-            .iter()
-            .filter(|(v, _, _)| v.rsplit_once('/').map_or("", |(g, _)| g) == group)
-            .map(|(_, _, plural)| *plural)
-            .collect();
+    for (group, resources) in by_group {
         rules.push(rule(
             &[group],
             &resources,
@@ -314,8 +311,10 @@ mod tests {
     #[test]
     fn every_child_kind_is_granted() {
         for (api_version, _, plural) in CHILD_KINDS {
-            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-            assert!(allows(&app_rules(), "patch", group, plural, ""), "{plural}");
+            assert!(
+                allows(&app_rules(), "patch", group_of(api_version), plural, ""),
+                "{plural}"
+            );
         }
     }
 

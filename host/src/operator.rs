@@ -196,9 +196,7 @@ async fn lead(
         }
         None => controller.await.map_err(controller_failed),
     };
-    if let Some(task) = configmaps {
-        task.abort();
-    }
+    stop_task(configmaps);
     result
 }
 

@@ -467,23 +467,23 @@ fn short(value: &Value) -> String {
 }
 
 /// Objects as multi-document YAML, the way `kubectl apply -f` reads them.
-pub fn to_yaml(objects: &[DesiredObject]) -> Result<String, String> {
+pub fn to_yaml<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Result<String, String> {
     let mut out = String::new();
     for object in objects {
         out.push_str("---\n");
-        out.push_str(&serde_saphyr::to_string(object.object()).map_err(|e| e.to_string())?);
+        out.push_str(&serde_saphyr::to_string(object).map_err(|e| e.to_string())?);
     }
     Ok(out)
 }
 
 /// Objects as a JSON `v1 List`, the way `kubectl apply -f` reads them.
-pub fn to_json(objects: &[DesiredObject]) -> Result<String, String> {
+pub fn to_json<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Result<String, String> {
     let mut list = BTreeMap::new();
     list.insert("apiVersion", Value::from("v1"));
     list.insert("kind", Value::from("List"));
     list.insert(
         "items",
-        Value::Array(objects.iter().map(|o| o.object().clone()).collect()),
+        Value::Array(objects.into_iter().cloned().collect()),
     );
     serde_json::to_string_pretty(&list)
         .map(|mut text| {

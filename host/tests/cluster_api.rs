@@ -2,6 +2,10 @@
 //! CRDs register and reject invalid objects with the offending field, and
 //! every rendered object passes `kubectl apply --dry-run=server`.
 
+mod common;
+
+use common::client;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,15 +24,6 @@ fn repo() -> PathBuf {
         .parent()
         .expect("repository root")
         .to_owned()
-}
-
-async fn client(emulator: &emulator::Emulator) -> kube::Client {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(emulator.kubeconfig_path()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("config");
-    kube::Client::try_from(config).expect("client")
 }
 
 /// Register both CRDs and wait until they are served.

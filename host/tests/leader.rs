@@ -2,12 +2,17 @@
 //! holder of the Lease acts, a standby takes over when the leader stops, and a
 //! leader that cannot renew its lease stops acting and exits.
 
+mod common;
+
+use common::client;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use emulator::control::FaultRule;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
@@ -20,15 +25,6 @@ use serde_json::json;
 const PATIENCE: Duration = Duration::from_secs(60);
 const NAMESPACE: &str = "team";
 const LEASE: &str = "portfolio-operator";
-
-async fn client(emulator: &emulator::Emulator) -> kube::Client {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(emulator.kubeconfig_path()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("config");
-    kube::Client::try_from(config).expect("client")
-}
 
 async fn cluster() -> (emulator::Emulator, kube::Client) {
     let emulator = emulator::Emulator::start().expect("emulator");
@@ -266,9 +262,7 @@ async fn a_leader_that_cannot_renew_its_lease_stops_and_exits_with_an_error() {
     wait_holder(&client, "op-a").await;
     leader.wait_logged("operator started").await;
 
-    let mut rule = emulator::control::FaultRule::fail(503);
-    rule.verb = Some("patch".into());
-    rule.resource = Some("leases".into());
+    let rule = FaultRule::fail(503).verb("patch").resource("leases");
     emulator.control().add_fault(rule).expect("fault");
 
     let status = leader.wait_exit().await;
@@ -332,10 +326,10 @@ async fn a_leader_rides_out_single_failed_renewals() {
     // One failed renewal now and another well after: each is retried, and
     // neither ends the leadership (renewals come every second here).
     for _ in 0..2 {
-        let mut rule = emulator::control::FaultRule::fail(503);
-        rule.verb = Some("patch".into());
-        rule.resource = Some("leases".into());
-        rule.times = Some(1);
+        let rule = FaultRule::fail(503)
+            .verb("patch")
+            .resource("leases")
+            .times(1);
         emulator.control().add_fault(rule).expect("fault");
         tokio::time::sleep(Duration::from_secs(4)).await;
     }

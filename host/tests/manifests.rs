@@ -3,6 +3,10 @@
 //! That the RBAC covers what the operator does is checked by the e2e harness,
 //! which records every request the operator makes.
 
+mod common;
+
+use common::client;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -29,15 +33,6 @@ fn items(args: &[&str]) -> Vec<Value> {
     );
     let list: Value = serde_json::from_slice(&output.stdout).expect("a JSON List");
     list["items"].as_array().expect("items").clone()
-}
-
-async fn client(emulator: &emulator::Emulator) -> kube::Client {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(emulator.kubeconfig_path()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("config");
-    kube::Client::try_from(config).expect("client")
 }
 
 fn typed<T: serde::de::DeserializeOwned>(items: &[Value], kind: &str) -> Vec<T> {

@@ -32,6 +32,11 @@ pub const CHILD_KINDS: &[(&str, &str, &str)] = &[
     ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
 ];
 
+/// The API group of an `apiVersion` (`""` for the core group).
+pub fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
 /// The API resource of a child kind.
 pub fn resource(api_version: &str, kind: &str) -> Option<ApiResource> {
     let (_, _, plural) = CHILD_KINDS

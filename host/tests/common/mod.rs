@@ -87,3 +87,13 @@ pub fn sample_spec() -> Value {
         "config": {"LOG_LEVEL": "info"},
     })
 }
+
+/// A client for `emulator`, through its kubeconfig as for any cluster.
+pub async fn client(emulator: &emulator::Emulator) -> kube::Client {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(emulator.kubeconfig_path()).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
