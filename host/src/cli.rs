@@ -80,9 +80,11 @@ struct RunArgs {
     /// Seconds a deletion's cleanup may take before it is reported stuck.
     #[arg(long, value_name = "S", default_value_t = 900)]
     cleanup_timeout_seconds: u64,
-    /// Also allow plugins to create this kind, as `group/Kind` (`/Kind` for the core group).
-    #[arg(long, value_name = "GROUP/KIND")]
-    allow_kind: Vec<String>,
+    /// Also let plugins create (and the operator watch, apply and prune) this
+    /// namespaced kind, as `apiVersion/Kind[/plural]`, e.g.
+    /// `monitoring.coreos.com/v1/ServiceMonitor`; checked against the API server at start.
+    #[arg(long, value_name = "APIVERSION/KIND")]
+    allow_kind: Vec<portfolio_operator::kinds::ChildKind>,
     /// Serve /metrics, /healthz and /readyz on this address.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     ops_addr: std::net::SocketAddr,
@@ -121,6 +123,9 @@ struct ManifestsArgs {
     /// Replicas: one leads, the others stand by.
     #[arg(long, value_name = "N", default_value_t = 2)]
     replicas: u16,
+    /// Also grant (and pass to the operator) this child kind, as `run --allow-kind` takes it.
+    #[arg(long, value_name = "APIVERSION/KIND")]
+    allow_kind: Vec<portfolio_operator::kinds::ChildKind>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Yaml)]
     output: OutputFormat,
@@ -376,12 +381,14 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
             config,
         });
     let mut policy = OutputPolicy::default();
-    for kind in &args.allow_kind {
-        let (group, kind) = kind.rsplit_once('/').with_context(|| {
-            format!("--allow-kind {kind:?}: write group/Kind, or /Kind for the core group")
-        })?;
-        policy = policy.allow(group, kind);
+    for kind in args.allow_kind {
+        policy = policy.allow_kind(kind).context("--allow-kind")?;
     }
+    policy
+        .kinds_mut()
+        .discover(&client)
+        .await
+        .context("--allow-kind")?;
     let options = portfolio_operator::operator::OperatorOptions {
         controller: portfolio_operator::controller::ControllerConfig {
             namespace: args.namespace,
@@ -480,12 +487,17 @@ fn crd() -> anyhow::Result<()> {
 }
 
 fn manifests(args: ManifestsArgs) -> anyhow::Result<()> {
+    let mut kinds = portfolio_operator::kinds::ChildKinds::default();
+    for kind in args.allow_kind {
+        kinds.add(kind).context("--allow-kind")?;
+    }
     let objects =
         portfolio_operator::manifests::objects(&portfolio_operator::manifests::InstallOptions {
             image: args.image,
             namespace: args.namespace,
             watch_namespace: args.watch_namespace,
             replicas: args.replicas,
+            kinds,
         })?;
     let text = match args.output {
         OutputFormat::Yaml => to_yaml(&objects),

@@ -26,6 +26,11 @@ pub const ANNOTATION_PLUGIN_DIGEST: &str = "portfolio.dev/plugin-digest";
 /// including a field it no longer sets, the hash changes and it applies.
 pub const ANNOTATION_DESIRED_HASH: &str = "portfolio.dev/desired-hash";
 
+/// Annotation by which the owner of an existing object lets the operator
+/// adopt it: its value names the custom resource, as `PortfolioApp/shop`.
+/// Without it, an object the operator did not create is never taken over.
+pub const ADOPT_ANNOTATION: &str = "portfolio.dev/adopt";
+
 /// Metadata fields the API server owns; whatever a plugin put there is dropped.
 const SERVER_OWNED_METADATA: [&str; 8] = [
     "uid",
@@ -74,6 +79,20 @@ impl DesiredObject {
     /// The object to apply, taken.
     pub fn into_object(self) -> Value {
         self.object
+    }
+
+    /// A desired object as written, for tests of what follows decoration.
+    #[cfg(test)]
+    pub(crate) fn from_value(object: Value) -> Option<Self> {
+        let text = |pointer: &str| object.pointer(pointer)?.as_str().map(str::to_owned);
+        Some(DesiredObject {
+            key: ObjectKey {
+                api_version: text("/apiVersion")?,
+                kind: text("/kind")?,
+                name: text("/metadata/name")?,
+            },
+            object,
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde_json::{Value, json};
 
-use crate::controller::children::{CHILD_KINDS, group_of};
+use crate::kinds::ChildKinds;
 
 /// Name of the service account, roles, bindings, Deployment and Lease.
 pub const NAME: &str = "portfolio-operator";
@@ -21,6 +21,9 @@ pub struct InstallOptions {
     pub watch_namespace: Option<String>,
     /// Replicas; one leads, the others stand by.
     pub replicas: u16,
+    /// The child kinds plugins may create (`--allow-kind` adds to the
+    /// built-ins): the operator is granted exactly these.
+    pub kinds: ChildKinds,
 }
 
 /// The options cannot make a working installation.
@@ -39,8 +42,8 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// What the operator does wherever it watches apps: read and update them,
-/// manage their children, and record Events.
-pub fn app_rules() -> Vec<PolicyRule> {
+/// manage their children (the registered `kinds`), and record Events.
+pub fn app_rules(kinds: &ChildKinds) -> Vec<PolicyRule> {
     let mut rules = vec![
         rule(
             &["portfolio.dev"],
@@ -60,10 +63,10 @@ pub fn app_rules() -> Vec<PolicyRule> {
             &["update"],
         ),
     ];
-    // One rule per API group, in the allow-list's order.
+    // One rule per API group, in the registry's order.
     let mut by_group: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (api_version, _, plural) in CHILD_KINDS {
-        let group = group_of(api_version);
+    for kind in kinds.iter() {
+        let (group, plural) = (kind.group(), kind.plural.as_str());
         match by_group.iter_mut().find(|(g, _)| *g == group) {
             Some((_, plurals)) => plurals.push(plural),
             None => by_group.push((group, vec![plural])),
@@ -150,7 +153,7 @@ pub fn objects(options: &InstallOptions) -> Result<Vec<Value>, InstallError> {
                "metadata": {"name": NAME, "namespace": ns, "labels": labels()}}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                "metadata": {"name": NAME, "labels": labels()},
-               "rules": to_value(app_rules())}),
+               "rules": to_value(app_rules(&options.kinds))}),
     ];
     let role_ref =
         json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME});
@@ -188,6 +191,10 @@ pub fn objects(options: &InstallOptions) -> Result<Vec<Value>, InstallError> {
     if let Some(watched) = &options.watch_namespace {
         args.push("--namespace".into());
         args.push(watched.clone());
+    }
+    for kind in options.kinds.added() {
+        args.push("--allow-kind".into());
+        args.push(kind);
     }
     let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
     objects.push(json!({
@@ -263,12 +270,13 @@ mod tests {
             namespace: "portfolio-system".into(),
             watch_namespace: None,
             replicas: 2,
+            kinds: ChildKinds::default(),
         }
     }
 
     #[test]
     fn rules_grant_what_the_controller_does_and_nothing_wider() {
-        let rules = app_rules();
+        let rules = app_rules(&ChildKinds::default());
         assert!(allows(&rules, "patch", "apps", "deployments", ""));
         assert!(allows(
             &rules,
@@ -309,13 +317,49 @@ mod tests {
     }
 
     #[test]
-    fn every_child_kind_is_granted() {
-        for (api_version, _, plural) in CHILD_KINDS {
-            assert!(
-                allows(&app_rules(), "patch", group_of(api_version), plural, ""),
-                "{plural}"
-            );
+    fn every_child_kind_is_granted_and_only_those() {
+        let mut kinds = ChildKinds::default();
+        kinds
+            .add("monitoring.coreos.com/v1/ServiceMonitor".parse().unwrap())
+            .unwrap();
+        let rules = app_rules(&kinds);
+        for kind in kinds.iter() {
+            for verb in ["get", "list", "watch", "patch", "delete"] {
+                assert!(
+                    allows(&rules, verb, kind.group(), &kind.plural, ""),
+                    "{verb} {}",
+                    kind.plural
+                );
+            }
         }
+        assert!(!allows(
+            &app_rules(&ChildKinds::default()),
+            "patch",
+            "monitoring.coreos.com",
+            "servicemonitors",
+            ""
+        ));
+        let all = objects(&InstallOptions { kinds, ..options() }).expect("objects");
+        let role = all
+            .iter()
+            .find(|o| o["kind"] == "ClusterRole")
+            .expect("cluster role");
+        assert!(
+            role["rules"].to_string().contains("servicemonitors"),
+            "{}",
+            role["rules"]
+        );
+        let deployment = all
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("deployment");
+        let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+        assert!(
+            args.contains(
+                r#""--allow-kind","monitoring.coreos.com/v1/ServiceMonitor/servicemonitors""#
+            ),
+            "the operator is told what it is granted: {args}"
+        );
     }
 
     #[test]

@@ -1,60 +1,7 @@
 //! The output policy: what a plugin may create, decided by the operator, not the plugin.
 
-use std::collections::BTreeSet;
-
+use crate::kinds::{ChildKind, ChildKinds, KindError, RBAC_GROUP, group_kind, is_cluster_scoped};
 use crate::plugin::{ChildObject, ObjectKey, PluginInfo};
-
-/// Kinds that live outside namespaces; a plugin must never create them unless allowed.
-const CLUSTER_SCOPED: &[(&str, &str)] = &[
-    ("", "Namespace"),
-    ("", "Node"),
-    ("", "PersistentVolume"),
-    (
-        "admissionregistration.k8s.io",
-        "MutatingWebhookConfiguration",
-    ),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    (
-        "admissionregistration.k8s.io",
-        "ValidatingAdmissionPolicyBinding",
-    ),
-    (
-        "admissionregistration.k8s.io",
-        "ValidatingWebhookConfiguration",
-    ),
-    ("apiextensions.k8s.io", "CustomResourceDefinition"),
-    ("apiregistration.k8s.io", "APIService"),
-    ("certificates.k8s.io", "CertificateSigningRequest"),
-    ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
-    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
-    ("networking.k8s.io", "IngressClass"),
-    ("node.k8s.io", "RuntimeClass"),
-    ("rbac.authorization.k8s.io", "ClusterRole"),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    ("scheduling.k8s.io", "PriorityClass"),
-    ("storage.k8s.io", "CSIDriver"),
-    ("storage.k8s.io", "CSINode"),
-    ("storage.k8s.io", "StorageClass"),
-    ("storage.k8s.io", "VolumeAttachment"),
-];
-
-/// The group whose objects grant permissions.
-const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
-
-/// Kinds a plugin may create unless the operator is configured otherwise.
-const DEFAULT_ALLOWED: &[(&str, &str)] = &[
-    ("", "ConfigMap"),
-    ("", "PersistentVolumeClaim"),
-    ("", "Secret"),
-    ("", "Service"),
-    ("", "ServiceAccount"),
-    ("apps", "Deployment"),
-    ("autoscaling", "HorizontalPodAutoscaler"),
-    ("batch", "Job"),
-    ("networking.k8s.io", "Ingress"),
-    ("networking.k8s.io", "NetworkPolicy"),
-    ("policy", "PodDisruptionBudget"),
-];
 
 /// A rule a plugin's object broke.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -71,7 +18,7 @@ pub enum PolicyViolation {
     },
     /// The operator does not allow this kind.
     #[error(
-        "{object}: the operator does not allow plugins to create {group_kind} (allowed: {allowed})"
+        "{object}: the operator does not allow plugins to create {group_kind} (allowed: {allowed}; an operator can add kinds with --allow-kind)"
     )]
     NotAllowed {
         /// The object.
@@ -80,6 +27,16 @@ pub enum PolicyViolation {
         group_kind: String,
         /// The allow-list, for the message.
         allowed: String,
+    },
+    /// The kind is allowed, but managed at another version.
+    #[error("{object}: the operator manages {group_kind} as {managed}; emit that apiVersion")]
+    OtherVersion {
+        /// The object.
+        object: ObjectKey,
+        /// `Kind.group`.
+        group_kind: String,
+        /// The apiVersion the operator watches and applies.
+        managed: String,
     },
     /// RBAC objects grant permissions; plugins never create them unless allowed.
     #[error("{object}: plugins may not create RBAC objects")]
@@ -105,44 +62,36 @@ pub enum PolicyViolation {
     },
 }
 
-/// What plugins may create, as the operator is configured.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What plugins may create, as the operator is configured: the registered
+/// child kinds, in the owner's namespace, never RBAC or cluster-scoped kinds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutputPolicy {
-    allowed: BTreeSet<(String, String)>,
+    kinds: ChildKinds,
     allow_rbac: bool,
-    allow_cluster_scoped: bool,
-}
-
-impl Default for OutputPolicy {
-    fn default() -> Self {
-        OutputPolicy {
-            allowed: DEFAULT_ALLOWED
-                .iter()
-                .map(|(group, kind)| ((*group).to_owned(), (*kind).to_owned()))
-                .collect(),
-            allow_rbac: false,
-            allow_cluster_scoped: false,
-        }
-    }
 }
 
 impl OutputPolicy {
-    /// Also allow `kind` of `group` (`""` for the core group).
-    pub fn allow(mut self, group: &str, kind: &str) -> Self {
-        self.allowed.insert((group.to_owned(), kind.to_owned()));
-        self
+    /// Also allow (and so watch, apply, prune and grant) `kind`.
+    pub fn allow_kind(mut self, kind: ChildKind) -> Result<Self, KindError> {
+        self.kinds.add(kind)?;
+        Ok(self)
     }
 
-    /// Let plugins create RBAC objects that are on the allow-list (off by default).
+    /// Let plugins create RBAC objects of registered kinds (off by default;
+    /// `--allow-kind` refuses RBAC kinds, so only code can turn this on).
     pub fn allow_rbac(mut self, allow: bool) -> Self {
         self.allow_rbac = allow;
         self
     }
 
-    /// Let plugins create cluster-scoped objects that are on the allow-list (off by default).
-    pub fn allow_cluster_scoped(mut self, allow: bool) -> Self {
-        self.allow_cluster_scoped = allow;
-        self
+    /// The kinds plugins may create.
+    pub fn kinds(&self) -> &ChildKinds {
+        &self.kinds
+    }
+
+    /// The kinds, to check them against the API server's discovery.
+    pub fn kinds_mut(&mut self) -> &mut ChildKinds {
+        &mut self.kinds
     }
 
     /// Check one object of the plugin described by `plugin` for an owner in `namespace`.
@@ -159,10 +108,7 @@ impl OutputPolicy {
                 object: key.clone(),
             });
         }
-        let cluster_scoped = CLUSTER_SCOPED
-            .iter()
-            .any(|(g, k)| *g == group && *k == key.kind);
-        if cluster_scoped && !self.allow_cluster_scoped {
+        if is_cluster_scoped(group, &key.kind) {
             return Err(PolicyViolation::ClusterScoped {
                 object: key.clone(),
             });
@@ -178,14 +124,21 @@ impl OutputPolicy {
                 kind: format!("{} {}", key.api_version, key.kind),
             });
         }
-        if !self.allowed.contains(&(group.to_owned(), key.kind.clone())) {
+        if self.kinds.get(&key.api_version, &key.kind).is_none() {
+            if let Some(managed) = self.kinds.by_group_kind(group, &key.kind) {
+                return Err(PolicyViolation::OtherVersion {
+                    object: key.clone(),
+                    group_kind: managed.group_kind(),
+                    managed: managed.api_version.clone(),
+                });
+            }
             return Err(PolicyViolation::NotAllowed {
                 object: key.clone(),
                 group_kind: group_kind(group, &key.kind),
                 allowed: self
-                    .allowed
+                    .kinds
                     .iter()
-                    .map(|(g, k)| group_kind(g, k))
+                    .map(ChildKind::group_kind)
                     .collect::<Vec<_>>()
                     .join(", "),
             });
@@ -200,14 +153,6 @@ impl OutputPolicy {
             });
         }
         Ok(())
-    }
-}
-
-fn group_kind(group: &str, kind: &str) -> String {
-    if group.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}.{group}")
     }
 }
 
@@ -320,7 +265,9 @@ mod tests {
             not_allowed.to_string().contains("Widget.example.com"),
             "{not_allowed}"
         );
-        let widened = OutputPolicy::default().allow("example.com", "Widget");
+        let widened = OutputPolicy::default()
+            .allow_kind("example.com/v1/Widget".parse().unwrap())
+            .unwrap();
         widened
             .check(
                 &info(ALL),
@@ -331,16 +278,41 @@ mod tests {
     }
 
     #[test]
-    fn rbac_and_cluster_scope_can_be_allowed_deliberately() {
-        let policy = OutputPolicy::default()
-            .allow("rbac.authorization.k8s.io", "Role")
-            .allow_rbac(true);
-        policy
-            .check(
+    fn rbac_can_be_allowed_deliberately_in_code_only() {
+        let role = ChildKind {
+            api_version: "rbac.authorization.k8s.io/v1".into(),
+            kind: "Role".into(),
+            plural: "roles".into(),
+            pruned: true,
+        };
+        let registered = OutputPolicy::default().allow_kind(role).unwrap();
+        let check = |policy: &OutputPolicy| {
+            policy.check(
                 &info(ALL),
                 &object("rbac.authorization.k8s.io/v1", "Role", None),
                 "shop",
             )
-            .unwrap();
+        };
+        assert!(matches!(
+            check(&registered),
+            Err(PolicyViolation::Rbac { .. })
+        ));
+        check(&registered.allow_rbac(true)).unwrap();
+    }
+
+    #[test]
+    fn an_allowed_kind_at_another_version_says_which_version() {
+        let error = OutputPolicy::default()
+            .check(
+                &info(&[("autoscaling/v1", "HorizontalPodAutoscaler")]),
+                &object("autoscaling/v1", "HorizontalPodAutoscaler", None),
+                "shop",
+            )
+            .unwrap_err();
+        assert!(
+            matches!(error, PolicyViolation::OtherVersion { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("as autoscaling/v2"), "{error}");
     }
 }

@@ -9,15 +9,15 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use portfolio_api::{API_VERSION, APP_KIND, DatabaseMigration, MIGRATION_KIND, PortfolioApp};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::builtin::DEFAULT_GENERATOR;
-use crate::decorate::{DesiredObject, Owner, decorate};
-use crate::plugin::{CallContext, ChildObject, GenerateInput, Plugin, PluginError, World};
-use crate::policy::{OutputPolicy, PolicyViolation};
-use crate::registry::{PluginRef, PluginRefError, Registry, ResolveError};
+use crate::controller::app::{GENERATOR_FIELD, reference_of};
+use crate::decorate::DesiredObject;
+use crate::pipeline::{Pipeline, PipelineError, Subject};
+use crate::plugin::World;
+use crate::policy::OutputPolicy;
+use crate::registry::Registry;
 
 /// Where in the input something went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,33 +73,9 @@ pub enum Problem {
         /// What is wrong, starting with the field.
         message: String,
     },
-    /// The plugin reference cannot be parsed.
-    #[error("{field}: {error}")]
-    Reference {
-        /// `spec.generator.plugin` or `spec.strategy.plugin`.
-        field: &'static str,
-        /// Why.
-        error: Box<PluginRefError>,
-    },
-    /// No plugin matches the reference.
-    #[error("{field}: {error}")]
-    Resolve {
-        /// `spec.generator.plugin` or `spec.strategy.plugin`.
-        field: &'static str,
-        /// Why.
-        error: Box<ResolveError>,
-    },
-    /// The plugin failed.
-    #[error("{0}")]
-    Plugin(Box<PluginError>),
-    /// The plugin returned something the operator does not allow.
-    #[error("plugin {plugin} broke the output policy: {violation}")]
-    Policy {
-        /// `name@version`.
-        plugin: String,
-        /// The rule.
-        violation: Box<PolicyViolation>,
-    },
+    /// Resolving the plugin, calling it, or checking its output failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     /// Nothing to render.
     #[error("no {API_VERSION} {APP_KIND} or {MIGRATION_KIND} found")]
     Empty,
@@ -125,38 +101,6 @@ pub struct Document {
 enum Resource {
     App(Box<PortfolioApp>),
     Migration(Box<DatabaseMigration>),
-}
-
-/// What the plugin call needs to know about any of our custom resources.
-struct Subject<'a> {
-    kind: &'static str,
-    metadata: &'a ObjectMeta,
-    name: String,
-    namespace: String,
-}
-
-impl Subject<'_> {
-    fn context(&self) -> CallContext {
-        CallContext {
-            object: format!("{}/{}", self.namespace, self.name),
-        }
-    }
-
-    fn input(&self, spec: &impl Serialize) -> Result<GenerateInput, Problem> {
-        Ok(GenerateInput {
-            name: self.name.clone(),
-            namespace: self.namespace.clone(),
-            uid: self.metadata.uid.clone().unwrap_or_default(),
-            generation: self.metadata.generation.unwrap_or(0),
-            labels: self.metadata.labels.clone().unwrap_or_default(),
-            annotations: self.metadata.annotations.clone().unwrap_or_default(),
-            spec: serde_json::to_value(spec).map_err(|e| Problem::Invalid {
-                kind: self.kind,
-                message: format!("spec cannot be serialised: {e}"),
-            })?,
-            observed: Vec::new(),
-        })
-    }
 }
 
 impl Renderer {
@@ -203,64 +147,34 @@ impl Renderer {
             Resource::App(app) => (APP_KIND, &app.metadata),
             Resource::Migration(migration) => (MIGRATION_KIND, &migration.metadata),
         };
-        let subject = Subject {
-            kind,
-            metadata,
-            name: metadata.name.clone().unwrap_or_default(),
-            namespace: metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".to_owned()),
-        };
-        location.object = Some(format!("{kind} {}/{}", subject.namespace, subject.name));
+        let namespace = metadata.namespace.as_deref().unwrap_or("default");
+        let name = metadata.name.as_deref().unwrap_or_default();
+        location.object = Some(format!("{kind} {namespace}/{name}"));
         let rendered = match &resource {
-            Resource::App(app) => self.render_app(app, &subject).await,
-            Resource::Migration(migration) => self.render_migration(migration, &subject).await,
+            Resource::App(app) => self.render_app(app).await,
+            Resource::Migration(migration) => self.render_migration(migration).await,
         };
-        rendered.map_err(|problem| (location, problem))
+        rendered.map_err(|problem| (location, Problem::Pipeline(problem)))
     }
 
-    fn plugin(
-        &self,
-        field: &'static str,
-        reference: &str,
-        world: World,
-    ) -> Result<Arc<Plugin>, Problem> {
-        let reference: PluginRef = reference.parse().map_err(|e| Problem::Reference {
-            field,
-            error: Box::new(e),
-        })?;
-        self.registry
-            .resolve(&reference, world)
-            .map_err(|e| Problem::Resolve {
-                field,
-                error: Box::new(e),
-            })
+    fn pipeline(&self) -> Pipeline<'_> {
+        Pipeline::new(&self.registry, &self.policy)
     }
 
-    async fn render_app(
-        &self,
-        app: &PortfolioApp,
-        subject: &Subject<'_>,
-    ) -> Result<Vec<DesiredObject>, Problem> {
-        let reference = app
-            .spec
-            .generator
-            .as_ref()
-            .map_or(DEFAULT_GENERATOR, |generator| generator.plugin.as_str());
-        let plugin = self.plugin("spec.generator.plugin", reference, World::Generator)?;
-        let output = plugin
-            .generate_async(subject.input(&app.spec)?, subject.context())
-            .await
-            .map_err(|e| Problem::Plugin(Box::new(e)))?;
-        self.finish(&plugin, subject, output.objects)
+    async fn render_app(&self, app: &PortfolioApp) -> Result<Vec<DesiredObject>, PipelineError> {
+        let pipeline = self.pipeline();
+        let plugin = pipeline.resolve(GENERATOR_FIELD, reference_of(app), World::Generator)?;
+        let subject = Subject::new(APP_KIND, &app.metadata, &app.spec)?;
+        Ok(pipeline
+            .generate(&plugin, &subject, Vec::new())
+            .await?
+            .desired)
     }
 
     async fn render_migration(
         &self,
         migration: &DatabaseMigration,
-        subject: &Subject<'_>,
-    ) -> Result<Vec<DesiredObject>, Problem> {
+    ) -> Result<Vec<DesiredObject>, PipelineError> {
         let reference = migration
             .spec
             .strategy
@@ -268,47 +182,12 @@ impl Renderer {
             .map_or(migration.spec.tool.as_str(), |strategy| {
                 strategy.plugin.as_str()
             });
-        let plugin = self.plugin("spec.strategy.plugin", reference, World::MigrationStrategy)?;
-        let plan = plugin
-            .plan_async(subject.input(&migration.spec)?, subject.context())
-            .await
-            .map_err(|e| Problem::Plugin(Box::new(e)))?;
-        self.finish(
-            &plugin,
-            subject,
-            plan.steps.into_iter().map(|step| step.job).collect(),
-        )
-    }
-
-    /// Police and decorate what a plugin returned for `subject`.
-    fn finish(
-        &self,
-        plugin: &Plugin,
-        subject: &Subject<'_>,
-        children: Vec<ChildObject>,
-    ) -> Result<Vec<DesiredObject>, Problem> {
-        let owner = Owner {
-            api_version: API_VERSION,
-            kind: subject.kind,
-            name: &subject.name,
-            namespace: &subject.namespace,
-            uid: subject
-                .metadata
-                .uid
-                .as_deref()
-                .filter(|uid| !uid.is_empty()),
-        };
-        let mut objects = Vec::with_capacity(children.len());
-        for child in children {
-            self.policy
-                .check(plugin.info(), &child, &subject.namespace)
-                .map_err(|violation| Problem::Policy {
-                    plugin: plugin.id().to_string(),
-                    violation: Box::new(violation),
-                })?;
-            objects.push(decorate(child, &owner, plugin));
-        }
-        Ok(objects)
+        let pipeline = self.pipeline();
+        let plugin =
+            pipeline.resolve("spec.strategy.plugin", reference, World::MigrationStrategy)?;
+        let subject = Subject::new(MIGRATION_KIND, &migration.metadata, &migration.spec)?;
+        let (steps, _) = pipeline.plan(&plugin, &subject, Vec::new()).await?;
+        Ok(steps.into_iter().map(|step| step.job).collect())
     }
 }
 

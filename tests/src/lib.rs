@@ -60,6 +60,8 @@ fn service_account(namespace: &str) -> String {
 /// enforces no RBAC; the harness checks them against the installed rules.
 struct RbacRecorder {
     user: String,
+    /// The child kinds the running operator manages (and is granted).
+    kinds: portfolio_operator::kinds::ChildKinds,
     seen: std::sync::Mutex<Vec<emulator::http::RequestInfo>>,
 }
 
@@ -80,7 +82,7 @@ impl RbacRecorder {
     /// that watches and lives in `namespace`.
     fn denied(&self, namespace: &str) -> Vec<String> {
         use portfolio_operator::manifests::{allows, app_rules, own_namespace_rules};
-        let mut rules = app_rules();
+        let mut rules = app_rules(&self.kinds);
         rules.extend(own_namespace_rules());
         let mut denied: Vec<String> = self
             .seen
@@ -181,6 +183,7 @@ impl Harness {
             let recorder = Arc::clone(self.rbac.get_or_insert_with(|| {
                 Arc::new(RbacRecorder {
                     user: service_account(&self.namespace),
+                    kinds: policy.kinds().clone(),
                     seen: std::sync::Mutex::new(Vec::new()),
                 })
             }));

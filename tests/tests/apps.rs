@@ -236,3 +236,84 @@ async fn a_malformed_app_is_reported_and_never_stops_the_others() {
     h.await_condition("broken", "Ready", "True", None).await;
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_of_others_are_reported_never_taken_over() {
+    let mut h = Harness::new("conflict").await;
+    h.start_operator().await;
+    // Another team's objects, under the names the app's children would have.
+    h.apply_yaml(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop-config\ndata:\n  THEIRS: \"1\"\n",
+    )
+    .await;
+    h.apply_yaml(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: shop\nspec:\n  selector:\n    team: other\n  ports:\n    - port: 80\n      targetPort: 9000\n",
+    )
+    .await;
+    h.apply_yaml(SHOP).await;
+
+    let message = h
+        .await_condition("shop", "Degraded", "True", Some("Conflict"))
+        .await;
+    assert!(message.contains("ConfigMap \"shop-config\""), "{message}");
+    assert!(message.contains("Service \"shop\""), "{message}");
+    assert!(
+        message.contains("portfolio.dev/adopt=PortfolioApp/shop"),
+        "says how to hand it over: {message}"
+    );
+    assert!(!message.contains("Status {"), "{message}");
+    let (ready, reason, _) = h.condition("shop", "Ready").await.expect("Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "Conflict"));
+    // Left exactly as they were: no keys merged, no selector changed, no owner.
+    let config: ConfigMap = h.api().get("shop-config").await.expect("config map");
+    assert!(config.owner_references().is_empty());
+    assert_eq!(
+        config
+            .data
+            .clone()
+            .expect("data")
+            .keys()
+            .collect::<Vec<_>>(),
+        ["THEIRS"]
+    );
+    let service: Service = h.api().get("shop").await.expect("service");
+    assert!(service.owner_references().is_empty());
+    assert_eq!(
+        service.spec.expect("spec").selector.expect("selector")["team"],
+        "other"
+    );
+    // What is not in conflict is applied.
+    h.api::<Deployment>()
+        .get("shop")
+        .await
+        .expect("the Deployment is applied");
+    let events = h
+        .eventually("a Conflict warning Event", || async {
+            let events: kube::Api<k8s_openapi::api::events::v1::Event> = h.api();
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("Conflict"))
+        })
+        .await;
+    assert_eq!(events.type_.as_deref(), Some("Warning"));
+
+    // Their owner hands them over: the operator adopts them.
+    let opt_in = Patch::Merge(
+        json!({"metadata": {"annotations": {"portfolio.dev/adopt": "PortfolioApp/shop"}}}),
+    );
+    h.api::<ConfigMap>()
+        .patch("shop-config", &PatchParams::default(), &opt_in)
+        .await
+        .expect("opt in");
+    h.api::<Service>()
+        .patch("shop", &PatchParams::default(), &opt_in)
+        .await
+        .expect("opt in");
+    h.await_condition("shop", "Ready", "True", Some("Available"))
+        .await;
+    let config: ConfigMap = h.api().get("shop-config").await.expect("config map");
+    assert_eq!(config.owner_references()[0].kind, "PortfolioApp");
+    assert_eq!(config.data.expect("data")["LOG_LEVEL"], "info");
+    h.cleanup().await;
+}

@@ -106,6 +106,106 @@ async fn scaling_and_autoscaling_never_fight() {
     h.cleanup().await;
 }
 
+/// Replica counts seen, each with whether the operator's apply owned the field then.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(i32, bool)>>>;
+
+/// Every replica count the Deployment `name` has from now on.
+fn record_replicas(h: &Harness, name: &str) -> (Seen, tokio::task::JoinHandle<()>) {
+    use futures::StreamExt;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    let stream = kube::runtime::watcher(
+        h.api::<Deployment>(),
+        kube::runtime::watcher::Config::default().fields(&format!("metadata.name={name}")),
+    );
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            if let Ok(
+                kube::runtime::watcher::Event::Apply(d)
+                | kube::runtime::watcher::Event::InitApply(d),
+            ) = event
+                && let Some(replicas) = d.spec.as_ref().and_then(|s| s.replicas)
+            {
+                let ours = owns_replicas(&d, "portfolio-operator");
+                log.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((replicas, ours));
+            }
+        }
+    });
+    (seen, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_to_autoscaling_keeps_every_pod() {
+    let mut h = Harness::new("handover").await;
+    h.start_operator().await;
+    h.apply_yaml(&app("web", "  replicas: 4\n")).await;
+    h.await_condition("web", "Ready", "True", Some("Available"))
+        .await;
+    let (seen, recorder) = record_replicas(&h, "web");
+
+    h.apply_yaml(&app(
+        "web",
+        "  replicas: 4\n  autoscaling:\n    minReplicas: 2\n    maxReplicas: 6\n    targetCPUUtilizationPercentage: 60\n",
+    ))
+    .await;
+    let deployments = h.api::<Deployment>();
+    let hpas = h.api::<HorizontalPodAutoscaler>();
+    h.eventually(
+        "an HPA, and the operator no longer owns spec.replicas",
+        || async {
+            hpas.get_opt("web").await.ok()??;
+            let deployment = deployments.get("web").await.ok()?;
+            (!owns_replicas(&deployment, "portfolio-operator")).then_some(())
+        },
+    )
+    .await;
+    if h.emulated() {
+        // The autoscaler scales up (load at twice its target); the operator
+        // never puts its old count back.
+        let emulator = h.emulator.as_ref().expect("emulated");
+        emulator.control().add_metric(emulator::MetricRule {
+            namespace: Some(h.namespace.clone()),
+            name: Some("web".into()),
+            utilization: 120,
+        });
+        h.eventually("the autoscaler scaled to 6", || async {
+            (deployments.get("web").await.ok()?.spec?.replicas? == 6).then_some(())
+        })
+        .await;
+        let applies = h.metrics.applies();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            deployments
+                .get("web")
+                .await
+                .expect("deployment")
+                .spec
+                .and_then(|s| s.replicas),
+            Some(6)
+        );
+        assert_eq!(
+            h.metrics.applies(),
+            applies,
+            "the operator fought the autoscaler"
+        );
+    } else {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    recorder.abort();
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(!seen.is_empty(), "the watch saw the Deployment");
+    for (replicas, _) in &seen {
+        assert!(
+            *replicas >= 4,
+            "the replica count dropped to {replicas} during the switch: {seen:?}"
+        );
+    }
+    h.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_app_is_left_alone() {
     let mut h = Harness::new("paused").await;

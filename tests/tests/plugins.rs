@@ -90,6 +90,24 @@ async fn failures_degrade_the_app_and_it_recovers_when_fixed() {
     h.await_condition("app", "Degraded", "True", Some("InvalidSpec"))
         .await;
 
+    // The API server refuses an object: the condition says which, and what
+    // the server said, in a sentence (no debug dump of the response).
+    let invalid = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "made", "labels": {"tier": "not a valid label value!"}}});
+    h.apply_yaml(&hostile_app("app", json!({"objects": [invalid]})))
+        .await;
+    let message = h
+        .await_condition("app", "Degraded", "True", Some("ApplyFailed"))
+        .await;
+    assert!(
+        message.starts_with(
+            "applying v1 ConfigMap \"made\": the API server refused it (422 Invalid): "
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("Status {"), "{message}");
+    assert!(!message.contains("ApiError"), "{message}");
+
     // Fixed.
     h.apply_yaml(&hostile_app(
         "app",
@@ -241,5 +259,74 @@ async fn a_new_plugin_version_reaches_exactly_its_apps_and_a_bad_upload_changes_
             .encode()
             .contains("portfolio_plugin_rejections_total{reason=\"configmap\"} 1")
     );
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_kind_is_applied_watched_pruned_and_granted() {
+    let mut h = Harness::new("allow-kind").await;
+    // The harness checks every request of the operator against the RBAC
+    // `manifests` derives from the same kinds.
+    let policy = portfolio_operator::policy::OutputPolicy::default()
+        .allow_kind("coordination.k8s.io/v1/Lease".parse().expect("kind"))
+        .expect("allowed");
+    h.start_operator_with(policy).await;
+    publish(&h, "hostile", component("hostile"), "{}").await;
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "leased-lock"}, "spec": {"holderIdentity": "nobody"}});
+    h.apply_yaml(&hostile_app(
+        "leased",
+        json!({"objects": [config_map("leased-config"), lease]}),
+    ))
+    .await;
+    h.await_condition("leased", "Ready", "True", Some("Applied"))
+        .await;
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> = h.api();
+    let applied = leases
+        .get("leased-lock")
+        .await
+        .expect("the Lease is applied");
+    assert_eq!(
+        applied.metadata.owner_references.expect("owned")[0].kind,
+        "PortfolioApp"
+    );
+
+    // Watched: deleted by hand, it comes back.
+    leases
+        .delete("leased-lock", &Default::default())
+        .await
+        .expect("delete");
+    h.eventually("the Lease is recreated", || async {
+        leases.get_opt("leased-lock").await.ok()?.map(|_| ())
+    })
+    .await;
+
+    // Pruned: no longer returned, it goes.
+    h.apply_yaml(&hostile_app(
+        "leased",
+        json!({"objects": [config_map("leased-config")]}),
+    ))
+    .await;
+    h.eventually("the Lease is pruned", || async {
+        leases
+            .get_opt("leased-lock")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // A kind the operator manages at another version is refused with the
+    // version to use, instead of failing to apply forever.
+    let v1_hpa = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "old-style"},
+        "spec": {"maxReplicas": 3, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}}});
+    h.apply_yaml(&hostile_app("old-hpa", json!({"objects": [v1_hpa]})))
+        .await;
+    let message = h
+        .await_condition("old-hpa", "Degraded", "True", Some("PolicyViolation"))
+        .await;
+    assert!(message.contains("as autoscaling/v2"), "{message}");
     h.cleanup().await;
 }

@@ -1,4 +1,4 @@
-//! One reconcile of a PortfolioApp: load → decide → act → report.
+//! One reconcile of a live PortfolioApp: load → decide → act → report.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -6,25 +6,30 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, Patch, PatchParams};
+use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use portfolio_api::{
-    API_VERSION, APP_KIND, PluginStatus, PortfolioApp, PortfolioAppStatus, RawJson, ResourceRef,
+    APP_KIND, PluginStatus, PortfolioApp, PortfolioAppStatus, RawJson, ResourceRef,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::children::{self, Observed};
-use super::conditions::{self, Failure, Rollout, Verdict};
+use super::act::Children;
+use super::children::Observed;
+use super::conditions::{self, Rollout, Verdict};
+use super::decide::{Existing, OwnerRef, decide, verdict};
+use super::status::{self, Target};
 use super::{Context, Error};
 use crate::builtin::DEFAULT_GENERATOR;
-use crate::decorate::{FIELD_MANAGER, Owner, decorate};
-use crate::plugin::{CallContext, GenerateInput, GeneratedOutput, Plugin, World};
-use crate::registry::PluginRef;
+use crate::failure::ReconcileError;
+use crate::pipeline::{PipelineError, Subject};
+use crate::plugin::{GeneratedOutput, Plugin, World};
 
 /// Resync even when nothing changes, so drift of fields no watch reports is found.
 const RESYNC: Duration = Duration::from_secs(10 * 60);
+
+/// The field of the spec that names the generator.
+pub const GENERATOR_FIELD: &str = "spec.generator.plugin";
 
 /// What converging produced, whatever the verdict.
 struct Outcome {
@@ -36,9 +41,12 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn failed(failure: Failure, message: String, plugin: Option<Arc<Plugin>>) -> Self {
+    fn failed(error: ReconcileError, plugin: Option<Arc<Plugin>>) -> Self {
         Outcome {
-            verdict: Verdict::Failed { failure, message },
+            verdict: Verdict::Failed {
+                failure: error.failure,
+                message: error.message,
+            },
             plugin,
             output: None,
             applied: Vec::new(),
@@ -49,15 +57,15 @@ impl Outcome {
 
 /// Bring the children of `app` in line with its spec, and say so in status.
 pub async fn apply(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, Error> {
-    let outcome = converge(&app, ctx).await?;
+    let outcome = match converge(&app, ctx).await {
+        Ok(outcome) => outcome,
+        Err((error, plugin)) => Outcome::failed(error, plugin),
+    };
     report(&app, ctx, &outcome).await?;
     Ok(match &outcome.verdict {
         Verdict::Failed { failure, .. } if failure.waits_for_change() => Action::await_change(),
         Verdict::Failed { failure, message } => {
-            return Err(Error::Transient {
-                reason: failure.reason(),
-                message: message.clone(),
-            });
+            return Err(ReconcileError::new(*failure, message.clone()));
         }
         _ => Action::requeue(
             outcome
@@ -77,7 +85,23 @@ pub fn reference_of(app: &PortfolioApp) -> &str {
         .map_or(DEFAULT_GENERATOR, |generator| generator.plugin.as_str())
 }
 
-async fn converge(app: &PortfolioApp, ctx: &Context) -> Result<Outcome, Error> {
+/// The generator of `app`, resolved.
+pub fn generator_of(app: &PortfolioApp, ctx: &Context) -> Result<Arc<Plugin>, PipelineError> {
+    ctx.pipeline()
+        .resolve(GENERATOR_FIELD, reference_of(app), World::Generator)
+}
+
+/// A pipeline failure as a reconcile failure, counted when the plugin failed.
+pub fn pipeline_failure(ctx: &Context, error: &PipelineError) -> ReconcileError {
+    if let PipelineError::Plugin(plugin_error) = error {
+        ctx.metrics.plugin_failure(plugin_error.reason());
+    }
+    ReconcileError::new(error.failure(), error.to_string())
+}
+
+type Failed = (ReconcileError, Option<Arc<Plugin>>);
+
+async fn converge(app: &PortfolioApp, ctx: &Context) -> Result<Outcome, Failed> {
     if app.spec.paused {
         return Ok(Outcome {
             verdict: Verdict::Paused,
@@ -91,166 +115,136 @@ async fn converge(app: &PortfolioApp, ctx: &Context) -> Result<Outcome, Error> {
     let name = app.name_any();
     let uid = app.uid().unwrap_or_default();
 
-    let reference: PluginRef = match reference_of(app).parse() {
-        Ok(reference) => reference,
-        Err(error) => {
-            return Ok(Outcome::failed(
-                Failure::InvalidSpec,
-                format!("spec.generator.plugin: {error}"),
-                None,
-            ));
-        }
-    };
-    let plugin = match ctx.registry.resolve(&reference, World::Generator) {
-        Ok(plugin) => plugin,
-        Err(error) => {
-            return Ok(Outcome::failed(
-                Failure::PluginNotFound,
-                format!("spec.generator.plugin: {error}; publish it, or fix the reference"),
-                None,
-            ));
-        }
-    };
-
+    // Load: the plugin, and the children the watches hold.
+    let plugin = generator_of(app, ctx).map_err(|e| (pipeline_failure(ctx, &e), None))?;
+    let with_plugin = |error: ReconcileError| (error, Some(Arc::clone(&plugin)));
+    let subject = Subject::new(APP_KIND, &app.metadata, &app.spec)
+        .map_err(|e| with_plugin(pipeline_failure(ctx, &e)))?;
     let observed = ctx.children.of(&namespace, &name, &uid);
-    let input = GenerateInput {
-        name: name.clone(),
-        namespace: namespace.clone(),
-        uid: uid.clone(),
-        generation: app.metadata.generation.unwrap_or(0),
-        labels: app.labels().clone(),
-        annotations: app.annotations().clone(),
-        spec: serde_json::to_value(&app.spec).map_err(|e| Error::Internal(e.to_string()))?,
-        observed: observed.iter().map(observed_for_plugin).collect(),
-    };
-    let context = CallContext {
-        object: format!("{namespace}/{name}"),
-    };
-    let output = match plugin.generate_async(input, context).await {
-        Ok(output) => output,
-        Err(error) => {
-            ctx.metrics.plugin_failure(error.reason());
-            let failure = if error.is_user_error() {
-                Failure::InvalidSpec
-            } else {
-                Failure::PluginFailed
-            };
-            return Ok(Outcome::failed(failure, error.to_string(), Some(plugin)));
-        }
-    };
+    let generated = ctx
+        .pipeline()
+        .generate(
+            &plugin,
+            &subject,
+            observed.iter().map(Observed::to_json).collect(),
+        )
+        .await
+        .map_err(|e| with_plugin(pipeline_failure(ctx, &e)))?;
+    let desired = generated.desired;
 
-    // Every object passes the policy before any is applied: a plugin that
-    // breaks it changes nothing.
-    let owner = Owner {
-        api_version: API_VERSION,
-        kind: APP_KIND,
-        name: &name,
+    // Names the watches do not hold as ours are read once: usually nothing
+    // is there yet, but it may be someone else's object.
+    let children = Children {
+        client: &ctx.client,
         namespace: &namespace,
-        uid: Some(&uid),
+        kinds: ctx.policy.kinds(),
     };
-    let mut desired = Vec::with_capacity(output.objects.len());
-    for child in output.objects.iter().cloned() {
-        if let Err(violation) = ctx.policy.check(plugin.info(), &child, &namespace) {
-            return Ok(Outcome::failed(
-                Failure::PolicyViolation,
-                format!(
-                    "plugin {} broke the output policy: {violation}",
-                    plugin.id()
-                ),
-                Some(plugin),
-            ));
-        }
-        desired.push(decorate(child, &owner, &plugin));
-    }
-
-    let mut applied = Vec::with_capacity(desired.len());
-    let mut deployment = None;
+    let ours: BTreeSet<_> = observed.iter().map(Observed::key).collect();
+    let mut unknown = Vec::new();
+    let mut existing = std::collections::BTreeMap::new();
     for object in &desired {
         let key = object.key();
-        let current = ctx.children.find(&namespace, key);
-        let stored =
-            match children::apply(&ctx.client, &namespace, object, current.as_deref()).await {
-                Ok(stored) => stored,
-                Err(error) => {
-                    return Ok(Outcome::failed(
-                        Failure::ApplyFailed,
-                        error.to_string(),
-                        Some(plugin),
-                    ));
-                }
-            };
-        if stored.is_some() {
-            ctx.metrics.applied();
+        if ours.contains(key) {
+            continue;
         }
-        if key.kind == "Deployment" {
-            let object = stored.map(Arc::new).or(current);
-            deployment = object.as_ref().map(|object| {
-                let desired_replicas = desired_replicas(object_spec(object));
-                (
-                    object.metadata.generation,
-                    desired_replicas,
-                    deployment_status(object),
-                )
-            });
+        match ctx.children.find(&namespace, key) {
+            Some(cached) => {
+                existing.insert(
+                    key.clone(),
+                    Existing::Present(Box::new(DynamicObject::clone(&cached))),
+                );
+            }
+            None => unknown.push(key),
         }
-        applied.push(ResourceRef {
+    }
+    existing.extend(children.existing(unknown).await.map_err(with_plugin)?);
+
+    // Decide.
+    let owner = OwnerRef {
+        kind: APP_KIND,
+        name: &name,
+        uid: &uid,
+    };
+    let decision = decide(owner, &desired, &observed, &existing, ctx.policy.kinds());
+
+    // Act.
+    for handover in &decision.handovers {
+        children.hand_over(handover).await.map_err(with_plugin)?;
+    }
+    let mut deployment = None;
+    for object in &decision.apply {
+        let stored = children.apply(object).await.map_err(with_plugin)?;
+        ctx.metrics.applied();
+        if object.key().kind == "Deployment" {
+            deployment = Some(Arc::new(stored));
+        }
+    }
+    for child in &decision.prune {
+        children.prune(child).await.map_err(with_plugin)?;
+    }
+    if deployment.is_none() {
+        deployment = desired
+            .iter()
+            .find(|o| o.key().kind == "Deployment")
+            .and_then(|o| observed.iter().find(|c| &c.key() == o.key()))
+            .map(|c| Arc::clone(&c.object));
+    }
+
+    let applied = desired
+        .iter()
+        .map(|o| o.key())
+        .filter(|key| !decision.conflicts.iter().any(|c| &c.key == *key))
+        .map(|key| ResourceRef {
             api_version: key.api_version.clone(),
             kind: key.kind.clone(),
             name: key.name.clone(),
-        });
-    }
-
-    let keep: BTreeSet<_> = desired.iter().map(|object| object.key().clone()).collect();
-    if let Err(error) = children::prune(&ctx.client, &namespace, &observed, &keep).await {
-        return Ok(Outcome::failed(
-            Failure::ApplyFailed,
-            error.to_string(),
-            Some(plugin),
-        ));
-    }
-
+        })
+        .collect();
+    let has_deployment = desired.iter().any(|o| o.key().kind == "Deployment");
     let rollout = match &deployment {
+        None if has_deployment => Rollout::of(None, None, None),
         None => Rollout::None,
-        Some((generation, desired_replicas, status)) => {
-            Rollout::of(*generation, *desired_replicas, status.as_ref())
-        }
+        Some(object) => Rollout::of(
+            object.metadata.generation,
+            desired_replicas(object),
+            deployment_status(object).as_ref(),
+        ),
     };
+    let verdict = verdict(&decision.conflicts, rollout);
     Ok(Outcome {
-        verdict: Verdict::Applied(rollout),
+        verdict,
         plugin: Some(plugin),
-        output: Some(output),
+        output: Some(generated.output),
         applied,
-        deployment: deployment.and_then(|(_, _, status)| status),
+        deployment: deployment.as_deref().and_then(deployment_status),
     })
 }
 
-/// A child as the plugin sees it: without bookkeeping it has no use for.
-fn observed_for_plugin(observed: &Observed) -> Value {
-    let mut value = observed.to_json();
-    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.remove("managedFields");
-    }
-    value
-}
-
-fn object_spec(object: &kube::core::DynamicObject) -> &Value {
-    object.data.get("spec").unwrap_or(&Value::Null)
-}
-
-fn desired_replicas(spec: &Value) -> Option<i32> {
-    spec.get("replicas")
+fn desired_replicas(object: &DynamicObject) -> Option<i32> {
+    object
+        .data
+        .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .and_then(|n| i32::try_from(n).ok())
 }
 
-fn deployment_status(object: &kube::core::DynamicObject) -> Option<DeploymentStatus> {
+fn deployment_status(object: &DynamicObject) -> Option<DeploymentStatus> {
     object
         .data
         .get("status")
         .and_then(|status| serde_json::from_value(status.clone()).ok())
 }
 
-/// Write status (only when it changes) and emit events on transitions.
+/// The status target of `app`.
+pub fn target(app: &PortfolioApp) -> (kube::discovery::ApiResource, String, String) {
+    (
+        kube::discovery::ApiResource::erase::<PortfolioApp>(&()),
+        app.namespace().unwrap_or_default(),
+        app.name_any(),
+    )
+}
+
+/// Write status (only when it changes) and record Events on transitions.
 async fn report(app: &PortfolioApp, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
     let current = app.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -313,56 +307,16 @@ async fn report(app: &PortfolioApp, ctx: &Context, outcome: &Outcome) -> Result<
             None
         }),
     };
-    if !same_status(&current, &status) {
-        tracing::debug!(
-            before = %serde_json::to_string(&current).unwrap_or_default(),
-            after = %serde_json::to_string(&status).unwrap_or_default(),
-            "writing status"
-        );
-        let api: Api<PortfolioApp> =
-            Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
-        let patch = json!({"apiVersion": API_VERSION, "kind": APP_KIND, "metadata": {"name": app.name_any()}, "status": status});
-        api.patch_status(
-            &app.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::Kube)?;
-        ctx.metrics.status_written();
-    }
-    for transition in conditions::transitions(&current.conditions, &status.conditions) {
-        let event = Event {
-            type_: if transition.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: transition.reason,
-            note: Some(truncate(&transition.message, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        // An event is a courtesy; failing to publish one is not a failed reconcile.
-        if let Err(error) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
-            tracing::warn!(app = %format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any()), error = %error, "cannot publish an event");
-        }
-    }
+    let (resource, namespace, name) = target(app);
+    let target = Target {
+        resource: &resource,
+        namespace: &namespace,
+        name: &name,
+        reference: app.object_ref(&()),
+    };
+    let before = serde_json::to_value(&current).unwrap_or(Value::Null);
+    let after = serde_json::to_value(&status).unwrap_or(Value::Null);
+    status::write(ctx, &target, &before, &after).await?;
+    status::announce(ctx, &target, &current.conditions, &status.conditions).await;
     Ok(())
-}
-
-/// Status equality that ignores nothing but JSON formatting.
-fn same_status(a: &PortfolioAppStatus, b: &PortfolioAppStatus) -> bool {
-    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }

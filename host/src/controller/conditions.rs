@@ -11,47 +11,7 @@ pub const PROGRESSING: &str = "Progressing";
 /// Condition: something is wrong; the reason names the failing step.
 pub const DEGRADED: &str = "Degraded";
 
-/// Why a reconcile could not converge; each is a `Degraded` reason.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// The generator reference matches no active plugin.
-    PluginNotFound,
-    /// The plugin failed (trap, deadline, malformed output, its own error).
-    PluginFailed,
-    /// The plugin says the spec is wrong.
-    InvalidSpec,
-    /// The plugin returned something the operator does not allow.
-    PolicyViolation,
-    /// The API server refused an object.
-    ApplyFailed,
-    /// The Deployment did not roll out in time.
-    RolloutFailed,
-    /// Deleting the app could not finish.
-    CleanupFailed,
-}
-
-impl Failure {
-    /// The condition reason.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Failure::PluginNotFound => "PluginNotFound",
-            Failure::PluginFailed => "PluginFailed",
-            Failure::InvalidSpec => "InvalidSpec",
-            Failure::PolicyViolation => "PolicyViolation",
-            Failure::ApplyFailed => "ApplyFailed",
-            Failure::RolloutFailed => "RolloutFailed",
-            Failure::CleanupFailed => "CleanupFailed",
-        }
-    }
-
-    /// Whether only a change of the object (not time) can fix it.
-    pub fn waits_for_change(self) -> bool {
-        matches!(
-            self,
-            Failure::InvalidSpec | Failure::PolicyViolation | Failure::PluginNotFound
-        )
-    }
-}
+pub use crate::failure::Failure;
 
 /// Where the app's Deployment stands.
 #[derive(Clone, Debug, PartialEq, Eq)]

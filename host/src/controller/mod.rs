@@ -2,11 +2,14 @@
 //! plugin, with label-filtered watches of the children it owns, re-reconciles
 //! of exactly the apps whose plugin changed, and a finalizer for cleanup.
 
-mod app;
+pub mod act;
+pub mod app;
 pub mod children;
 pub mod cleanup;
 pub mod conditions;
+pub mod decide;
 pub mod metrics;
+pub mod status;
 pub mod watched;
 
 use std::collections::HashMap;
@@ -77,33 +80,14 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<WatchedApp>, u32>>,
 }
 
-/// Why a reconcile did not finish; each is retried with backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server failed or refused a call.
-    #[error("API call failed: {0}")]
-    Kube(#[source] kube::Error),
-    /// A step that may pass on a retry failed (its status says which).
-    #[error("{reason}: {message}")]
-    Transient {
-        /// CamelCase reason.
-        reason: &'static str,
-        /// For people.
-        message: String,
-    },
-    /// A defect of the operator itself.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
+/// Why a reconcile did not finish: its reason, its metric label, and
+/// whether it waits for a change or is retried with backoff.
+pub type Error = crate::failure::ReconcileError;
 
-impl Error {
-    /// Metric label.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Kube(_) => "ApiError",
-            Error::Transient { reason, .. } => reason,
-            Error::Internal(_) => "Internal",
-        }
+impl Context {
+    /// The reconcile pipeline over the active plugins and the output policy.
+    pub fn pipeline(&self) -> crate::pipeline::Pipeline<'_> {
+        crate::pipeline::Pipeline::new(&self.registry, &self.policy)
     }
 }
 
@@ -223,10 +207,8 @@ pub async fn run(
 
     let mut stores = Vec::new();
     let mut controller = Controller::new(apps, watcher::Config::default());
-    for (api_version, kind, _) in children::CHILD_KINDS {
-        let Some(resource) = children::resource(api_version, kind) else {
-            continue;
-        };
+    for kind in policy.kinds().iter() {
+        let resource = kind.resource();
         let api: Api<DynamicObject> = match &config.namespace {
             Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
             None => Api::all_with(client.clone(), &resource),

@@ -90,6 +90,10 @@ impl Generator for Hostile {
                 KindRef::new("apps/v1", "Deployment"),
                 KindRef::new("rbac.authorization.k8s.io/v1", "ClusterRole"),
                 KindRef::new("v1", "Namespace"),
+                // Not on the operator's default allow-list: tests add it with --allow-kind.
+                KindRef::new("coordination.k8s.io/v1", "Lease"),
+                // The operator manages autoscalers as autoscaling/v2.
+                KindRef::new("autoscaling/v1", "HorizontalPodAutoscaler"),
             ],
             settings_schema: Some(
                 r#"{"type":"object","properties":{"greeting":{"type":"string"}}}"#.into(),
