@@ -6,13 +6,14 @@
 //! directory), [`policy`] decides what a plugin may create, [`decorate`] adds
 //! what the operator owns (labels, owner references), and [`render`] ties
 //! them together offline. [`crds`] holds the CustomResourceDefinitions,
-//! [`controller`] reconciles PortfolioApps, [`leader`] lets one replica of
+//! [`controller`] reconciles PortfolioApps, [`client`] connects to a cluster, [`leader`] lets one replica of
 //! several act, [`manifests`] installs it in a cluster, [`operator`] runs it all, and [`dev`] runs it on an embedded
 //! emulated cluster.
 
 #![warn(missing_docs)]
 
 pub mod builtin;
+pub mod client;
 pub mod controller;
 pub mod crds;
 pub mod decorate;
