@@ -71,7 +71,10 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartError> {
-    let registry = Arc::new(Registry::new());
+    let counter = Arc::clone(&metrics);
+    let registry = Arc::new(Registry::with_on_reject(move |source, reason| {
+        counter.plugin_rejected(source.as_str(), reason.as_str());
+    }));
     let loader = runtime.clone();
     let builtins = Arc::clone(&registry);
     tokio::task::spawn_blocking(move || builtins.load_builtins(&loader))
@@ -153,14 +156,12 @@ async fn lead(
         instance: Some(options.instance.clone()),
     };
     let configmaps = options.plugin_namespace.clone().map(|namespace| {
-        let rejected = Arc::clone(&metrics);
         tokio::spawn(registry::configmaps::watch(
             client.clone(),
             namespace,
             runtime.clone(),
             Arc::clone(&registry),
             Recorder::new(client.clone(), reporter.clone()),
-            Arc::new(move || rejected.plugin_rejected("configmap")),
         ))
     });
     tracing::info!(

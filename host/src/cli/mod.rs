@@ -13,6 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use runtime::init_logging;
 
+/// The operator's namespace, where plugin ConfigMaps are read from unless told otherwise.
+const DEFAULT_PLUGIN_NAMESPACE: &str = "portfolio-system";
+
 /// A Kubernetes operator whose reconcile logic lives in sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
 #[command(name = "portfolio-operator", version, about)]
@@ -65,7 +68,7 @@ struct RunArgs {
         long,
         value_name = "NS",
         env = "PORTFOLIO_PLUGIN_NAMESPACE",
-        default_value = "portfolio-system"
+        default_value = DEFAULT_PLUGIN_NAMESPACE
     )]
     plugin_namespace: String,
     /// Do not watch plugin ConfigMaps at all.
@@ -113,7 +116,7 @@ struct ManifestsArgs {
     #[arg(long, value_name = "IMAGE")]
     image: String,
     /// The operator's namespace: its pods, its Lease and the plugin ConfigMaps.
-    #[arg(long, value_name = "NS", default_value = "portfolio-system")]
+    #[arg(long, value_name = "NS", default_value = DEFAULT_PLUGIN_NAMESPACE)]
     namespace: String,
     /// Watch PortfolioApps in this namespace only [default: all namespaces].
     #[arg(long, value_name = "NS")]
@@ -139,7 +142,7 @@ struct DevArgs {
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
     /// Namespace of the plugin ConfigMaps (created).
-    #[arg(long, value_name = "NS", default_value = "portfolio-system")]
+    #[arg(long, value_name = "NS", default_value = DEFAULT_PLUGIN_NAMESPACE)]
     plugin_namespace: String,
     /// Load plugins from this directory too (watched).
     #[arg(long, value_name = "DIR")]

@@ -1,14 +1,15 @@
 //! The plugin commands: `plugin inspect` and `plugin list`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use portfolio_operator::plugin::{LoadOptions, Plugin, Runtime};
-use portfolio_operator::registry::{Registry, load_directory};
+use portfolio_operator::registry::{Registry, configmaps, load_directory};
 
 use super::print::write_stdout;
-use super::{InspectArgs, InspectFormat, ListArgs};
+use super::{DEFAULT_PLUGIN_NAMESPACE, InspectArgs, InspectFormat, ListArgs};
 
 /// The built-ins, plus the plugins of `plugin_dir` if given.
 pub(super) async fn registry(
@@ -47,22 +48,86 @@ pub(super) async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     write_stdout(&text)
 }
 
-/// `plugin list`: the active plugins and where each comes from.
+/// `plugin list`: the active plugins and where each comes from, then the
+/// uploads that were refused and why.
 pub(super) async fn list(args: ListArgs) -> anyhow::Result<()> {
     let runtime = args.runtime.runtime()?;
     let registry = registry(&runtime, args.plugin_dir).await?;
-    let mut text = String::new();
+    // Reading a cluster is asked for by naming one or a namespace in it;
+    // otherwise nothing leaves this machine.
+    if args.kubeconfig.is_some() || args.plugin_namespace.is_some() {
+        let namespace = args
+            .plugin_namespace
+            .unwrap_or_else(|| DEFAULT_PLUGIN_NAMESPACE.to_owned());
+        load_cluster(args.kubeconfig.as_deref(), &namespace, &runtime, &registry).await?;
+    }
+    write_stdout(&table(&registry))
+}
+
+/// Longest wait for the cluster to connect or to answer: a one-shot command
+/// says the cluster is unreachable instead of hanging.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Load the plugin ConfigMaps of `namespace` into `registry`, with the
+/// checks the operator makes.
+async fn load_cluster(
+    kubeconfig: Option<&Path>,
+    namespace: &str,
+    runtime: &Runtime,
+    registry: &Registry,
+) -> anyhow::Result<()> {
+    let mut config = portfolio_operator::client::config(kubeconfig).await?;
+    config.connect_timeout = Some(CLUSTER_TIMEOUT);
+    config.read_timeout = Some(CLUSTER_TIMEOUT);
+    config.write_timeout = Some(CLUSTER_TIMEOUT);
+    // Retries of 429/503 back off for longer than a person waits.
+    config.default_retry = false;
+    let server = config.cluster_url.clone();
+    let client = portfolio_operator::client::client(config, kubeconfig)?;
+    configmaps::load_namespace(client, namespace, runtime, registry)
+        .await
+        .with_context(|| {
+            format!("cannot list the plugin ConfigMaps of namespace {namespace} at {server}")
+        })
+}
+
+/// The active plugins, then the refused uploads (if any).
+fn table(registry: &Registry) -> String {
+    let mut text = format!(
+        "{:<40} {:<18} {:<10} {}\n",
+        "PLUGIN", "WORLD", "SOURCE", "FROM"
+    );
     for entry in registry.entries() {
         let plugin = &entry.plugin;
         text.push_str(&format!(
             "{:<40} {:<18} {:<10} {}\n",
             plugin.id().to_string(),
             plugin.world().as_str(),
-            entry.source.to_string(),
+            entry.source.as_str(),
             entry.key
         ));
     }
-    write_stdout(&text)
+    let rejections = registry.rejections();
+    if !rejections.is_empty() {
+        text.push_str(&format!(
+            "\n{:<40} {:<20} {:<10} {}\n",
+            "REFUSED", "REASON", "SOURCE", "WHY"
+        ));
+        for rejection in rejections {
+            let kept = rejection
+                .kept
+                .map(|id| format!("; {id} stays active"))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "{:<40} {:<20} {:<10} the plugin {}{kept}\n",
+                rejection.key,
+                rejection.reason.as_str(),
+                rejection.source.as_str(),
+                rejection.message,
+            ));
+        }
+    }
+    text
 }
 
 fn describe_text(plugin: &Plugin) -> String {
