@@ -6,9 +6,11 @@
 //! directory), [`policy`] decides what a plugin may create, [`decorate`] adds
 //! what the operator owns (labels, owner references), and [`render`] ties
 //! them together offline. [`crds`] holds the CustomResourceDefinitions,
-//! [`controller`] reconciles PortfolioApps, [`client`] connects to a cluster, [`leader`] lets one replica of
-//! several act, [`manifests`] installs it in a cluster, [`operator`] runs it all, and [`dev`] runs it on an embedded
-//! emulated cluster.
+//! [`controller`] reconciles PortfolioApps, [`client`] connects to a cluster,
+//! [`leader`] lets one replica of several act, [`health`] tells the probes
+//! whether it is ready and alive, [`manifests`] installs it in a cluster,
+//! [`operator`] runs it all, and [`dev`] runs it on an embedded emulated
+//! cluster.
 
 #![warn(missing_docs)]
 
@@ -18,6 +20,7 @@ pub mod controller;
 pub mod crds;
 pub mod decorate;
 pub mod dev;
+pub mod health;
 pub mod leader;
 pub mod manifests;
 pub mod operator;

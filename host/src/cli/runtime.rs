@@ -75,12 +75,15 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 /// Log to standard error; `RUST_LOG` overrides the default level (info for
-/// the long-running commands, warn for the others).
+/// `run`, warn for the others).
 pub fn init_logging(cli: &Cli) {
     let default = match cli.command {
         Command::Run(_) => "info,kube=warn",
         // The live view is on standard output; only trouble goes to the log.
-        _ => "warn",
+        Command::Dev(_) => "warn",
+        // A one-shot command ends with one line saying what failed; the
+        // client's own log of the same failure would come before it.
+        _ => "warn,kube_client=off",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
