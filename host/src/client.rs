@@ -11,17 +11,17 @@ pub enum ClientError {
     /// The kubeconfig file cannot be read or parsed.
     #[error("cannot read kubeconfig {}: {}", path.display(), read_cause(error))]
     Read {
-        /// The file.
+        /// The kubeconfig's path.
         path: PathBuf,
-        /// What kube says.
+        /// What kube found wrong.
         error: KubeconfigError,
     },
     /// The kubeconfig was read but does not describe a usable cluster.
     #[error("kubeconfig {}: {error}", path.display())]
     Invalid {
-        /// The file.
+        /// The kubeconfig's path.
         path: PathBuf,
-        /// What kube says.
+        /// What kube found wrong.
         error: KubeconfigError,
     },
     /// No kubeconfig was given and none was found, and this is not a pod.

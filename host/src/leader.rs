@@ -44,7 +44,7 @@ pub enum LeaderError {
         namespace: String,
         /// Name of the Lease.
         name: String,
-        /// Why.
+        /// What the lease manager reports.
         #[source]
         source: kube_lease_manager::LeaseManagerError,
     },
@@ -55,7 +55,7 @@ pub enum LeaderError {
         namespace: String,
         /// Name of the Lease.
         name: String,
-        /// Why.
+        /// Another holder, or the renewal that failed.
         reason: String,
     },
 }

@@ -51,9 +51,9 @@ pub enum StartError {
     /// The ops endpoint cannot listen.
     #[error("cannot serve the ops endpoints on {addr}: {source}")]
     Ops {
-        /// Where.
+        /// The address asked for.
         addr: SocketAddr,
-        /// Why.
+        /// What the system refused.
         #[source]
         source: std::io::Error,
     },

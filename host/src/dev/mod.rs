@@ -52,7 +52,7 @@ pub enum DevError {
     /// A manifest is not an object Kubernetes can take.
     #[error("{location}: {message}")]
     InvalidManifest {
-        /// Where.
+        /// The file and document it came from.
         location: Location,
         /// What is wrong.
         message: String,

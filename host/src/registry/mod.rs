@@ -190,9 +190,9 @@ pub struct Registered {
 /// The last refused upload of one key, kept until that key is activated or removed.
 #[derive(Clone, Debug)]
 pub struct Rejection {
-    /// Its source.
+    /// The source it was offered through.
     pub source: SourceKind,
-    /// Its key within the source.
+    /// A file path, or a ConfigMap's namespace/name.
     pub key: String,
     /// Why, in one word.
     pub reason: RejectReason,
@@ -426,9 +426,9 @@ fn pick<'a>(
 #[derive(Debug, thiserror::Error)]
 #[error("built-in plugin {file} {source}")]
 pub struct BuiltinError {
-    /// Which one.
+    /// Its file name in the build.
     pub file: &'static str,
-    /// Why.
+    /// The check it failed.
     #[source]
     pub source: LoadError,
 }
