@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseParams};
 
+use crate::health::Health;
+
 /// How a replica competes for leadership.
 #[derive(Clone, Debug)]
 pub struct LeaderElection {
@@ -42,7 +44,7 @@ pub enum LeaderError {
         namespace: String,
         /// Name of the Lease.
         name: String,
-        /// Why.
+        /// What the lease manager reports.
         #[source]
         source: kube_lease_manager::LeaseManagerError,
     },
@@ -53,7 +55,7 @@ pub enum LeaderError {
         namespace: String,
         /// Name of the Lease.
         name: String,
-        /// Why.
+        /// Another holder, or the renewal that failed.
         reason: String,
     },
 }
@@ -118,9 +120,10 @@ pub struct Leader {
 }
 
 /// Wait until this replica holds the Lease (created when missing). Errors
-/// talking to the API server are logged and retried, because a standby has
-/// nothing better to do; only unusable settings end the wait.
-pub async fn acquire(election: LeaderElection) -> Result<Leader, LeaderError> {
+/// talking to the API server are logged, reported to `health` (a standby
+/// that cannot follow the Lease is not ready) and retried, because a standby
+/// has nothing better to do; only unusable settings end the wait.
+pub async fn acquire(election: LeaderElection, health: &Health) -> Result<Leader, LeaderError> {
     election.validate()?;
     let client = election.client()?;
     let params = LeaseParams::new(
@@ -149,11 +152,16 @@ pub async fn acquire(election: LeaderElection) -> Result<Leader, LeaderError> {
                     error = %error,
                     "cannot set up the leadership lease; retrying"
                 );
+                health.standing_by(Some(format!(
+                    "cannot set up the lease {}/{}: {error}",
+                    election.namespace, election.lease_name
+                )));
                 tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(Duration::from_secs(10));
                 continue;
             }
         };
+        health.standing_by(None);
         if !announced {
             announced = true;
             tracing::info!(
@@ -166,7 +174,10 @@ pub async fn acquire(election: LeaderElection) -> Result<Leader, LeaderError> {
         loop {
             match manager.changed().await {
                 Ok(true) => break 'setup manager,
-                Ok(false) => retry = Duration::from_millis(500),
+                Ok(false) => {
+                    retry = Duration::from_millis(500);
+                    health.standing_by(None);
+                }
                 Err(error) => {
                     tracing::warn!(
                         namespace = %election.namespace,
@@ -174,6 +185,10 @@ pub async fn acquire(election: LeaderElection) -> Result<Leader, LeaderError> {
                         error = %error,
                         "cannot read the leadership lease; retrying"
                     );
+                    health.standing_by(Some(format!(
+                        "cannot read the lease {}/{}: {error}",
+                        election.namespace, election.lease_name
+                    )));
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(Duration::from_secs(10));
                     continue 'setup;
@@ -187,6 +202,7 @@ pub async fn acquire(election: LeaderElection) -> Result<Leader, LeaderError> {
         identity = %election.identity,
         "leading"
     );
+    health.leading();
     Ok(Leader {
         manager,
         election,

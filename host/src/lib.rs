@@ -6,19 +6,23 @@
 //! directory), [`policy`] decides what a plugin may create, [`decorate`] adds
 //! what the operator owns (labels, owner references), and [`render`] ties
 //! them together offline. [`crds`] holds the CustomResourceDefinitions,
-//! [`controller`] reconciles PortfolioApps, [`leader`] lets one replica of
-//! several act, [`manifests`] installs it in a cluster, [`operator`] runs it all, and [`dev`] runs it on an embedded
-//! emulated cluster.
+//! [`controller`] reconciles PortfolioApps, [`client`] connects to a cluster,
+//! [`leader`] lets one replica of several act, [`health`] tells the probes
+//! whether it is ready and alive, [`manifests`] installs it in a cluster,
+//! [`operator`] runs it all, and [`dev`] runs it on an embedded emulated
+//! cluster.
 
 #![warn(missing_docs)]
 
 pub mod builtin;
+pub mod client;
 pub mod controller;
 pub mod crds;
 pub mod decorate;
 pub mod dev;
 pub mod events;
 pub mod failure;
+pub mod health;
 pub mod kinds;
 pub mod leader;
 pub mod manifests;

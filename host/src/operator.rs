@@ -1,17 +1,20 @@
 //! The running operator: plugin runtime and registry (built-ins, a
 //! directory, ConfigMaps), the PortfolioApp controller, and the ops endpoints
-//! (`/metrics`, `/healthz`, `/readyz`). `run` and `dev` start it.
+//! (`/metrics`, and `/healthz` and `/readyz` from what each part reports to
+//! [`Health`]). `run` and `dev` start it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::controller::metrics::Metrics;
 use crate::controller::{self, ControllerConfig, Setup};
+use crate::health::{Health, Report};
 use crate::leader::{self, LeaderElection, LeaderError};
 use crate::plugin::Runtime;
 use crate::policy::OutputPolicy;
@@ -48,9 +51,9 @@ pub enum StartError {
     /// The ops endpoint cannot listen.
     #[error("cannot serve the ops endpoints on {addr}: {source}")]
     Ops {
-        /// Where.
+        /// The address asked for.
         addr: SocketAddr,
-        /// Why.
+        /// What the system refused.
         #[source]
         source: std::io::Error,
     },
@@ -71,42 +74,89 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartError> {
-    let registry = Arc::new(Registry::new());
+    let health = Arc::new(Health::new());
+    run_with_health(options, client, runtime, metrics, health, shutdown).await
+}
+
+/// [`run`], reporting its state to `health` (for probes served elsewhere too).
+pub async fn run_with_health(
+    options: OperatorOptions,
+    client: kube::Client,
+    runtime: Runtime,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), StartError> {
+    // Probes answer from the start (saying what is not ready yet), and while
+    // a standby waits to lead.
+    let ops = match options.ops_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Ops { addr, source })?;
+            Some(serve_ops(
+                listener,
+                Arc::clone(&metrics),
+                Arc::clone(&health),
+            ))
+        }
+        None => None,
+    };
+    let crds = health.keep_checking_crds(client.clone(), options.controller.namespace.clone());
+    let result = start(&options, client, runtime, metrics, &health, shutdown).await;
+    if let Err(StartError::Leader(error)) = &result {
+        health.leadership_lost(error.to_string());
+    }
+    crds.abort();
+    stop_task(ops);
+    tracing::info!("operator stopped");
+    result
+}
+
+/// Load the built-ins, wait to lead if asked to, then lead until `shutdown`.
+async fn start(
+    options: &OperatorOptions,
+    client: kube::Client,
+    runtime: Runtime,
+    metrics: Arc<Metrics>,
+    health: &Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), StartError> {
+    let counter = Arc::clone(&metrics);
+    let registry = Arc::new(Registry::with_on_reject(move |source, reason| {
+        counter.plugin_rejected(source.as_str(), reason.as_str());
+    }));
     let loader = runtime.clone();
     let builtins = Arc::clone(&registry);
     tokio::task::spawn_blocking(move || builtins.load_builtins(&loader))
         .await
         .map_err(|e| StartError::Worker(e.to_string()))??;
+    health.builtins_loaded(registry.entries().len());
 
-    // Probes answer while a standby waits to lead.
-    let ops = match options.ops_addr {
-        Some(addr) => Some(serve_ops(addr, Arc::clone(&metrics)).await?),
-        None => None,
-    };
     let mut shutdown = Box::pin(shutdown);
     let leader = match options.leader_election.clone() {
         Some(election) => {
             tokio::select! {
-                leader = leader::acquire(election) => Some(leader?),
+                leader = leader::acquire(election, health) => Some(leader?),
                 () = &mut shutdown => {
-                    stop_task(ops);
                     tracing::info!("operator stopped before it led");
                     return Ok(());
                 }
             }
         }
-        None => None,
+        None => {
+            health.acting_alone();
+            None
+        }
     };
-    let result = lead(
-        &options,
+    let parts = Parts {
         client,
         runtime,
         registry,
         metrics,
-        leader.as_ref(),
-        shutdown,
-    )
-    .await;
+        health: Arc::clone(health),
+    };
+    let result = lead(options, parts, leader.as_ref(), shutdown).await;
     if let Some(leader) = leader
         && result.is_ok()
     {
@@ -115,8 +165,6 @@ pub async fn run(
             tracing::warn!(error = %error, "cannot release the leadership lease");
         }
     }
-    stop_task(ops);
-    tracing::info!("operator stopped");
     result
 }
 
@@ -130,17 +178,30 @@ fn stop_task(task: Option<tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// Everything that acts on the cluster: plugin sources that write events,
-/// and the controller. Ends on shutdown, or with an error when leadership is lost.
-async fn lead(
-    options: &OperatorOptions,
+/// What the acting part of the operator works with.
+struct Parts {
     client: kube::Client,
     runtime: Runtime,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+/// Everything that acts on the cluster: plugin sources that write events,
+/// and the controller. Ends on shutdown, or with an error when leadership is lost.
+async fn lead(
+    options: &OperatorOptions,
+    parts: Parts,
     leader: Option<&leader::Leader>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartError> {
+    let Parts {
+        client,
+        runtime,
+        registry,
+        metrics,
+        health,
+    } = parts;
     // Kept alive for as long as the operator runs.
     let _directory = match &options.plugin_dir {
         Some(dir) => Some(
@@ -153,14 +214,12 @@ async fn lead(
         instance: Some(options.instance.clone()),
     };
     let configmaps = options.plugin_namespace.clone().map(|namespace| {
-        let rejected = Arc::clone(&metrics);
         tokio::spawn(registry::configmaps::watch(
             client.clone(),
             namespace,
             runtime.clone(),
             Arc::clone(&registry),
             Recorder::new(client.clone(), reporter.clone()),
-            Arc::new(move || rejected.plugin_rejected("configmap")),
         ))
     });
     tracing::info!(
@@ -176,11 +235,13 @@ async fn lead(
             config: options.controller.clone(),
             metrics,
             reporter,
+            health: Arc::clone(&health),
         },
         shutdown,
     );
     // The controller runs on a task of its own, so that the lease's renewals
     // and the reconciles never share one task's wake-ups.
+    health.controller_started();
     let mut controller = tokio::spawn(controller);
     let result = match leader {
         Some(leader) => {
@@ -196,18 +257,23 @@ async fn lead(
         }
         None => controller.await.map_err(controller_failed),
     };
+    health.controller_stopped();
     stop_task(configmaps);
     result
 }
 
-/// Serve the ops endpoints on `addr`.
-async fn serve_ops(
-    addr: SocketAddr,
+/// Serve `/metrics`, `/healthz` and `/readyz` on `listener` until the task
+/// is aborted. A failing probe answers 503; every answer says, check by
+/// check, what was found.
+pub fn serve_ops(
+    listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
-) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Ops { addr, source })?;
+    health: Arc<Health>,
+) -> tokio::task::JoinHandle<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    }
+    let ready = Arc::clone(&health);
     let app = Router::new()
         .route(
             "/metrics",
@@ -224,11 +290,32 @@ async fn serve_ops(
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }));
-    Ok(tokio::spawn(async move {
+        .route(
+            "/healthz",
+            get(move || {
+                let report = health.liveness();
+                async move { answer(&report) }
+            }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let report = ready.readiness();
+                async move { answer(&report) }
+            }),
+        );
+    tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(error = %error, "the ops endpoints stopped");
         }
-    }))
+    })
+}
+
+fn answer(report: &Report) -> (StatusCode, String) {
+    let status = if report.passed() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, report.to_text())
 }

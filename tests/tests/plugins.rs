@@ -254,11 +254,9 @@ async fn a_new_plugin_version_reaches_exactly_its_apps_and_a_bad_upload_changes_
         Some("two"),
         "the last good version still runs"
     );
-    assert!(
-        h.metrics
-            .encode()
-            .contains("portfolio_plugin_rejections_total{reason=\"configmap\"} 1")
-    );
+    assert!(h.metrics.encode().contains(
+        "portfolio_plugin_rejections_total{source=\"configmap\",reason=\"NotAComponent\"} 1"
+    ));
     h.cleanup().await;
 }
 

@@ -15,10 +15,19 @@ pub struct ResultLabels {
     pub result: String,
 }
 
-/// Labels of a plugin failure or rejection.
+/// Labels of a plugin call failure.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     /// CamelCase reason.
+    pub reason: String,
+}
+
+/// Labels of a refused plugin upload: where it came from, and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabels {
+    /// `configmap` or `directory`.
+    pub source: String,
+    /// CamelCase reason, one of a small fixed set (`registry::RejectReason`).
     pub reason: String,
 }
 
@@ -28,7 +37,7 @@ pub struct Metrics {
     reconciles: Family<ResultLabels, Counter>,
     reconcile_seconds: Histogram,
     plugin_failures: Family<ReasonLabels, Counter>,
-    plugin_rejections: Family<ReasonLabels, Counter>,
+    plugin_rejections: Family<RejectionLabels, Counter>,
     applies: Counter,
     status_writes: Counter,
     writes: AtomicU64,
@@ -47,7 +56,7 @@ impl Metrics {
         let reconciles = Family::<ResultLabels, Counter>::default();
         let reconcile_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let plugin_failures = Family::<ReasonLabels, Counter>::default();
-        let plugin_rejections = Family::<ReasonLabels, Counter>::default();
+        let plugin_rejections = Family::<RejectionLabels, Counter>::default();
         let applies = Counter::default();
         let status_writes = Counter::default();
         registry.register("reconciles", "Reconciles, by result", reconciles.clone());
@@ -63,7 +72,7 @@ impl Metrics {
         );
         registry.register(
             "plugin_rejections",
-            "Plugin uploads refused before activation, by source",
+            "Plugin uploads refused before activation, by source and reason",
             plugin_rejections.clone(),
         );
         registry.register(
@@ -107,11 +116,12 @@ impl Metrics {
             .inc();
     }
 
-    /// Count a refused plugin upload.
-    pub fn plugin_rejected(&self, source: &str) {
+    /// Count a refused plugin upload from `source`, refused for `reason`.
+    pub fn plugin_rejected(&self, source: &str, reason: &str) {
         self.plugin_rejections
-            .get_or_create(&ReasonLabels {
-                reason: source.to_owned(),
+            .get_or_create(&RejectionLabels {
+                source: source.to_owned(),
+                reason: reason.to_owned(),
             })
             .inc();
     }
@@ -156,6 +166,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.reconciled("ok", 0.01);
         metrics.plugin_failure("PluginTrapped");
+        metrics.plugin_rejected("configmap", "NotAComponent");
         metrics.applied();
         metrics.status_written();
         let text = metrics.encode();
@@ -164,6 +175,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("portfolio_plugin_call_failures_total{reason=\"PluginTrapped\"} 1"));
+        assert!(
+            text.contains(
+                "portfolio_plugin_rejections_total{source=\"configmap\",reason=\"NotAComponent\"} 1"
+            ),
+            "{text}"
+        );
         assert_eq!(metrics.writes(), 2);
     }
 }

@@ -184,6 +184,8 @@ pub struct Setup {
     pub metrics: Arc<Metrics>,
     /// Who the operator is, in events.
     pub reporter: Reporter,
+    /// Where the probes learn that the watches listed and what is in flight.
+    pub health: Arc<crate::health::Health>,
 }
 
 /// Run the controller until `shutdown` completes.
@@ -198,6 +200,7 @@ pub async fn run(
         config,
         metrics,
         reporter,
+        health,
     } = setup;
     let apps: Api<WatchedApp> = match &config.namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
@@ -263,6 +266,16 @@ pub async fn run(
         metrics,
         failures: Mutex::new(HashMap::new()),
     });
+    // Health hooks (crate::health): ready once every watch has had its first list.
+    let (children_listed, apps_listed) = (context.children.clone(), controller.store());
+    let listed = Arc::clone(&health);
+    tokio::spawn(async move {
+        children_listed.wait_until_ready(Duration::MAX).await;
+        if apps_listed.wait_until_ready().await.is_ok() {
+            listed.watches_listed();
+        }
+    });
+
     controller
         .reconcile_on(triggered)
         .with_config(
@@ -270,7 +283,7 @@ pub async fn run(
                 .concurrency(config.max_concurrent_reconciles),
         )
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
+        .run(health.track(reconcile), error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(error = %error, "controller event");

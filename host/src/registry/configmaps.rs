@@ -8,6 +8,8 @@
 //! `limits` (as in a directory registration). A new version is compiled and
 //! checked before it replaces the active one; a bad upload is reported (log,
 //! metric, and an Event on the ConfigMap) and the old version stays.
+//! [`watch`] keeps the registry in step; [`load_namespace`] reads them once,
+//! with the same checks, for `plugin list`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -15,14 +17,15 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::Api;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::api::{Api, ListParams};
+use kube::runtime::events::Recorder;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
 use super::{Registry, SourceKind};
-use crate::plugin::{Digest, LimitsOverride, LoadError, LoadOptions, Runtime};
+use crate::events::{self, Severity};
+use crate::plugin::{Digest, LimitsOverride, LoadError, LoadOptions, Plugin, Runtime};
 
 /// The label that marks a plugin ConfigMap.
 pub const PLUGIN_LABEL: &str = "portfolio.dev/plugin";
@@ -103,6 +106,54 @@ fn gunzip(compressed: &[u8], max: usize) -> Result<Vec<u8>, LoadError> {
     Ok(out)
 }
 
+/// The plugin of `config_map`, with every check: its registration, the
+/// component, and the name and version the ConfigMap claims.
+pub async fn load(config_map: &ConfigMap, runtime: &Runtime) -> Result<Arc<Plugin>, LoadError> {
+    let published = read(config_map, runtime.config().max_component_bytes)?;
+    let (name, version) = (published.name, published.version);
+    let plugin = runtime
+        .load_async(published.bytes, published.options)
+        .await?;
+    let id = plugin.id();
+    if name.as_ref().is_some_and(|n| *n != id.name)
+        || version
+            .as_ref()
+            .is_some_and(|v| *v != id.version.to_string())
+    {
+        return Err(LoadError::InvalidInfo(format!(
+            "{id}, but the ConfigMap says {}@{}",
+            name.unwrap_or_else(|| id.name.clone()),
+            version.unwrap_or_else(|| id.version.to_string())
+        )));
+    }
+    Ok(plugin)
+}
+
+fn selector() -> String {
+    format!("{PLUGIN_LABEL}=true")
+}
+
+/// Load every plugin ConfigMap of `namespace` once (for one-shot commands):
+/// each is activated in `registry` or rejected, as the watch would do.
+/// Fails only when the ConfigMaps cannot be listed.
+pub async fn load_namespace(
+    client: kube::Client,
+    namespace: &str,
+    runtime: &Runtime,
+    registry: &Registry,
+) -> Result<(), kube::Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+    let config_maps = api.list(&ListParams::default().labels(&selector())).await?;
+    for config_map in &config_maps {
+        let key = key_of(config_map);
+        match load(config_map, runtime).await {
+            Ok(plugin) => registry.activate(SourceKind::ConfigMap, &key, plugin),
+            Err(error) => registry.reject(SourceKind::ConfigMap, &key, &error),
+        }
+    }
+    Ok(())
+}
+
 /// Keep the registry in step with the plugin ConfigMaps of `namespace` until the task is dropped.
 pub async fn watch(
     client: kube::Client,
@@ -110,10 +161,9 @@ pub async fn watch(
     runtime: Runtime,
     registry: Arc<Registry>,
     recorder: Recorder,
-    on_reject: Arc<dyn Fn() + Send + Sync>,
 ) {
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
-    let config = watcher::Config::default().labels(&format!("{PLUGIN_LABEL}=true"));
+    let config = watcher::Config::default().labels(&selector());
     let mut stream = watcher(api, config).default_backoff().boxed();
     let mut seen: BTreeMap<String, Digest> = BTreeMap::new();
     let mut listed: BTreeSet<String> = BTreeSet::new();
@@ -122,15 +172,7 @@ pub async fn watch(
             Ok(watcher::Event::Init) => listed.clear(),
             Ok(watcher::Event::InitApply(config_map)) => {
                 listed.insert(key_of(&config_map));
-                refresh(
-                    &config_map,
-                    &runtime,
-                    &registry,
-                    &recorder,
-                    &mut seen,
-                    &on_reject,
-                )
-                .await;
+                refresh(&config_map, &runtime, &registry, &recorder, &mut seen).await;
             }
             Ok(watcher::Event::InitDone) => {
                 // Gone while the watch was down.
@@ -145,15 +187,7 @@ pub async fn watch(
                 }
             }
             Ok(watcher::Event::Apply(config_map)) => {
-                refresh(
-                    &config_map,
-                    &runtime,
-                    &registry,
-                    &recorder,
-                    &mut seen,
-                    &on_reject,
-                )
-                .await;
+                refresh(&config_map, &runtime, &registry, &recorder, &mut seen).await;
             }
             Ok(watcher::Event::Delete(config_map)) => {
                 let key = key_of(&config_map);
@@ -181,7 +215,6 @@ async fn refresh(
     registry: &Registry,
     recorder: &Recorder,
     seen: &mut BTreeMap<String, Digest>,
-    on_reject: &Arc<dyn Fn() + Send + Sync>,
 ) {
     let key = key_of(config_map);
     // Unchanged content (a label edit, a resync) is not loaded again.
@@ -194,31 +227,7 @@ async fn refresh(
         return;
     }
     seen.insert(key.clone(), fingerprint);
-    let result = match read(config_map, runtime.config().max_component_bytes) {
-        Ok(published) => {
-            let (name, version) = (published.name.clone(), published.version.clone());
-            match runtime.load_async(published.bytes, published.options).await {
-                Ok(plugin) => {
-                    let id = plugin.id();
-                    if name.as_ref().is_some_and(|n| *n != id.name)
-                        || version
-                            .as_ref()
-                            .is_some_and(|v| *v != id.version.to_string())
-                    {
-                        Err(LoadError::InvalidInfo(format!(
-                            "{id}, but the ConfigMap says {}@{}",
-                            name.unwrap_or_else(|| id.name.clone()),
-                            version.unwrap_or_else(|| id.version.to_string())
-                        )))
-                    } else {
-                        Ok(plugin)
-                    }
-                }
-                Err(error) => Err(error),
-            }
-        }
-        Err(error) => Err(error),
-    };
+    let result = load(config_map, runtime).await;
     match result {
         Ok(plugin) => {
             let message = format!("{} ({}) is active", plugin.id(), plugin.digest());
@@ -226,7 +235,7 @@ async fn refresh(
             publish(
                 recorder,
                 config_map,
-                EventType::Normal,
+                Severity::Normal,
                 "PluginActivated",
                 &message,
             )
@@ -234,12 +243,11 @@ async fn refresh(
         }
         Err(error) => {
             registry.reject(SourceKind::ConfigMap, &key, &error);
-            on_reject();
             let message = format!("the plugin {error}; the active version, if any, stays");
             publish(
                 recorder,
                 config_map,
-                EventType::Warning,
+                Severity::Warning,
                 "PluginRejected",
                 &message,
             )
@@ -251,20 +259,19 @@ async fn refresh(
 async fn publish(
     recorder: &Recorder,
     config_map: &ConfigMap,
-    type_: EventType,
+    severity: Severity,
     reason: &str,
     message: &str,
 ) {
-    let event = KubeEvent {
-        type_,
-        reason: reason.into(),
-        note: Some(message.chars().take(1000).collect()),
-        action: "LoadPlugin".into(),
-        secondary: None,
-    };
-    if let Err(error) = recorder.publish(&event, &config_map.object_ref(&())).await {
-        tracing::warn!(configmap = %key_of(config_map), error = %error, "cannot publish an event");
-    }
+    events::publish(
+        recorder,
+        &config_map.object_ref(&()),
+        severity,
+        reason,
+        "LoadPlugin",
+        message,
+    )
+    .await;
 }
 
 #[cfg(test)]

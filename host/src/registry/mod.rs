@@ -5,6 +5,8 @@
 //! [`Registry::activate`], [`Registry::remove`] and [`Registry::reject`], each
 //! for its own entries, keyed by something stable within that source (a file
 //! path, a ConfigMap's namespace/name). Sources know nothing of each other.
+//! The registry remembers the last refused upload of each key until that key
+//! is activated or removed, so that `plugin list` can show it.
 
 pub mod configmaps;
 mod directory;
@@ -35,13 +37,81 @@ pub enum SourceKind {
     ConfigMap,
 }
 
-impl fmt::Display for SourceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl SourceKind {
+    /// Its name in lists and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
             SourceKind::Builtin => "built-in",
             SourceKind::Directory => "directory",
             SourceKind::ConfigMap => "configmap",
-        })
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an upload was refused, in a small fixed set of words: the `reason`
+/// label of `portfolio_plugin_rejections_total`. The message says the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RejectReason {
+    /// Bigger than a plugin may be.
+    TooLarge,
+    /// Not a WebAssembly component: not wasm, a core module, precompiled
+    /// native code, or refused by the compiler.
+    NotAComponent,
+    /// A component, but not of a world and contract version this host
+    /// speaks, or importing what the host does not grant.
+    IncompatibleContract,
+    /// `describe()` failed or returned something unusable (including a name
+    /// or version other than the ConfigMap claims).
+    InvalidDescription,
+    /// The settings or limits registered with it are invalid.
+    InvalidRegistration,
+    /// The upload could not be read or prepared: an unreadable file, a
+    /// ConfigMap without the component, bad gzip, a failure of the host.
+    Unreadable,
+}
+
+impl RejectReason {
+    /// The reason of `error`.
+    pub fn of(error: &LoadError) -> Self {
+        match error {
+            LoadError::TooLarge { .. } => RejectReason::TooLarge,
+            LoadError::Precompiled
+            | LoadError::NotWasm
+            | LoadError::CoreModule
+            | LoadError::Compile(_) => RejectReason::NotAComponent,
+            LoadError::NoKnownWorld { .. }
+            | LoadError::IncompatibleVersion { .. }
+            | LoadError::WrongWorld { .. }
+            | LoadError::UnsupportedImport { .. }
+            | LoadError::Signature { .. } => RejectReason::IncompatibleContract,
+            LoadError::Describe(_) | LoadError::InvalidInfo(_) => RejectReason::InvalidDescription,
+            LoadError::Limits(_) | LoadError::Settings(_) => RejectReason::InvalidRegistration,
+            LoadError::Host(_) => RejectReason::Unreadable,
+        }
+    }
+
+    /// The CamelCase word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::TooLarge => "TooLarge",
+            RejectReason::NotAComponent => "NotAComponent",
+            RejectReason::IncompatibleContract => "IncompatibleContract",
+            RejectReason::InvalidDescription => "InvalidDescription",
+            RejectReason::InvalidRegistration => "InvalidRegistration",
+            RejectReason::Unreadable => "Unreadable",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -76,6 +146,8 @@ pub enum RegistryEvent {
         source: SourceKind,
         /// Its key within the source.
         key: String,
+        /// Why, in one word.
+        reason: RejectReason,
         /// Why, in words.
         error: String,
     },
@@ -115,9 +187,29 @@ pub struct Registered {
     pub plugin: Arc<Plugin>,
 }
 
+/// The last refused upload of one key, kept until that key is activated or removed.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    /// The source it was offered through.
+    pub source: SourceKind,
+    /// A file path, or a ConfigMap's namespace/name.
+    pub key: String,
+    /// Why, in one word.
+    pub reason: RejectReason,
+    /// Why, in words (it reads after "the plugin").
+    pub message: String,
+    /// The plugin that stays active under the same key, if any.
+    pub kept: Option<PluginId>,
+}
+
+/// Called on every refused upload (to count it).
+type RejectHook = Box<dyn Fn(SourceKind, RejectReason) + Send + Sync>;
+
 /// The active plugins of every source.
 pub struct Registry {
     entries: RwLock<BTreeMap<(SourceKind, String), Arc<Plugin>>>,
+    rejections: RwLock<BTreeMap<(SourceKind, String), Rejection>>,
+    on_reject: Option<RejectHook>,
     events: broadcast::Sender<RegistryEvent>,
 }
 
@@ -132,7 +224,18 @@ impl Registry {
     pub fn new() -> Self {
         Registry {
             entries: RwLock::new(BTreeMap::new()),
+            rejections: RwLock::new(BTreeMap::new()),
+            on_reject: None,
             events: broadcast::channel(256).0,
+        }
+    }
+
+    /// An empty registry that calls `hook` on every refused upload, in the
+    /// source's task: unlike the events, a slow receiver cannot miss one.
+    pub fn with_on_reject(hook: impl Fn(SourceKind, RejectReason) + Send + Sync + 'static) -> Self {
+        Registry {
+            on_reject: Some(Box::new(hook)),
+            ..Registry::new()
         }
     }
 
@@ -144,6 +247,7 @@ impl Registry {
     /// Make `plugin` the active one under `key` of `source`.
     pub fn activate(&self, source: SourceKind, key: &str, plugin: Arc<Plugin>) {
         let (id, digest) = (plugin.id().clone(), plugin.digest());
+        self.rejections_mut().remove(&(source, key.to_owned()));
         let replaced = self
             .write()
             .insert((source, key.to_owned()), plugin)
@@ -166,6 +270,7 @@ impl Registry {
 
     /// Drop the plugin under `key` of `source`.
     pub fn remove(&self, source: SourceKind, key: &str) -> Option<Arc<Plugin>> {
+        self.rejections_mut().remove(&(source, key.to_owned()));
         let removed = self.write().remove(&(source, key.to_owned()))?;
         tracing::info!(%source, key, plugin = %removed.id(), "plugin removed");
         let _ = self.events.send(RegistryEvent::Removed {
@@ -178,16 +283,42 @@ impl Registry {
 
     /// Report that a candidate under `key` of `source` failed; the active one stays.
     pub fn reject(&self, source: SourceKind, key: &str, error: &LoadError) {
+        let reason = RejectReason::of(error);
         let kept = self
             .read()
             .get(&(source, key.to_owned()))
-            .map(|plugin| plugin.id().to_string());
-        tracing::warn!(%source, key, error = %error, kept = kept.as_deref().unwrap_or("nothing"), "plugin rejected; the active version stays");
+            .map(|plugin| plugin.id().clone());
+        tracing::warn!(%source, key, %reason, error = %error, kept = %kept.as_ref().map_or_else(|| "nothing".to_owned(), ToString::to_string), "plugin rejected; the active version stays");
+        self.rejections_mut().insert(
+            (source, key.to_owned()),
+            Rejection {
+                source,
+                key: key.to_owned(),
+                reason,
+                message: error.to_string(),
+                kept,
+            },
+        );
+        if let Some(hook) = &self.on_reject {
+            hook(source, reason);
+        }
         let _ = self.events.send(RegistryEvent::Rejected {
             source,
             key: key.to_owned(),
+            reason,
             error: error.to_string(),
         });
+    }
+
+    /// The last refused upload of every key that has not been activated or
+    /// removed since, by source and key.
+    pub fn rejections(&self) -> Vec<Rejection> {
+        self.rejections
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The plugin `reference` means for `world`: the highest matching version;
@@ -246,6 +377,12 @@ impl Registry {
     ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<(SourceKind, String), Arc<Plugin>>> {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn rejections_mut(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<(SourceKind, String), Rejection>> {
+        self.rejections.write().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What resolution looks at of one registered plugin.
@@ -289,9 +426,9 @@ fn pick<'a>(
 #[derive(Debug, thiserror::Error)]
 #[error("built-in plugin {file} {source}")]
 pub struct BuiltinError {
-    /// Which one.
+    /// Its file name in the build.
     pub file: &'static str,
-    /// Why.
+    /// The check it failed.
     #[source]
     pub source: LoadError,
 }
@@ -398,6 +535,48 @@ mod tests {
         );
         let error = fixture.pick("other", Generator).unwrap_err();
         assert_eq!(error.to_string(), "no generator plugin matches other");
+    }
+
+    #[test]
+    fn refusals_are_counted_and_remembered_until_the_key_is_activated_or_removed() {
+        let counted = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&counted);
+        let registry = Registry::with_on_reject(move |source, reason| {
+            seen.lock().unwrap().push((source, reason));
+        });
+        registry.reject(Directory, "a.wasm", &LoadError::NotWasm);
+        registry.reject(ConfigMap, "team/b", &LoadError::Settings("bad".into()));
+        let remembered: Vec<_> = registry
+            .rejections()
+            .into_iter()
+            .map(|r| (r.source, r.key, r.reason))
+            .collect();
+        assert_eq!(
+            remembered,
+            [
+                (Directory, "a.wasm".to_owned(), RejectReason::NotAComponent),
+                (
+                    ConfigMap,
+                    "team/b".to_owned(),
+                    RejectReason::InvalidRegistration
+                ),
+            ]
+        );
+        assert_eq!(
+            *counted.lock().unwrap(),
+            [
+                (Directory, RejectReason::NotAComponent),
+                (ConfigMap, RejectReason::InvalidRegistration)
+            ]
+        );
+
+        registry.remove(Directory, "a.wasm");
+        let runtime = Runtime::new(crate::plugin::RuntimeConfig::default()).unwrap();
+        let plugin = runtime
+            .load(BUILTINS[0].bytes, &LoadOptions::default())
+            .unwrap();
+        registry.activate(ConfigMap, "team/b", plugin);
+        assert!(registry.rejections().is_empty());
     }
 
     #[test]

@@ -1,0 +1,277 @@
+//! The command line: commands and flags (here), and what each command does
+//! (`operate` runs the operator, `print` prints objects, `plugin` works with
+//! plugins, `runtime` sets the process and the plugin runtime up).
+
+mod operate;
+mod plugin;
+mod print;
+mod runtime;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use runtime::init_logging;
+
+/// The operator's namespace, where plugin ConfigMaps are read from unless told otherwise.
+const DEFAULT_PLUGIN_NAMESPACE: &str = "portfolio-system";
+
+/// A Kubernetes operator whose reconcile logic lives in sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "portfolio-operator", version, about)]
+pub struct Cli {
+    /// Log line format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the operator against a cluster (a kubeconfig, or in-cluster config).
+    Run(RunArgs),
+    /// Try it all on this machine: an emulated cluster in memory, the CRDs,
+    /// the operator, and a live view of each app's conditions.
+    Dev(DevArgs),
+    /// Print the objects the plugins produce for each PortfolioApp in the files,
+    /// exactly as the operator would apply them (no cluster needed).
+    Render(RenderArgs),
+    /// Print the CustomResourceDefinitions of PortfolioApp and DatabaseMigration.
+    Crd,
+    /// Print what installs the operator in a cluster: namespace, service
+    /// account, RBAC, and a Deployment of replicas with leader election.
+    Manifests(ManifestsArgs),
+    /// Work with plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Kubeconfig to use; otherwise KUBECONFIG, ~/.kube/config, or the in-cluster config.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Watch PortfolioApps in this namespace only [default: all namespaces].
+    #[arg(long, short = 'n', value_name = "NS")]
+    namespace: Option<String>,
+    /// Load plugins from ConfigMaps labelled portfolio.dev/plugin=true in this namespace.
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "PORTFOLIO_PLUGIN_NAMESPACE",
+        default_value = DEFAULT_PLUGIN_NAMESPACE
+    )]
+    plugin_namespace: String,
+    /// Do not watch plugin ConfigMaps at all.
+    #[arg(long, conflicts_with = "plugin_namespace")]
+    no_plugin_configmaps: bool,
+    /// Load plugins from this directory too (watched).
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Apps reconciled at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    max_concurrent_reconciles: u16,
+    /// Seconds a deletion's cleanup may take before it is reported stuck.
+    #[arg(long, value_name = "S", default_value_t = 900)]
+    cleanup_timeout_seconds: u64,
+    /// Also let plugins create (and the operator watch, apply and prune) this
+    /// namespaced kind, as `apiVersion/Kind[/plural]`, e.g.
+    /// `monitoring.coreos.com/v1/ServiceMonitor`; checked against the API server at start.
+    #[arg(long, value_name = "APIVERSION/KIND")]
+    allow_kind: Vec<portfolio_operator::kinds::ChildKind>,
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    ops_addr: std::net::SocketAddr,
+    /// Act only while holding a Lease, so that several replicas may run: one
+    /// acts, the others stand by.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the leadership Lease [default: the plugin namespace].
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    leader_elect_namespace: Option<String>,
+    /// Name of the leadership Lease.
+    #[arg(long, value_name = "NAME", default_value = "portfolio-operator")]
+    leader_elect_lease: String,
+    /// Seconds a lease stays valid after the leader last renewed it.
+    #[arg(long, value_name = "S", default_value_t = 15)]
+    leader_elect_lease_seconds: u64,
+    /// Seconds before expiry at which the leader renews; also the clock skew
+    /// between nodes that the election tolerates.
+    #[arg(long, value_name = "S", default_value_t = 5)]
+    leader_elect_grace_seconds: u64,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+struct ManifestsArgs {
+    /// The operator's image (its entry point is the `portfolio-operator` binary).
+    #[arg(long, value_name = "IMAGE")]
+    image: String,
+    /// The operator's namespace: its pods, its Lease and the plugin ConfigMaps.
+    #[arg(long, value_name = "NS", default_value = DEFAULT_PLUGIN_NAMESPACE)]
+    namespace: String,
+    /// Watch PortfolioApps in this namespace only [default: all namespaces].
+    #[arg(long, value_name = "NS")]
+    watch_namespace: Option<String>,
+    /// Replicas: one leads, the others stand by.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    replicas: u16,
+    /// Also grant (and pass to the operator) this child kind, as `run --allow-kind` takes it.
+    #[arg(long, value_name = "APIVERSION/KIND")]
+    allow_kind: Vec<portfolio_operator::kinds::ChildKind>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Yaml)]
+    output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Apply these manifests once the operator runs: files, or directories
+    /// of `*.yaml`, `*.yml` and `*.json` (not their subdirectories).
+    #[arg(long, value_name = "PATH")]
+    apply: Vec<PathBuf>,
+    /// Port of the emulated API server on 127.0.0.1 [default: a free one].
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    port: u16,
+    /// Write the kubeconfig here and keep it [default: a temporary file, removed on exit].
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace of the plugin ConfigMaps (created).
+    #[arg(long, value_name = "NS", default_value = DEFAULT_PLUGIN_NAMESPACE)]
+    plugin_namespace: String,
+    /// Load plugins from this directory too (watched).
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, value_name = "ADDR")]
+    ops_addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Show a component's world, name, version, digest, kinds and settings schema.
+    Inspect(InspectArgs),
+    /// List the active plugins and where each comes from: the built-ins, those
+    /// of --plugin-dir and, with --kubeconfig or --plugin-namespace, the
+    /// cluster's plugin ConfigMaps, with the uploads that were refused.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+struct RenderArgs {
+    /// A YAML or JSON file, or a directory of them (repeatable).
+    #[arg(short = 'f', long = "filename", required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Load plugins from this directory too (`*.wasm`, each with an optional `NAME.yaml`).
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Yaml)]
+    output: OutputFormat,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// Multi-document YAML.
+    Yaml,
+    /// A JSON `v1 List`.
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The component (`.wasm`).
+    file: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = InspectFormat::Text)]
+    output: InspectFormat,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum InspectFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Load plugins from this directory too.
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Read the plugin ConfigMaps of the cluster of this kubeconfig. Without
+    /// it and without --plugin-namespace, nothing is read from a cluster.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Read the plugin ConfigMaps of this namespace, from the cluster of
+    /// --kubeconfig, else of KUBECONFIG, ~/.kube/config or the in-cluster
+    /// config [default with --kubeconfig: portfolio-system].
+    #[arg(long, value_name = "NS")]
+    plugin_namespace: Option<String>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+/// Plugin limits and the compile cache.
+#[derive(Debug, Args)]
+struct RuntimeArgs {
+    /// Default time budget of one plugin call, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    plugin_timeout_ms: u64,
+    /// Default memory cap of one plugin call, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    plugin_memory_mib: usize,
+    /// Largest memory cap any plugin registration may ask for, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    plugin_max_memory_mib: usize,
+    /// Default cap on the output of one call, in KiB.
+    #[arg(long, value_name = "KIB", default_value_t = 4096)]
+    plugin_max_output_kib: usize,
+    /// Default cap on the objects one call may return.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    plugin_max_objects: usize,
+    /// Default WebAssembly stack of a plugin call, in KiB.
+    #[arg(long, value_name = "KIB", default_value_t = 512)]
+    plugin_stack_kib: usize,
+    /// Largest stack any plugin registration may ask for, in KiB (at most 4096).
+    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    plugin_max_stack_kib: usize,
+    /// Where to keep compiled plugins across runs [default: $XDG_CACHE_HOME/portfolio-operator]
+    #[arg(long, value_name = "DIR")]
+    plugin_cache_dir: Option<PathBuf>,
+    /// Compile plugins every time; keep nothing on disk.
+    #[arg(long, conflicts_with = "plugin_cache_dir")]
+    no_plugin_cache: bool,
+}
+
+/// Run the chosen command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => operate::run(args).await,
+        Command::Dev(args) => operate::dev(args).await,
+        Command::Render(args) => print::render(args).await,
+        Command::Crd => print::crd(),
+        Command::Manifests(args) => print::manifests(args),
+        Command::Plugin {
+            command: PluginCommand::Inspect(args),
+        } => plugin::inspect(args).await,
+        Command::Plugin {
+            command: PluginCommand::List(args),
+        } => plugin::list(args).await,
+    }
+}
