@@ -46,11 +46,11 @@ const SERVER_OWNED_METADATA: [&str; 8] = [
 /// The custom resource that owns the children.
 #[derive(Clone, Debug)]
 pub struct Owner<'a> {
-    /// Its apiVersion.
+    /// apiVersion of the owner reference (`portfolio.dev/v1alpha1`).
     pub api_version: &'a str,
-    /// Its kind.
+    /// Kind of the owner reference (`PortfolioApp`, `DatabaseMigration`).
     pub kind: &'a str,
-    /// Its name.
+    /// Name of the owner; also the `app.kubernetes.io/instance` label.
     pub name: &'a str,
     /// Its namespace; every child goes there.
     pub namespace: &'a str,

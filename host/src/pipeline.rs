@@ -25,7 +25,7 @@ use crate::registry::{PluginRef, PluginRefError, Registry, ResolveError};
 pub struct Subject {
     /// `PortfolioApp` or `DatabaseMigration`: the owner kind of its children.
     pub kind: &'static str,
-    /// Its name.
+    /// `metadata.name`; children are named after it.
     pub name: String,
     /// Its namespace; every child goes there.
     pub namespace: String,
@@ -116,7 +116,7 @@ pub enum PipelineError {
     Reference {
         /// `spec.generator.plugin` or `spec.strategy.plugin`.
         field: &'static str,
-        /// Why.
+        /// What is wrong with the reference's text.
         error: Box<PluginRefError>,
     },
     /// No active plugin matches the reference.
@@ -124,7 +124,7 @@ pub enum PipelineError {
     Resolve {
         /// `spec.generator.plugin` or `spec.strategy.plugin`.
         field: &'static str,
-        /// Why.
+        /// What matched nothing, and what is active instead.
         error: Box<ResolveError>,
     },
     /// The plugin failed, or refused the spec.

@@ -9,7 +9,7 @@ pub enum PolicyViolation {
     /// The plugin did not declare this kind in `describe`.
     #[error("{object}: plugin {plugin} did not declare {kind} among the kinds it emits")]
     Undeclared {
-        /// The object.
+        /// The offending object.
         object: ObjectKey,
         /// `name@version`.
         plugin: String,
@@ -21,7 +21,7 @@ pub enum PolicyViolation {
         "{object}: the operator does not allow plugins to create {group_kind} (allowed: {allowed}; an operator can add kinds with --allow-kind)"
     )]
     NotAllowed {
-        /// The object.
+        /// The offending object.
         object: ObjectKey,
         /// `Kind.group`.
         group_kind: String,
@@ -31,7 +31,7 @@ pub enum PolicyViolation {
     /// The kind is allowed, but managed at another version.
     #[error("{object}: the operator manages {group_kind} as {managed}; emit that apiVersion")]
     OtherVersion {
-        /// The object.
+        /// The offending object.
         object: ObjectKey,
         /// `Kind.group`.
         group_kind: String,
@@ -41,21 +41,21 @@ pub enum PolicyViolation {
     /// RBAC objects grant permissions; plugins never create them unless allowed.
     #[error("{object}: plugins may not create RBAC objects")]
     Rbac {
-        /// The object.
+        /// The offending object.
         object: ObjectKey,
     },
     /// Cluster-scoped objects are outside the app's namespace.
     #[error("{object}: plugins may not create cluster-scoped objects")]
     ClusterScoped {
-        /// The object.
+        /// The offending object.
         object: ObjectKey,
     },
     /// The object names a namespace other than its owner's.
     #[error("{object}: namespace {namespace:?} is not the app's namespace {expected:?}")]
     OtherNamespace {
-        /// The object.
+        /// The offending object.
         object: ObjectKey,
-        /// What it asked for.
+        /// The namespace the plugin asked for.
         namespace: String,
         /// The owner's namespace.
         expected: String,

@@ -27,7 +27,7 @@ pub struct ChildStores {
 /// An observed child: its kind and the object.
 #[derive(Clone, Debug)]
 pub struct Observed {
-    /// Its kind.
+    /// The API resource of its kind, for calls about it.
     pub resource: ApiResource,
     /// The object as the watch last saw it.
     pub object: Arc<DynamicObject>,

@@ -100,13 +100,13 @@ pub enum Verdict {
 /// A condition as the status will say it (no timestamp yet).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wanted {
-    /// Type.
+    /// `Ready`, `Progressing` or `Degraded`.
     pub type_: &'static str,
     /// `True` or `False`.
     pub status: bool,
-    /// CamelCase reason.
+    /// A CamelCase reason a person can look up (`RollingOut`, `Conflict`).
     pub reason: String,
-    /// For people.
+    /// What is going on and, for a failure, what to do about it.
     pub message: String,
 }
 
@@ -213,11 +213,11 @@ pub fn merge(
 /// failure) its reason changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
-    /// Whether it is bad news.
+    /// Whether it is bad news (a Warning Event).
     pub warning: bool,
-    /// CamelCase reason.
+    /// The Event's reason: the condition's.
     pub reason: String,
-    /// For people.
+    /// The Event's note.
     pub message: String,
 }
 

@@ -20,9 +20,9 @@ use crate::plugin::ObjectKey;
 pub struct OwnerRef<'a> {
     /// `PortfolioApp` or `DatabaseMigration`.
     pub kind: &'a str,
-    /// Its name.
+    /// Name of the owner, as adoption annotations name it.
     pub name: &'a str,
-    /// Its uid.
+    /// The uid a child's controller reference must carry to be the owner's.
     pub uid: &'a str,
 }
 
@@ -36,9 +36,9 @@ impl OwnerRef<'_> {
 /// An existing object the operator would create or apply, and may not own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conflict {
-    /// The object.
+    /// The existing object under a desired child's name.
     pub key: ObjectKey,
-    /// Who it belongs to, for people.
+    /// Who it belongs to, and how to hand it over, for people.
     pub holder: String,
 }
 

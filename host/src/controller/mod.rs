@@ -72,9 +72,9 @@ pub struct Context {
     pub recorder: Recorder,
     /// The watched children.
     pub children: ChildStores,
-    /// Settings.
+    /// Namespace scope, concurrency, timeouts and backoff.
     pub config: ControllerConfig,
-    /// Counters.
+    /// Reconcile, apply and status-write counters (shared with `/metrics`).
     pub metrics: Arc<Metrics>,
     /// Failures in a row, per app, for backoff.
     failures: Mutex<HashMap<ObjectRef<WatchedApp>, u32>>,
@@ -178,7 +178,7 @@ pub struct Setup {
     pub registry: Arc<Registry>,
     /// What plugins may create.
     pub policy: OutputPolicy,
-    /// Settings.
+    /// Namespace scope, concurrency, timeouts and backoff.
     pub config: ControllerConfig,
     /// Counters (shared with the ops server).
     pub metrics: Arc<Metrics>,

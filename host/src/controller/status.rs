@@ -19,9 +19,9 @@ use crate::events::{self, Severity};
 pub struct Target<'a> {
     /// Its kind's API resource (`portfolioapps`, `databasemigrations`).
     pub resource: &'a ApiResource,
-    /// Its namespace.
+    /// Namespace of the resource.
     pub namespace: &'a str,
-    /// Its name.
+    /// Name of the resource.
     pub name: &'a str,
     /// The reference Events point at.
     pub reference: ObjectReference,

@@ -2,9 +2,10 @@
 //! `PortfolioApp` and `DatabaseMigration` in some files, produced by the real
 //! plugins with no cluster.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
+mod input;
+mod output;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -19,37 +20,16 @@ use crate::plugin::World;
 use crate::policy::OutputPolicy;
 use crate::registry::Registry;
 
-/// Where in the input something went wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Location {
-    /// The file.
-    pub path: PathBuf,
-    /// 1-based document number within the file, when the file was read.
-    pub document: Option<usize>,
-    /// `Kind namespace/name` of the object, when known.
-    pub object: Option<String>,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if let Some(document) = self.document {
-            write!(f, ", document {document}")?;
-        }
-        if let Some(object) = &self.object {
-            write!(f, " ({object})")?;
-        }
-        Ok(())
-    }
-}
+pub use input::{Document, Location, read_manifests};
+pub use output::{to_json, to_yaml};
 
 /// Rendering failed; the message names the file, document, object and plugin.
 #[derive(Debug, thiserror::Error)]
 #[error("{location}: {problem}")]
 pub struct RenderError {
-    /// Where.
+    /// The file, document and object.
     pub location: Location,
-    /// What.
+    /// What went wrong there.
     pub problem: Box<Problem>,
 }
 
@@ -68,7 +48,7 @@ pub enum Problem {
     /// A custom resource that does not match the schema.
     #[error("invalid {kind}: {message}")]
     Invalid {
-        /// Its kind.
+        /// `PortfolioApp` or `DatabaseMigration`.
         kind: &'static str,
         /// What is wrong, starting with the field.
         message: String,
@@ -85,16 +65,6 @@ pub enum Problem {
 pub struct Renderer {
     registry: Arc<Registry>,
     policy: OutputPolicy,
-}
-
-/// One document found in the input.
-/// One object read from a manifest file, with where it came from.
-#[derive(Clone, Debug)]
-pub struct Document {
-    /// The file and document number.
-    pub location: Location,
-    /// The object as written.
-    pub value: Value,
 }
 
 /// A custom resource of ours, parsed.
@@ -191,86 +161,6 @@ impl Renderer {
     }
 }
 
-/// Every object in `paths` (files, or the `*.yaml`, `*.yml` and `*.json`
-/// files of directories, not their subdirectories), in order; `List`s are unpacked.
-pub fn read_manifests(paths: &[PathBuf]) -> Result<Vec<Document>, RenderError> {
-    let mut documents = Vec::new();
-    for path in paths {
-        for file in expand(path)? {
-            documents.extend(read_documents(&file)?);
-        }
-    }
-    Ok(documents)
-}
-
-/// A file, or the `*.yaml`, `*.yml` and `*.json` files of a directory, sorted.
-fn expand(path: &Path) -> Result<Vec<PathBuf>, RenderError> {
-    let error = |problem| RenderError {
-        location: Location {
-            path: path.to_owned(),
-            document: None,
-            object: None,
-        },
-        problem: Box::new(problem),
-    };
-    let meta = std::fs::metadata(path).map_err(|e| error(Problem::Read(e)))?;
-    if !meta.is_dir() {
-        return Ok(vec![path.to_owned()]);
-    }
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(path).map_err(|e| error(Problem::Read(e)))? {
-        let file = entry.map_err(|e| error(Problem::Read(e)))?.path();
-        let manifest = file
-            .extension()
-            .and_then(|ext| ext.to_str())
-            .is_some_and(|ext| matches!(ext, "yaml" | "yml" | "json"));
-        if manifest && file.is_file() {
-            files.push(file);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// The non-empty documents of a YAML file; `List` objects are unpacked.
-fn read_documents(path: &Path) -> Result<Vec<Document>, RenderError> {
-    let location = |document| Location {
-        path: path.to_owned(),
-        document,
-        object: None,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| RenderError {
-        location: location(None),
-        problem: Box::new(Problem::Read(e)),
-    })?;
-    let values: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| RenderError {
-        location: location(None),
-        problem: Box::new(Problem::Yaml(e.to_string())),
-    })?;
-    let mut documents = Vec::new();
-    for (index, value) in values.into_iter().enumerate() {
-        let document = Some(index + 1);
-        match value {
-            Value::Null => {}
-            Value::Object(mut map) if map.get("kind") == Some(&Value::from("List")) => {
-                let items = match map.remove("items") {
-                    Some(Value::Array(items)) => items,
-                    _ => Vec::new(),
-                };
-                documents.extend(items.into_iter().map(|value| Document {
-                    location: location(document),
-                    value,
-                }));
-            }
-            value => documents.push(Document {
-                location: location(document),
-                value,
-            }),
-        }
-    }
-    Ok(documents)
-}
-
 /// One of our custom resources from JSON, with errors that name the field.
 fn parse(value: Value) -> Result<Resource, Problem> {
     let Value::Object(map) = &value else {
@@ -343,31 +233,4 @@ fn short(value: &Value) -> String {
     } else {
         text
     }
-}
-
-/// Objects as multi-document YAML, the way `kubectl apply -f` reads them.
-pub fn to_yaml<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Result<String, String> {
-    let mut out = String::new();
-    for object in objects {
-        out.push_str("---\n");
-        out.push_str(&serde_saphyr::to_string(object).map_err(|e| e.to_string())?);
-    }
-    Ok(out)
-}
-
-/// Objects as a JSON `v1 List`, the way `kubectl apply -f` reads them.
-pub fn to_json<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Result<String, String> {
-    let mut list = BTreeMap::new();
-    list.insert("apiVersion", Value::from("v1"));
-    list.insert("kind", Value::from("List"));
-    list.insert(
-        "items",
-        Value::Array(objects.into_iter().cloned().collect()),
-    );
-    serde_json::to_string_pretty(&list)
-        .map(|mut text| {
-            text.push('\n');
-            text
-        })
-        .map_err(|e| e.to_string())
 }
