@@ -1,6 +1,13 @@
 //! The PortfolioApp controller: a level-based reconcile through the generator
 //! plugin, with label-filtered watches of the children it owns, re-reconciles
 //! of exactly the apps whose plugin changed, and a finalizer for cleanup.
+//!
+//! Where each step of a reconcile lives:
+//! watch ([`run`], over the kinds of [`crate::kinds`]) → resolve, call,
+//! policy, decorate ([`crate::pipeline`]) → decide ([`decide`], pure) →
+//! apply / prune ([`act`]) → status and events ([`status`],
+//! [`crate::events`]). [`app`] tells the story of one reconcile, [`cleanup`]
+//! of a deletion; every failure is a [`crate::failure::ReconcileError`].
 
 pub mod act;
 pub mod app;

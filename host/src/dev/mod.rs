@@ -2,8 +2,8 @@
 //! cluster, the CRDs, the operator, optionally some manifests, and a live view
 //! of each app's conditions as they change.
 //!
-//! [`session`] runs it all, [`manifests`] applies what `--apply` names, and
-//! [`view`] prints each app's state.
+//! `session` runs it all, `manifests` applies what `--apply` names, and
+//! `view` prints each app's state.
 
 mod manifests;
 mod session;

@@ -1,6 +1,6 @@
 //! Deleting an app, behind the finalizer `portfolio.dev/cleanup`: the
-//! finalizer itself (here), the deletion steps ([`steps`]), and apps whose
-//! stored object no longer parses ([`malformed`]).
+//! finalizer itself (here), the deletion steps (`steps`), and apps whose
+//! stored object no longer parses (`malformed`).
 
 mod malformed;
 mod steps;
