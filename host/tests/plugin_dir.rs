@@ -29,6 +29,20 @@ async fn wait_for<T>(
     }
 }
 
+/// Replace `path` at once, as a deployment tool does (write beside, then
+/// rename): a plain write truncates first, and the watcher may read the
+/// empty file in between, which is a different (also refused) upload.
+fn replace(path: &std::path::Path, bytes: &[u8]) {
+    let staged = path.with_file_name(format!(
+        ".{}.staged",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("plugin")
+    ));
+    std::fs::write(&staged, bytes).expect("write");
+    std::fs::rename(&staged, path).expect("rename");
+}
+
 fn resolve(
     registry: &Registry,
     reference: &str,
@@ -45,7 +59,7 @@ async fn plugins_follow_the_directory_and_bad_files_never_replace_good_ones() {
     let mut events = registry.subscribe();
 
     let hostile_path = dir.path().join("team.wasm");
-    std::fs::write(&hostile_path, component("hostile")).expect("write");
+    replace(&hostile_path, &component("hostile"));
     // Not plugins: ignored.
     std::fs::write(dir.path().join("notes.txt"), "hello").expect("write");
     std::fs::write(dir.path().join(".hidden.wasm"), "junk").expect("write");
@@ -62,7 +76,7 @@ async fn plugins_follow_the_directory_and_bad_files_never_replace_good_ones() {
     assert_eq!(registry.entries().len(), 1, "only team.wasm is a plugin");
 
     // A broken upload: the good version stays active, and the failure is reported.
-    std::fs::write(&hostile_path, b"\0asm garbage").expect("write");
+    replace(&hostile_path, b"\0asm garbage");
     let error = wait_for(&mut events, |event| match event {
         RegistryEvent::Rejected { key: k, error, .. } if *k == key => Some(error.clone()),
         _ => None,
@@ -81,7 +95,7 @@ async fn plugins_follow_the_directory_and_bad_files_never_replace_good_ones() {
         "settings:\n  greeting: hello\nlimits:\n  timeoutMs: 300\n",
     )
     .expect("write");
-    std::fs::write(&hostile_path, component("hostile")).expect("write");
+    replace(&hostile_path, &component("hostile"));
     let settings = wait_for(&mut events, |event| match event {
         RegistryEvent::Activated { key: k, .. } if *k == key => {
             resolve(&registry, "hostile").map(|p| p.settings().to_owned())
