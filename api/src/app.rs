@@ -113,7 +113,9 @@ pub struct PortfolioAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<AppResources>,
 
-    /// Readiness, liveness and startup probes.
+    /// Readiness, liveness and startup probes. Without a readiness probe, an
+    /// app with a TCP port gets one that connects to its first TCP port (see
+    /// `probes.defaultReadiness`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probes: Option<AppProbes>,
 
@@ -184,6 +186,14 @@ fn default_pre_stop_delay() -> i64 {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A port of the application's container.
@@ -337,11 +347,19 @@ pub struct ResourceAmounts {
 }
 
 /// The container's probes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(
+    feature = "kube",
+    x_kube(
+        validation = Rule::new("!has(self.readiness) || !has(self.defaultReadiness) || self.defaultReadiness")
+            .message("defaultReadiness: false turns the default readiness probe off, but readiness sets a probe; remove one of them")
+    )
+)]
 #[serde(rename_all = "camelCase")]
 pub struct AppProbes {
-    /// Whether a pod may receive traffic.
+    /// Whether a pod may receive traffic (and counts as available to a
+    /// rolling update). When unset, see `defaultReadiness`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<Probe>,
     /// Whether a pod must be restarted.
@@ -350,6 +368,24 @@ pub struct AppProbes {
     /// Whether a pod has started (the others wait for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup: Option<Probe>,
+    /// When `readiness` is unset and the app has a TCP port, probe readiness
+    /// with a TCP connect to the first TCP port in `spec.ports`, so that a pod
+    /// receives traffic, and a rolling update removes an old pod, only once
+    /// the new one accepts connections. Set to false to have pods count as
+    /// ready as soon as they start; `readiness` must then be unset.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub default_readiness: bool,
+}
+
+impl Default for AppProbes {
+    fn default() -> Self {
+        AppProbes {
+            readiness: None,
+            liveness: None,
+            startup: None,
+            default_readiness: true,
+        }
+    }
 }
 
 /// One probe: an HTTP GET or a TCP connect, with its timings.

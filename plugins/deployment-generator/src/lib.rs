@@ -117,6 +117,39 @@ mod tests {
     }
 
     #[test]
+    fn default_readiness_false_turns_the_default_probe_off() {
+        let readiness = |spec: &str| {
+            let deployment = generate("shop", spec, "{}")
+                .unwrap()
+                .iter()
+                .map(|text| serde_json::from_str::<serde_json::Value>(text).unwrap())
+                .find(|object| object["kind"] == "Deployment")
+                .unwrap();
+            deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].clone()
+        };
+        let ports = r#""ports": [{"name": "http", "containerPort": 8080}]"#;
+        assert_eq!(
+            readiness(&format!(r#"{{"image": "a:1", {ports}}}"#))["tcpSocket"]["port"],
+            "http"
+        );
+        assert!(
+            readiness(&format!(
+                r#"{{"image": "a:1", {ports}, "probes": {{"defaultReadiness": false}}}}"#
+            ))
+            .is_null()
+        );
+        let error = generate(
+            "shop",
+            &format!(
+                r#"{{"image": "a:1", {ports}, "probes": {{"defaultReadiness": false, "readiness": {{"tcp": {{}}}}}}}}"#
+            ),
+            "{}",
+        )
+        .unwrap_err();
+        assert_eq!(error.field, "spec.probes.defaultReadiness");
+    }
+
+    #[test]
     fn the_sample_spec_renders() {
         let objects = generate(
             "shop",

@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use portfolio_api::{PortfolioAppSpec, Probe};
+use portfolio_api::{PortfolioAppSpec, Probe, Protocol};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -250,7 +250,9 @@ fn app_pod<'a>(
             .resources
             .as_ref()
             .or(settings.default_resources.as_ref()),
-        readiness_probe: probes.and_then(|p| probe(&p.readiness)),
+        readiness_probe: probes
+            .and_then(|p| probe(&p.readiness))
+            .or_else(|| default_readiness(spec)),
         liveness_probe: probes.and_then(|p| probe(&p.liveness)),
         startup_probe: probes.and_then(|p| probe(&p.startup)),
         // Keep serving while endpoints are removed from load balancers.
@@ -394,6 +396,26 @@ pub fn backup_job(name: &str, spec: &PortfolioAppSpec, settings: &Settings) -> O
     }))
 }
 
+/// The readiness probe of an app that sets none: a TCP connect to its first
+/// TCP port, unless `probes.defaultReadiness` is false. Without any, a pod
+/// counts as ready as soon as it starts, so the Service sends it traffic
+/// before it listens and `maxUnavailable: 0` protects nothing. (A TCP
+/// connect to a UDP or SCTP port never succeeds, so those are skipped.)
+fn default_readiness(spec: &PortfolioAppSpec) -> Option<ProbeShape<'_>> {
+    if spec.probes.as_ref().is_some_and(|p| !p.default_readiness) {
+        return None;
+    }
+    let port = spec.ports.iter().find(|p| p.protocol == Protocol::Tcp)?;
+    Some(ProbeShape {
+        http_get: None,
+        tcp_socket: Some(TcpSocket { port: &port.name }),
+        initial_delay_seconds: None,
+        period_seconds: None,
+        timeout_seconds: None,
+        failure_threshold: None,
+    })
+}
+
 fn probe_shape<'a>(probe: &'a Probe, first_port: &'a str) -> ProbeShape<'a> {
     ProbeShape {
         http_get: probe.http.as_ref().map(|http| HttpGet {
@@ -461,7 +483,7 @@ fn config_hash(spec: &PortfolioAppSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portfolio_api::{AppPort, AppStorage, Autoscaling, Backup};
+    use portfolio_api::{AppPort, AppProbes, AppStorage, Autoscaling, Backup, HttpProbe, TcpProbe};
     use serde_json::Value;
 
     fn spec() -> PortfolioAppSpec {
@@ -532,6 +554,80 @@ mod tests {
         assert_eq!(kinds(&objects), ["Deployment"]);
         let pod = &of_kind(&objects, "Deployment")["spec"]["template"]["spec"];
         assert!(pod.get("topologySpreadConstraints").is_none());
+    }
+
+    fn readiness_probe(spec: &PortfolioAppSpec) -> Value {
+        let deployment = of_kind(&build("shop", spec, &Settings::default()), "Deployment");
+        deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].clone()
+    }
+
+    #[test]
+    fn an_app_with_a_port_is_ready_once_it_accepts_connections() {
+        // Without a readiness probe a pod counts as ready when it starts, and
+        // `maxUnavailable: 0` would let a rollout remove the old pods first.
+        assert_eq!(
+            readiness_probe(&spec()),
+            serde_json::json!({"tcpSocket": {"port": "http"}})
+        );
+    }
+
+    #[test]
+    fn the_default_readiness_probe_connects_to_the_first_tcp_port() {
+        let port = |name: &str, protocol| AppPort {
+            name: name.into(),
+            container_port: 5353,
+            protocol,
+            ..Default::default()
+        };
+        let mut app = spec();
+        app.ports = vec![port("dns", Protocol::Udp), port("http", Protocol::Tcp)];
+        assert_eq!(
+            readiness_probe(&app),
+            serde_json::json!({"tcpSocket": {"port": "http"}})
+        );
+        // A TCP connect to a UDP port never succeeds: no default then.
+        app.ports = vec![port("dns", Protocol::Udp), port("sctp", Protocol::Sctp)];
+        assert!(readiness_probe(&app).is_null());
+        app.ports.clear();
+        assert!(readiness_probe(&app).is_null());
+    }
+
+    #[test]
+    fn a_readiness_probe_of_the_app_replaces_the_default() {
+        let mut app = spec();
+        app.probes = Some(AppProbes {
+            readiness: Some(Probe {
+                http: Some(HttpProbe {
+                    path: "/ready".into(),
+                    port: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            readiness_probe(&app),
+            serde_json::json!({"httpGet": {"path": "/ready", "port": "http"}})
+        );
+    }
+
+    #[test]
+    fn the_default_readiness_probe_can_be_turned_off() {
+        let mut app = spec();
+        app.probes = Some(AppProbes {
+            liveness: Some(Probe {
+                tcp: Some(TcpProbe { port: None }),
+                ..Default::default()
+            }),
+            default_readiness: false,
+            ..Default::default()
+        });
+        assert!(readiness_probe(&app).is_null());
+        let deployment = of_kind(&build("shop", &app, &Settings::default()), "Deployment");
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"],
+            serde_json::json!({"tcpSocket": {"port": "http"}})
+        );
     }
 
     #[test]

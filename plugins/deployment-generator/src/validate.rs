@@ -36,6 +36,12 @@ pub fn app(name: &str, spec: &PortfolioAppSpec, settings: &Settings) -> Result<(
         self::resources("settings.defaultResources", resources)?;
     }
     if let Some(probes) = &spec.probes {
+        if !probes.default_readiness && probes.readiness.is_some() {
+            return Err(Invalid::new(
+                "spec.probes.defaultReadiness",
+                "false turns the default readiness probe off, but spec.probes.readiness sets a probe; remove one of them",
+            ));
+        }
         for (which, probe) in [
             ("readiness", &probes.readiness),
             ("liveness", &probes.liveness),
@@ -612,6 +618,35 @@ mod tests {
         });
         bad.ports = vec![http_port("http")];
         assert_eq!(field_of(check(&bad)), "spec.probes.readiness.http.port");
+    }
+
+    #[test]
+    fn default_readiness_false_contradicts_a_readiness_probe() {
+        let mut app = spec();
+        app.ports = vec![http_port("http")];
+        app.probes = Some(portfolio_api::AppProbes {
+            readiness: Some(Probe {
+                tcp: Some(portfolio_api::TcpProbe { port: None }),
+                ..Default::default()
+            }),
+            default_readiness: false,
+            ..Default::default()
+        });
+        let error = check(&app).unwrap_err();
+        assert_eq!(error.field, "spec.probes.defaultReadiness");
+        assert!(
+            error.message.contains("remove one of them"),
+            "{}",
+            error.message
+        );
+        // Either alone is fine.
+        app.probes.as_mut().unwrap().default_readiness = true;
+        check(&app).unwrap();
+        app.probes = Some(portfolio_api::AppProbes {
+            default_readiness: false,
+            ..Default::default()
+        });
+        check(&app).unwrap();
     }
 
     #[test]

@@ -40,8 +40,6 @@
 
 extern crate alloc;
 
-#[cfg(all(target_arch = "wasm32", not(test)))]
-mod component;
 mod options;
 mod read;
 mod script;
@@ -56,16 +54,10 @@ use strategy_kit::interpret::{Context, outcome};
 use strategy_kit::job::{Env, EnvValue, JobRequest, build};
 use strategy_kit::settings::{Defaults, JobSettings, Settings};
 use strategy_kit::spec::{Migration, Source};
-use strategy_kit::{Error, Input, Outcome, PLAN_KEY, Phase, Plan, Step, maintenance};
+use strategy_kit::{Error, Input, Outcome, PLAN_KEY, Phase, Plan, Step, Strategy, maintenance};
 
 /// Name under which this plugin registers.
 pub const NAME: &str = "flyway";
-
-/// One line about the plugin, for `describe`.
-pub const DESCRIPTION: &str = "Runs Flyway migrations as Kubernetes Jobs: info and validate, then migrate; repair when allowed.";
-
-/// The kinds this plugin may emit, as (apiVersion, kind).
-pub const KINDS: &[(&str, &str)] = &[("batch/v1", "Job")];
 
 /// The image used unless `spec.image` or the `image` setting names another:
 /// the open-source Flyway release of 2026-07-20.
@@ -84,10 +76,113 @@ pub const DEFAULTS: Defaults = Defaults {
     run_as_user: 10001,
 };
 
-/// JSON Schema of the settings, for `describe`.
-pub fn settings_schema() -> String {
-    strategy_kit::settings::schema(&DEFAULTS)
+/// The strategy, as the component exports it and the tests take it.
+pub struct Flyway;
+
+impl Strategy for Flyway {
+    const NAME: &'static str = NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "Runs Flyway migrations as Kubernetes Jobs: info and validate, then migrate; repair when allowed.";
+    const KINDS: &'static [(&'static str, &'static str)] = &[("batch/v1", "Job")];
+
+    fn settings_schema() -> String {
+        strategy_kit::settings::schema(&DEFAULTS)
+    }
+
+    fn plan(input: &Input<'_>) -> Result<Plan, Error> {
+        let prepared = prepare(input)?;
+        let spec = &prepared.migration.spec;
+        let program = script::program();
+        let phase = match spec.phase {
+            portfolio_api::MigrationPhase::Expand => Phase::Expand,
+            portfolio_api::MigrationPhase::Contract => Phase::Contract,
+        };
+        let target = spec
+            .flyway
+            .as_ref()
+            .and_then(|options| options.target.as_deref())
+            .map_or_else(
+                || "the latest version".to_owned(),
+                |target| format!("version {target}"),
+            );
+
+        let mut steps = Vec::with_capacity(3);
+        steps.push(step(
+            input,
+            &prepared,
+            &program,
+            PLAN_KEY,
+            Phase::PlanOnly,
+            // Pending migrations are what the plan is about, not a validation error.
+            &["-ignoreMigrationPatterns=*:pending,*:future", "info", "validate"],
+            "Flyway info and validate: lists the pending migrations and checks the applied ones; changes nothing".to_owned(),
+        )?);
+        if !spec.dry_run {
+            steps.push(step(
+                input,
+                &prepared,
+                &program,
+                MIGRATE_KEY,
+                phase,
+                &["migrate"],
+                format!("Flyway migrate ({} phase) to {target}", phase.as_str()),
+            )?);
+        }
+        if prepared.repair_planned {
+            steps.push(step(
+                input,
+                &prepared,
+                &program,
+                REPAIR_KEY,
+                Phase::Maintenance,
+                &["repair"],
+                "Flyway repair: removes a failed migration from the schema history; runs only after interpret reported it".to_owned(),
+            )?);
+        }
+
+        let source = match prepared.migration.source() {
+            Source::ConfigMap(name) => format!("ConfigMap {name}"),
+            Source::Image(image) => format!("image {image}"),
+        };
+        let mut summary = if spec.dry_run {
+            format!("Flyway dry run: info and validate against {source}; nothing is migrated")
+        } else {
+            format!(
+                "Flyway: validate, then migrate ({}) to {target} from {source}",
+                phase.as_str()
+            )
+        };
+        summary.push_str(&format!("; image {}", prepared.job_settings.image));
+        if prepared.repair_planned {
+            summary.push_str("; repair allowed");
+        }
+        Ok(Plan { steps, summary })
+    }
+
+    fn interpret(
+        input: &Input<'_>,
+        key: &str,
+        job: &str,
+        message: Option<&str>,
+    ) -> Result<Outcome, Error> {
+        if ![PLAN_KEY, MIGRATE_KEY, REPAIR_KEY].contains(&key) {
+            return Err(Error::Internal(format!("flyway plans no step {key:?}")));
+        }
+        let prepared = prepare(input)?;
+        let reader = read::FlywayReader {
+            key,
+            repair_planned: prepared.repair_planned,
+            context: Context {
+                tool: NAME,
+                image: &prepared.job_settings.image,
+                timeout: &prepared.migration.spec.timeout,
+            },
+        };
+        outcome(job, message, &reader.context, &reader)
+    }
 }
+
+strategy_kit::export_strategy!(crate::Flyway);
 
 /// A migration checked and ready for Jobs.
 struct Prepared {
@@ -118,77 +213,6 @@ fn prepare(input: &Input<'_>) -> Result<Prepared, Error> {
         args,
         repair_planned,
     })
-}
-
-/// The steps of the migration in `input`.
-pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
-    let prepared = prepare(input)?;
-    let spec = &prepared.migration.spec;
-    let program = script::program();
-    let phase = match spec.phase {
-        portfolio_api::MigrationPhase::Expand => Phase::Expand,
-        portfolio_api::MigrationPhase::Contract => Phase::Contract,
-    };
-    let target = spec
-        .flyway
-        .as_ref()
-        .and_then(|options| options.target.as_deref())
-        .map_or_else(
-            || "the latest version".to_owned(),
-            |target| format!("version {target}"),
-        );
-
-    let mut steps = Vec::with_capacity(3);
-    steps.push(step(
-        input,
-        &prepared,
-        &program,
-        PLAN_KEY,
-        Phase::PlanOnly,
-        // Pending migrations are what the plan is about, not a validation error.
-        &["-ignoreMigrationPatterns=*:pending,*:future", "info", "validate"],
-        "Flyway info and validate: lists the pending migrations and checks the applied ones; changes nothing".to_owned(),
-    )?);
-    if !spec.dry_run {
-        steps.push(step(
-            input,
-            &prepared,
-            &program,
-            MIGRATE_KEY,
-            phase,
-            &["migrate"],
-            format!("Flyway migrate ({} phase) to {target}", phase.as_str()),
-        )?);
-    }
-    if prepared.repair_planned {
-        steps.push(step(
-            input,
-            &prepared,
-            &program,
-            REPAIR_KEY,
-            Phase::Maintenance,
-            &["repair"],
-            "Flyway repair: removes a failed migration from the schema history; runs only after interpret reported it".to_owned(),
-        )?);
-    }
-
-    let source = match prepared.migration.source() {
-        Source::ConfigMap(name) => format!("ConfigMap {name}"),
-        Source::Image(image) => format!("image {image}"),
-    };
-    let mut summary = if spec.dry_run {
-        format!("Flyway dry run: info and validate against {source}; nothing is migrated")
-    } else {
-        format!(
-            "Flyway: validate, then migrate ({}) to {target} from {source}",
-            phase.as_str()
-        )
-    };
-    summary.push_str(&format!("; image {}", prepared.job_settings.image));
-    if prepared.repair_planned {
-        summary.push_str("; repair allowed");
-    }
-    Ok(Plan { steps, summary })
 }
 
 fn step(
@@ -244,28 +268,4 @@ fn step(
         job: job.json,
         description,
     })
-}
-
-/// The outcome of step `key`, whose Job is `job` (JSON) and whose container
-/// left `message`.
-pub fn interpret(
-    input: &Input<'_>,
-    key: &str,
-    job: &str,
-    message: Option<&str>,
-) -> Result<Outcome, Error> {
-    if ![PLAN_KEY, MIGRATE_KEY, REPAIR_KEY].contains(&key) {
-        return Err(Error::Internal(format!("flyway plans no step {key:?}")));
-    }
-    let prepared = prepare(input)?;
-    let reader = read::FlywayReader {
-        key,
-        repair_planned: prepared.repair_planned,
-        context: Context {
-            tool: NAME,
-            image: &prepared.job_settings.image,
-            timeout: &prepared.migration.spec.timeout,
-        },
-    };
-    outcome(job, message, &reader.context, &reader)
 }

@@ -8,52 +8,23 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use serde_json::Value;
-use strategy_kit::testing;
-use strategy_kit::{Error, Failure, Input, Outcome};
+use flyway::Flyway;
+use strategy_kit::Outcome;
+use strategy_kit::testing::{self, failed, fixture, input};
 
 const SPEC: &str = r#"{"tool": "flyway", "database": {"url": "jdbc:postgresql://db.shop.svc:5432/shop", "credentialsSecretRef": {"name": "shop-db"}}, "source": {"configMapRef": {"name": "shop-sql"}}, "timeout": "15m"}"#;
 const DRY_RUN_SPEC: &str = r#"{"tool": "flyway", "dryRun": true, "database": {"url": "jdbc:postgresql://db.shop.svc:5432/shop", "credentialsSecretRef": {"name": "shop-db"}}, "source": {"configMapRef": {"name": "shop-sql"}}}"#;
 
-fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
-}
-
-fn input<'a>(spec: &'a str, settings: &'a str, annotations: &'a [(String, String)]) -> Input<'a> {
-    Input {
-        name: "shop",
-        uid: "0b6f3c1e-7d4a-4f9e-9c55-2a1e8d6b4f10",
-        annotations,
-        spec,
-        settings,
-    }
-}
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// The termination message step `key` leaves when Flyway prints the
 /// fixture `output` and exits with `code`.
 fn termination_message(key: &str, output: &str, code: i32) -> String {
-    let plan = flyway::plan(&input(SPEC, r#"{"allowRepair": true}"#, &[])).unwrap();
-    let step = plan.steps.iter().find(|step| step.key == key).unwrap();
-    let job: Value = serde_json::from_str(&step.job).unwrap();
-    let container = &job["spec"]["template"]["spec"]["containers"][0];
-    let program = container["command"][2].as_str().unwrap();
-    let args: Vec<String> = container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|arg| arg.as_str().unwrap().to_owned())
-        .collect();
     let fake = format!(
         "cat <<'FLYWAY_OUTPUT'\n{}\nFLYWAY_OUTPUT\nexit {code}",
-        fixture(output)
+        fixture(FIXTURES, output)
     );
-    let run = testing::run(program, key, &args, "flyway", &fake);
-    assert!(run.termination_message.len() <= 4000);
-    if std::env::var_os("SHOW_TERMINATION_MESSAGES").is_some() {
-        eprintln!("--- {key}:\n{}", run.termination_message);
-    }
-    run.termination_message
+    testing::termination_message::<Flyway>(SPEC, r#"{"allowRepair": true}"#, key, &fake)
 }
 
 fn interpret(key: &str, job: &str, message: Option<&str>) -> Outcome {
@@ -68,47 +39,7 @@ fn interpret_with(
     job: &str,
     message: Option<&str>,
 ) -> Outcome {
-    let outcome = flyway::interpret(
-        &input(spec, settings, annotations),
-        key,
-        &fixture(job),
-        message,
-    )
-    .unwrap();
-    within_the_operators_bounds(&outcome);
-    outcome
-}
-
-/// What the operator checks of every outcome (host/src/plugin/strategy.rs):
-/// CamelCase reasons, texts of at most 2048 bytes, versions of at most 256.
-fn within_the_operators_bounds(outcome: &Outcome) {
-    match outcome {
-        Outcome::Running => {}
-        Outcome::Succeeded {
-            applied_version,
-            summary,
-        } => {
-            assert!(
-                applied_version
-                    .as_ref()
-                    .is_none_or(|version| version.len() <= 256)
-            );
-            assert!(!summary.is_empty() && summary.len() <= 2048, "{summary}");
-        }
-        Outcome::Failed(failure) => {
-            assert!(failure.reason.starts_with(|c: char| c.is_ascii_uppercase()));
-            assert!(failure.reason.chars().all(|c| c.is_ascii_alphanumeric()));
-            assert!(!failure.message.is_empty() && failure.message.len() <= 2048);
-        }
-        Outcome::LockHeld(holder) => assert!(!holder.is_empty() && holder.len() <= 2048),
-    }
-}
-
-fn failed(outcome: Outcome) -> Failure {
-    match outcome {
-        Outcome::Failed(failure) => failure,
-        other => panic!("expected a failure, got {other:?}"),
-    }
+    testing::interpret::<Flyway>(&input(spec, settings, annotations), key, job, message)
 }
 
 #[test]
@@ -318,36 +249,6 @@ fn a_deadline_is_a_retryable_timeout_whatever_the_message() {
 }
 
 #[test]
-fn a_killed_container_is_retryable() {
-    // The container was killed before it could write its summary.
-    let failure = failed(interpret("migrate", "job-oom-killed.json", None));
-    assert_eq!((failure.reason, failure.retryable), ("Killed", true));
-    assert!(failure.message.contains("memory"));
-    // The kubelet's fallback: the log's tail instead of a summary.
-    let log = "WARNING: sun.misc.Unsafe::objectFieldOffset\nException in thread \"main\" java.lang.OutOfMemoryError: Java heap space\n";
-    let failure = failed(interpret("migrate", "job-oom-killed.json", Some(log)));
-    assert_eq!((failure.reason, failure.retryable), ("OutOfMemory", true));
-}
-
-#[test]
-fn a_source_image_without_the_migrations_is_not_retryable() {
-    let failure = failed(interpret("migrate", "job-source-copy-failed.json", None));
-    assert_eq!(
-        (failure.reason, failure.retryable),
-        ("SourceCopyFailed", false)
-    );
-}
-
-#[test]
-fn running_and_terminating_jobs_are_running() {
-    let message = termination_message("migrate", "migrate-success.json", 0);
-    for job in ["job-running.json", "job-terminating.json"] {
-        assert_eq!(interpret("migrate", job, None), Outcome::Running);
-        assert_eq!(interpret("migrate", job, Some(&message)), Outcome::Running);
-    }
-}
-
-#[test]
 fn truncated_messages_never_turn_a_failure_into_a_success() {
     let message = termination_message("migrate", "migrate-sql-error.json", 1);
     let mut cut = 0;
@@ -383,35 +284,6 @@ fn kubernetes_cutting_a_long_message_keeps_the_facts_before_the_cut() {
 }
 
 #[test]
-fn garbage_messages_fall_back_on_the_jobs_word() {
-    for garbage in [
-        "",
-        "\0\0\u{fffd}",
-        "{{{{",
-        "null",
-        "[1,2",
-        "{\"format\":\"portfolio.dev/migration-summary/v1\"",
-    ] {
-        assert!(
-            matches!(
-                interpret("migrate", "job-complete.json", Some(garbage)),
-                Outcome::Succeeded {
-                    applied_version: None,
-                    ..
-                }
-            ),
-            "{garbage:?}"
-        );
-        let failure = failed(interpret("migrate", "job-failed.json", Some(garbage)));
-        assert_eq!(
-            (failure.reason, failure.retryable),
-            ("JobFailed", true),
-            "{garbage:?}"
-        );
-    }
-}
-
-#[test]
 fn log_text_instead_of_a_summary_is_still_read() {
     let log = "ERROR: Unable to obtain connection from database (jdbc:postgresql://db.shop.svc:5432/shop) for user 'shop': Connection to db.shop.svc:5432 refused.";
     let failure = failed(interpret("migrate", "job-failed.json", Some(log)));
@@ -419,28 +291,4 @@ fn log_text_instead_of_a_summary_is_still_read() {
         (failure.reason, failure.retryable),
         ("ConnectionRefused", true)
     );
-}
-
-#[test]
-fn what_the_host_got_wrong_is_an_internal_error() {
-    let spec_input = input(SPEC, "{}", &[]);
-    assert!(matches!(
-        flyway::interpret(
-            &spec_input,
-            "release-locks",
-            &fixture("job-complete.json"),
-            None
-        ),
-        Err(Error::Internal(_))
-    ));
-    assert!(matches!(
-        flyway::interpret(&spec_input, "migrate", "{not a job", None),
-        Err(Error::Internal(_))
-    ));
-    // A spec that no longer makes sense is the user's to fix.
-    let bad = input(r#"{"tool": "flyway"}"#, "{}", &[]);
-    assert!(matches!(
-        flyway::interpret(&bad, "migrate", &fixture("job-complete.json"), None),
-        Err(Error::Invalid(_))
-    ));
 }

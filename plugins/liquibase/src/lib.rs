@@ -43,8 +43,6 @@
 
 extern crate alloc;
 
-#[cfg(all(target_arch = "wasm32", not(test)))]
-mod component;
 mod options;
 mod read;
 mod script;
@@ -60,16 +58,10 @@ use strategy_kit::interpret::{Context, outcome};
 use strategy_kit::job::{Env, EnvValue, JobRequest, build};
 use strategy_kit::settings::{Defaults, JobSettings, Settings};
 use strategy_kit::spec::{Migration, Source};
-use strategy_kit::{Error, Input, Outcome, PLAN_KEY, Phase, Plan, Step, maintenance};
+use strategy_kit::{Error, Input, Outcome, PLAN_KEY, Phase, Plan, Step, Strategy, maintenance};
 
 /// Name under which this plugin registers.
 pub const NAME: &str = "liquibase";
-
-/// One line about the plugin, for `describe`.
-pub const DESCRIPTION: &str = "Runs Liquibase changelogs as Kubernetes Jobs: update-sql and status, then update; release-locks when allowed.";
-
-/// The kinds this plugin may emit, as (apiVersion, kind).
-pub const KINDS: &[(&str, &str)] = &[("batch/v1", "Job")];
 
 /// The image used unless `spec.image` or the `image` setting names another.
 pub const DEFAULT_IMAGE: &str = "liquibase/liquibase:4.33.0";
@@ -90,10 +82,111 @@ pub const DEFAULTS: Defaults = Defaults {
     run_as_user: 1001,
 };
 
-/// JSON Schema of the settings, for `describe`.
-pub fn settings_schema() -> String {
-    strategy_kit::settings::schema(&DEFAULTS)
+/// The strategy, as the component exports it and the tests take it.
+pub struct Liquibase;
+
+impl Strategy for Liquibase {
+    const NAME: &'static str = NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "Runs Liquibase changelogs as Kubernetes Jobs: update-sql and status, then update; release-locks when allowed.";
+    const KINDS: &'static [(&'static str, &'static str)] = &[("batch/v1", "Job")];
+
+    fn settings_schema() -> String {
+        strategy_kit::settings::schema(&DEFAULTS)
+    }
+
+    fn plan(input: &Input<'_>) -> Result<Plan, Error> {
+        let prepared = prepare(input)?;
+        let spec = &prepared.migration.spec;
+        let options = options::options(&prepared.migration)?;
+        let phase = match spec.phase {
+            portfolio_api::MigrationPhase::Expand => Phase::Expand,
+            portfolio_api::MigrationPhase::Contract => Phase::Contract,
+        };
+        let changelog = options.changelog_file;
+        let mut steps = Vec::with_capacity(3);
+        steps.push(step(
+            input,
+            &prepared,
+            &options,
+            PLAN_KEY,
+            Phase::PlanOnly,
+            "Liquibase update-sql and status: renders the pending SQL and lists the changesets not yet applied; changes nothing".to_owned(),
+        )?);
+        if !spec.dry_run {
+            steps.push(step(
+                input,
+                &prepared,
+                &options,
+                UPDATE_KEY,
+                phase,
+                format!("Liquibase update ({} phase) of {changelog}", phase.as_str()),
+            )?);
+        }
+        if prepared.release_planned {
+            steps.push(step(
+                input,
+                &prepared,
+                &options,
+                RELEASE_LOCKS_KEY,
+                Phase::Maintenance,
+                "Liquibase release-locks: clears DATABASECHANGELOGLOCK after a crashed run; runs only after interpret reported the lock held".to_owned(),
+            )?);
+        }
+        let source = match prepared.migration.source() {
+            Source::ConfigMap(name) => format!("ConfigMap {name}"),
+            Source::Image(image) => format!("image {image}"),
+        };
+        let mut summary = if spec.dry_run {
+            format!(
+                "Liquibase dry run: update-sql and status of {changelog} from {source}; nothing is applied"
+            )
+        } else {
+            format!(
+                "Liquibase: update-sql and status, then update ({}) of {changelog} from {source}",
+                phase.as_str()
+            )
+        };
+        if let Some(contexts) = &options.context_filter {
+            summary.push_str(&format!("; contexts {contexts}"));
+        }
+        if let Some(labels) = options.label_filter {
+            summary.push_str(&format!("; labels {labels}"));
+        }
+        summary.push_str(&format!("; image {}", prepared.job_settings.image));
+        if prepared.release_planned {
+            summary.push_str("; release-locks allowed");
+        }
+        Ok(Plan {
+            steps,
+            summary: strategy_kit::classify::clip(&summary, 1024),
+        })
+    }
+
+    fn interpret(
+        input: &Input<'_>,
+        key: &str,
+        job: &str,
+        message: Option<&str>,
+    ) -> Result<Outcome, Error> {
+        if ![PLAN_KEY, UPDATE_KEY, RELEASE_LOCKS_KEY].contains(&key) {
+            return Err(Error::Internal(format!("liquibase plans no step {key:?}")));
+        }
+        let prepared = prepare(input)?;
+        let reader = read::LiquibaseReader {
+            key,
+            release_planned: prepared.release_planned,
+            context: Context {
+                tool: NAME,
+                image: &prepared.job_settings.image,
+                timeout: &prepared.migration.spec.timeout,
+            },
+        };
+        outcome(job, message, &reader.context, &reader)
+    }
 }
+
+strategy_kit::export_strategy!(crate::Liquibase);
 
 struct Prepared {
     migration: Migration,
@@ -128,75 +221,6 @@ fn prepare(input: &Input<'_>) -> Result<Prepared, Error> {
         job_settings,
         lock_wait_minutes: lock_wait.to_string(),
         release_planned,
-    })
-}
-
-/// The steps of the migration in `input`.
-pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
-    let prepared = prepare(input)?;
-    let spec = &prepared.migration.spec;
-    let options = options::options(&prepared.migration)?;
-    let phase = match spec.phase {
-        portfolio_api::MigrationPhase::Expand => Phase::Expand,
-        portfolio_api::MigrationPhase::Contract => Phase::Contract,
-    };
-    let changelog = options.changelog_file;
-    let mut steps = Vec::with_capacity(3);
-    steps.push(step(
-        input,
-        &prepared,
-        &options,
-        PLAN_KEY,
-        Phase::PlanOnly,
-        "Liquibase update-sql and status: renders the pending SQL and lists the changesets not yet applied; changes nothing".to_owned(),
-    )?);
-    if !spec.dry_run {
-        steps.push(step(
-            input,
-            &prepared,
-            &options,
-            UPDATE_KEY,
-            phase,
-            format!("Liquibase update ({} phase) of {changelog}", phase.as_str()),
-        )?);
-    }
-    if prepared.release_planned {
-        steps.push(step(
-            input,
-            &prepared,
-            &options,
-            RELEASE_LOCKS_KEY,
-            Phase::Maintenance,
-            "Liquibase release-locks: clears DATABASECHANGELOGLOCK after a crashed run; runs only after interpret reported the lock held".to_owned(),
-        )?);
-    }
-    let source = match prepared.migration.source() {
-        Source::ConfigMap(name) => format!("ConfigMap {name}"),
-        Source::Image(image) => format!("image {image}"),
-    };
-    let mut summary = if spec.dry_run {
-        format!(
-            "Liquibase dry run: update-sql and status of {changelog} from {source}; nothing is applied"
-        )
-    } else {
-        format!(
-            "Liquibase: update-sql and status, then update ({}) of {changelog} from {source}",
-            phase.as_str()
-        )
-    };
-    if let Some(contexts) = &options.context_filter {
-        summary.push_str(&format!("; contexts {contexts}"));
-    }
-    if let Some(labels) = options.label_filter {
-        summary.push_str(&format!("; labels {labels}"));
-    }
-    summary.push_str(&format!("; image {}", prepared.job_settings.image));
-    if prepared.release_planned {
-        summary.push_str("; release-locks allowed");
-    }
-    Ok(Plan {
-        steps,
-        summary: strategy_kit::classify::clip(&summary, 1024),
     })
 }
 
@@ -292,28 +316,4 @@ fn step(
         job: job.json,
         description,
     })
-}
-
-/// The outcome of step `key`, whose Job is `job` (JSON) and whose container
-/// left `message`.
-pub fn interpret(
-    input: &Input<'_>,
-    key: &str,
-    job: &str,
-    message: Option<&str>,
-) -> Result<Outcome, Error> {
-    if ![PLAN_KEY, UPDATE_KEY, RELEASE_LOCKS_KEY].contains(&key) {
-        return Err(Error::Internal(format!("liquibase plans no step {key:?}")));
-    }
-    let prepared = prepare(input)?;
-    let reader = read::LiquibaseReader {
-        key,
-        release_planned: prepared.release_planned,
-        context: Context {
-            tool: NAME,
-            image: &prepared.job_settings.image,
-            timeout: &prepared.migration.spec.timeout,
-        },
-    };
-    outcome(job, message, &reader.context, &reader)
 }

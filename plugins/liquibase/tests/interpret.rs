@@ -9,47 +9,18 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use serde_json::Value;
-use strategy_kit::testing;
-use strategy_kit::{Error, Failure, Input, Outcome};
+use liquibase::Liquibase;
+use strategy_kit::Outcome;
+use strategy_kit::testing::{self, failed, fixture, input};
 
 const SPEC: &str = r#"{"tool": "liquibase", "database": {"url": "jdbc:postgresql://db.shop.svc:5432/shop", "credentialsSecretRef": {"name": "shop-db"}}, "source": {"configMapRef": {"name": "shop-changelog"}}, "liquibase": {"changelogFile": "db/changelog.yaml", "parameters": {"schema": "shop"}}, "timeout": "15m"}"#;
 const DRY_RUN_SPEC: &str = r#"{"tool": "liquibase", "dryRun": true, "database": {"url": "jdbc:postgresql://db.shop.svc:5432/shop", "credentialsSecretRef": {"name": "shop-db"}}, "source": {"configMapRef": {"name": "shop-changelog"}}, "liquibase": {"changelogFile": "db/changelog.yaml"}}"#;
 
-fn fixture(name: &str) -> String {
-    if name.is_empty() {
-        return String::new();
-    }
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
-}
-
-fn input<'a>(spec: &'a str, settings: &'a str, annotations: &'a [(String, String)]) -> Input<'a> {
-    Input {
-        name: "shop",
-        uid: "0b6f3c1e-7d4a-4f9e-9c55-2a1e8d6b4f10",
-        annotations,
-        spec,
-        settings,
-    }
-}
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// The termination message step `key` leaves when each Liquibase command
 /// of `outputs` prints its stdout and stderr fixtures and exits with its code.
 fn termination_message(key: &str, outputs: &[(&str, &str, &str, i32)]) -> String {
-    let plan = liquibase::plan(&input(SPEC, r#"{"allowReleaseLocks": true}"#, &[])).unwrap();
-    let step = plan.steps.iter().find(|step| step.key == key).unwrap();
-    let job: Value = serde_json::from_str(&step.job).unwrap();
-    let container = &job["spec"]["template"]["spec"]["containers"][0];
-    let program = container["command"][2].as_str().unwrap();
-    let args: Vec<String> = container["args"]
-        .as_array()
-        .map(|args| {
-            args.iter()
-                .map(|arg| arg.as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
     let mut fake = String::from(
         "cmd=\nfor a in \"$@\"; do case \"$a\" in update-sql|status|update|release-locks) cmd=$a ;; --output-file=*) sql=${a#--output-file=} ;; esac; done\n\
          if [ \"$cmd\" = update-sql ]; then cat >\"$sql\" <<'SQL'\n-- Lock Database\nUPDATE DATABASECHANGELOGLOCK SET LOCKED = TRUE WHERE ID = 1;\n-- Changeset db/changelog.yaml::2::alice\nCREATE TABLE shop.orders (id BIGINT NOT NULL, CONSTRAINT orders_pkey PRIMARY KEY (id));\nINSERT INTO shop.DATABASECHANGELOG (ID, AUTHOR) VALUES ('2', 'alice');\n-- Changeset db/changelog.yaml::3::alice\nCREATE INDEX orders_created ON shop.orders(id);\nSQL\nfi\ncase \"$cmd\" in\n",
@@ -57,17 +28,12 @@ fn termination_message(key: &str, outputs: &[(&str, &str, &str, i32)]) -> String
     for (command, stdout, stderr, code) in outputs {
         fake.push_str(&format!(
             "{command})\ncat <<'OUT'\n{}\nOUT\ncat >&2 <<'ERR'\n{}\nERR\nexit {code} ;;\n",
-            fixture(stdout),
-            fixture(stderr)
+            fixture(FIXTURES, stdout),
+            fixture(FIXTURES, stderr)
         ));
     }
     fake.push_str("esac\necho \"unexpected command $cmd\" >&2\nexit 99\n");
-    let run = testing::run(program, key, &args, "liquibase", &fake);
-    assert!(run.termination_message.len() <= 4000);
-    if std::env::var_os("SHOW_TERMINATION_MESSAGES").is_some() {
-        eprintln!("--- {key}:\n{}", run.termination_message);
-    }
-    run.termination_message
+    testing::termination_message::<Liquibase>(SPEC, r#"{"allowReleaseLocks": true}"#, key, &fake)
 }
 
 fn interpret(key: &str, job: &str, message: Option<&str>) -> Outcome {
@@ -82,47 +48,7 @@ fn interpret_with(
     job: &str,
     message: Option<&str>,
 ) -> Outcome {
-    let outcome = liquibase::interpret(
-        &input(spec, settings, annotations),
-        key,
-        &fixture(job),
-        message,
-    )
-    .unwrap();
-    within_the_operators_bounds(&outcome);
-    outcome
-}
-
-/// What the operator checks of every outcome (host/src/plugin/strategy.rs):
-/// CamelCase reasons, texts of at most 2048 bytes, versions of at most 256.
-fn within_the_operators_bounds(outcome: &Outcome) {
-    match outcome {
-        Outcome::Running => {}
-        Outcome::Succeeded {
-            applied_version,
-            summary,
-        } => {
-            assert!(
-                applied_version
-                    .as_ref()
-                    .is_none_or(|version| version.len() <= 256)
-            );
-            assert!(!summary.is_empty() && summary.len() <= 2048, "{summary}");
-        }
-        Outcome::Failed(failure) => {
-            assert!(failure.reason.starts_with(|c: char| c.is_ascii_uppercase()));
-            assert!(failure.reason.chars().all(|c| c.is_ascii_alphanumeric()));
-            assert!(!failure.message.is_empty() && failure.message.len() <= 2048);
-        }
-        Outcome::LockHeld(holder) => assert!(!holder.is_empty() && holder.len() <= 2048),
-    }
-}
-
-fn failed(outcome: Outcome) -> Failure {
-    match outcome {
-        Outcome::Failed(failure) => failure,
-        other => panic!("expected a failure, got {other:?}"),
-    }
+    testing::interpret::<Liquibase>(&input(spec, settings, annotations), key, job, message)
 }
 
 fn update_failing_with(stderr: &str) -> String {
@@ -375,26 +301,6 @@ fn a_deadline_is_a_retryable_timeout() {
 }
 
 #[test]
-fn a_killed_container_is_retryable() {
-    let failure = failed(interpret("update", "job-oom-killed.json", None));
-    assert_eq!((failure.reason, failure.retryable), ("Killed", true));
-    let failure = failed(interpret(
-        "update",
-        "job-oom-killed.json",
-        Some("java.lang.OutOfMemoryError: Java heap space"),
-    ));
-    assert_eq!((failure.reason, failure.retryable), ("OutOfMemory", true));
-}
-
-#[test]
-fn running_and_terminating_jobs_are_running() {
-    for job in ["job-running.json", "job-terminating.json"] {
-        assert_eq!(interpret("update", job, None), Outcome::Running);
-        assert_eq!(interpret("update", job, Some("anything")), Outcome::Running);
-    }
-}
-
-#[test]
 fn truncated_messages_never_turn_a_failure_into_a_success() {
     let message = termination_message(
         "update",
@@ -414,33 +320,8 @@ fn truncated_messages_never_turn_a_failure_into_a_success() {
 }
 
 #[test]
-fn garbage_messages_fall_back_on_the_jobs_word() {
-    for garbage in [
-        "",
-        "\0\u{fffd}",
-        "}}}}",
-        "{\"format\":",
-        "Picked up JAVA_TOOL_OPTIONS: -Xmx1g",
-    ] {
-        assert!(matches!(
-            interpret("update", "job-complete.json", Some(garbage)),
-            Outcome::Succeeded {
-                applied_version: None,
-                ..
-            }
-        ));
-        let failure = failed(interpret("update", "job-failed.json", Some(garbage)));
-        assert_eq!(
-            (failure.reason, failure.retryable),
-            ("JobFailed", true),
-            "{garbage:?}"
-        );
-    }
-}
-
-#[test]
 fn log_text_instead_of_a_summary_is_still_read() {
-    let log = fixture("update-lock-held.err");
+    let log = fixture(FIXTURES, "update-lock-held.err");
     let failure = failed(interpret("update", "job-failed.json", Some(&log)));
     assert_eq!(failure.reason, "LockHeld");
     let outcome = interpret_with(
@@ -452,17 +333,4 @@ fn log_text_instead_of_a_summary_is_still_read() {
         Some(&log),
     );
     assert!(matches!(outcome, Outcome::LockHeld(_)));
-}
-
-#[test]
-fn what_the_host_got_wrong_is_an_internal_error() {
-    let spec_input = input(SPEC, "{}", &[]);
-    assert!(matches!(
-        liquibase::interpret(&spec_input, "repair", &fixture("job-complete.json"), None),
-        Err(Error::Internal(_))
-    ));
-    assert!(matches!(
-        liquibase::interpret(&spec_input, "update", "[]", None),
-        Err(Error::Internal(_))
-    ));
 }

@@ -16,6 +16,11 @@
 //! - **Termination message.** The Job's container writes a summary in JSON
 //!   Lines to `/dev/termination-log` (see [`summary`]); `interpret` reads it,
 //!   and copes with it being truncated, replaced by log text, or missing.
+//!
+//! A strategy implements [`Strategy`] and exports it as the
+//! `migration-strategy` world with [`export_strategy!`]; the `testing`
+//! module (feature `testing`) runs the checks every strategy must pass
+//! against it, natively.
 
 // no_std in the components: no WASI imports, and smaller (see the SDK).
 #![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
@@ -34,7 +39,7 @@ pub mod script;
 pub mod settings;
 pub mod spec;
 pub mod summary;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
 pub mod testing;
 #[cfg(target_arch = "wasm32")]
 pub mod wit;
@@ -45,6 +50,52 @@ use core::fmt;
 
 /// Key of the plan-only step of every plan.
 pub const PLAN_KEY: &str = "plan";
+
+/// Export `$strategy` (a [`Strategy`]) as the component's
+/// `migration-strategy` world, with what a `no_std` component needs from a
+/// runtime (see the SDK's `no_std_runtime!`). Call it once, at the top level
+/// of the strategy's crate, which depends on `portfolio-plugin-sdk` when
+/// built for WebAssembly; elsewhere it expands to nothing.
+#[macro_export]
+macro_rules! export_strategy {
+    ($strategy:ty) => {
+        /// The component glue: the `migration-strategy` world.
+        #[cfg(all(target_arch = "wasm32", not(test)))]
+        mod component {
+            portfolio_plugin_sdk::no_std_runtime!();
+
+            type Component = $crate::wit::Component<$strategy>;
+            portfolio_plugin_sdk::export_migration_strategy!(Component);
+        }
+    };
+}
+
+/// A migration strategy: what the component exports and the tests exercise.
+pub trait Strategy {
+    /// Name under which the plugin registers, also the Jobs' container name.
+    const NAME: &'static str;
+    /// The plugin's semantic version.
+    const VERSION: &'static str;
+    /// One line about the plugin, for `describe`.
+    const DESCRIPTION: &'static str;
+    /// The kinds the plugin may emit, as (apiVersion, kind).
+    const KINDS: &'static [(&'static str, &'static str)];
+
+    /// JSON Schema of the settings, for `describe`.
+    fn settings_schema() -> String;
+
+    /// The steps of the migration in `input`.
+    fn plan(input: &Input<'_>) -> Result<Plan, Error>;
+
+    /// The outcome of step `key`, whose Job is `job` (JSON) and whose
+    /// container left `message`.
+    fn interpret(
+        input: &Input<'_>,
+        key: &str,
+        job: &str,
+        message: Option<&str>,
+    ) -> Result<Outcome, Error>;
+}
 
 /// What a strategy is handed about the migration being reconciled.
 #[derive(Clone, Copy, Debug)]

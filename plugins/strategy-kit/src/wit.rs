@@ -1,17 +1,52 @@
-//! The kit's types mapped onto the WIT types of the SDK (WebAssembly only).
+//! The component glue of every strategy: [`Component`] exports a
+//! [`Strategy`] as the `migration-strategy` world (WebAssembly only).
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
+use core::marker::PhantomData;
 
 use portfolio_plugin_sdk::{
-    KindRef, PlanOutput, PlanStep, PluginError, PluginInfo, ReconcileInput, StepFailure,
-    StepOutcome, StepPhase, StepSuccess,
+    InterpretInput, KindRef, MigrationStrategy, PlanOutput, PlanStep, PluginError, PluginInfo,
+    ReconcileInput, StepFailure, StepOutcome, StepPhase, StepSuccess,
 };
 
-use crate::{Error, Input, Outcome, Phase, Plan};
+use crate::{Error, Input, Outcome, Phase, Plan, Strategy};
+
+/// The `migration-strategy` world implemented by `S`; a strategy crate
+/// exports it with [`export_strategy!`](crate::export_strategy).
+pub struct Component<S>(PhantomData<S>);
+
+impl<S: Strategy> MigrationStrategy for Component<S> {
+    fn describe() -> PluginInfo {
+        plugin_info(
+            S::NAME,
+            S::VERSION,
+            S::DESCRIPTION,
+            S::KINDS,
+            S::settings_schema(),
+        )
+    }
+
+    fn plan(input: ReconcileInput) -> Result<PlanOutput, PluginError> {
+        S::plan(&self::input(&input))
+            .map(plan_output)
+            .map_err(error)
+    }
+
+    fn interpret(input: InterpretInput) -> Result<StepOutcome, PluginError> {
+        S::interpret(
+            &self::input(&input.reconcile),
+            &input.step.key,
+            &input.job,
+            input.termination_message.as_deref(),
+        )
+        .map(step_outcome)
+        .map_err(error)
+    }
+}
 
 /// The kit's view of what the host handed the plugin.
-pub fn input(input: &ReconcileInput) -> Input<'_> {
+fn input(input: &ReconcileInput) -> Input<'_> {
     Input {
         name: &input.meta.name,
         uid: &input.meta.uid,
@@ -22,7 +57,7 @@ pub fn input(input: &ReconcileInput) -> Input<'_> {
 }
 
 /// What `describe` returns.
-pub fn plugin_info(
+fn plugin_info(
     name: &str,
     version: &str,
     description: &str,
@@ -42,7 +77,7 @@ pub fn plugin_info(
 }
 
 /// What `plan` returns.
-pub fn plan_output(plan: Plan) -> PlanOutput {
+fn plan_output(plan: Plan) -> PlanOutput {
     PlanOutput {
         steps: plan
             .steps
@@ -68,7 +103,7 @@ fn phase(phase: Phase) -> StepPhase {
 }
 
 /// What `interpret` returns.
-pub fn step_outcome(outcome: Outcome) -> StepOutcome {
+fn step_outcome(outcome: Outcome) -> StepOutcome {
     match outcome {
         Outcome::Running => StepOutcome::Running,
         Outcome::Succeeded {
@@ -88,7 +123,7 @@ pub fn step_outcome(outcome: Outcome) -> StepOutcome {
 }
 
 /// A kit error as the WIT's.
-pub fn error(error: Error) -> PluginError {
+fn error(error: Error) -> PluginError {
     match error {
         Error::Invalid(invalid) => PluginError::invalid(invalid.field, invalid.message),
         Error::Internal(message) => PluginError::internal(message),

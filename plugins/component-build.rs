@@ -1,4 +1,8 @@
-//! Link options of the component.
+//! Link options of the built-in components, shared by their packages
+//! (`build = "../component-build.rs"`): a build script is the only place
+//! where a package sets link arguments for itself alone, and a
+//! `rustflags` entry in `.cargo/config.toml` would be replaced by the
+//! `CARGO_ENCODED_RUSTFLAGS` that the operator's build passes.
 
 fn main() {
     // 2 MiB of initial memory: the 1 MiB stack, static data, and room for a
