@@ -7,7 +7,6 @@
 // Without the operator's `kube` feature the types need only `alloc`, so
 // plugins can be `no_std` (smaller, and free of WASI imports).
 #![cfg_attr(not(any(feature = "kube", test)), no_std)]
-#![warn(missing_docs)]
 
 extern crate alloc;
 

@@ -7,10 +7,8 @@
 //! what the operator owns (labels, owner references), and [`render`] ties
 //! them together offline. [`crds`] holds the CustomResourceDefinitions,
 //! [`controller`] reconciles PortfolioApps, [`leader`] lets one replica of
-//! several act, [`manifests`] installs it in a cluster, [`operator`] runs it all, and [`dev`] runs it on an embedded
-//! emulated cluster.
-
-#![warn(missing_docs)]
+//! several act, [`manifests`] installs it in a cluster, [`operator`] runs it
+//! all, and [`dev`] runs it on an embedded emulated cluster.
 
 pub mod builtin;
 pub mod controller;
