@@ -2,10 +2,6 @@
 //! CRDs register and reject invalid objects with the offending field, and
 //! every rendered object passes `kubectl apply --dry-run=server`.
 
-mod common;
-
-use common::client;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,6 +14,8 @@ use kube::core::{DynamicObject, GroupVersionKind};
 use kube::discovery::ApiResource;
 use portfolio_operator::crds;
 use serde_json::json;
+
+use crate::common::client;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

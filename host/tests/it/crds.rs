@@ -24,7 +24,7 @@ fn committed_crds_are_up_to_date() {
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == generated,
-            "{} is stale: run UPDATE_GOLDEN=1 cargo test -p portfolio-operator --test crds",
+            "{} is stale: run UPDATE_GOLDEN=1 cargo test -p portfolio-operator --test it crds::",
             path.display()
         );
     }

@@ -1,6 +1,4 @@
-//! Helpers shared by the host's integration tests: fixtures and runtimes.
-
-#![allow(dead_code)]
+//! Helpers shared by the modules of this binary: fixtures, runtimes, a client.
 
 use std::path::PathBuf;
 use std::sync::Arc;
