@@ -1,19 +1,12 @@
 //! The command line: `render` against checked-in expected output, `plugin
 //! inspect`, and clear errors (no panic, no backtrace) for bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use portfolio_operator::plugin::Digest;
 
-use crate::common::{build_dir, component};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .to_owned()
-}
+use crate::common::{build_dir, component, repo};
 
 /// Run the operator binary from the repository root, with a compile cache
 /// of its own in cargo's directory for test data (not the user's cache).

@@ -3,7 +3,6 @@
 //! every rendered object passes `kubectl apply --dry-run=server`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -15,14 +14,7 @@ use kube::discovery::ApiResource;
 use portfolio_operator::crds;
 use serde_json::json;
 
-use crate::common::client;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .to_owned()
-}
+use crate::common::{client, repo};
 
 /// Register both CRDs and wait until they are served.
 async fn install(client: &kube::Client) {

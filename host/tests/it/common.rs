@@ -9,6 +9,14 @@ use portfolio_operator::plugin::{
 };
 use serde_json::{Value, json};
 
+/// The repository's root directory (examples, crds, plugins).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_owned()
+}
+
 /// Where the build script left the components of the plugins workspace.
 pub fn build_dir() -> PathBuf {
     PathBuf::from(env!("PORTFOLIO_PLUGIN_BUILD_DIR"))

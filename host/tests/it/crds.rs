@@ -1,15 +1,14 @@
 //! The committed CRDs in `crds/` are what the code generates; `crd` prints them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use portfolio_operator::crds;
 
+use crate::common::repo;
+
 fn crds_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .join("crds")
+    repo().join("crds")
 }
 
 #[test]
