@@ -1,7 +1,8 @@
 //! The end-to-end harness: a cluster (the emulator in cluster mode, or a real
 //! one when `PORTFOLIO_E2E_KUBECONFIG` is set), a namespace of the test's
 //! own, and the operator running in-process against it through a kubeconfig,
-//! exactly as it runs against a real cluster.
+//! exactly as it runs against a real cluster. The tests that use it are the
+//! modules of `tests/e2e/`, one test binary.
 
 use std::future::Future;
 use std::path::PathBuf;
