@@ -218,7 +218,7 @@ pub struct AppPort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 65535)))]
     pub service_port: Option<i32>,
-    /// Transport protocol.
+    /// Transport protocol of the port; `TCP` when unset.
     #[serde(default)]
     pub protocol: Protocol,
 }
@@ -227,14 +227,14 @@ pub struct AppPort {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 pub enum Protocol {
-    /// TCP.
+    /// `TCP`, the default.
     #[default]
     #[serde(rename = "TCP")]
     Tcp,
-    /// UDP.
+    /// `UDP`.
     #[serde(rename = "UDP")]
     Udp,
-    /// SCTP.
+    /// `SCTP` (the cluster's network plugin must support it).
     #[serde(rename = "SCTP")]
     Sctp,
 }
@@ -262,7 +262,7 @@ impl Protocol {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AppEnvVar {
-    /// Variable name.
+    /// Name of the variable, e.g. `LOG_LEVEL`.
     #[cfg_attr(
         feature = "kube",
         schemars(
@@ -271,7 +271,8 @@ pub struct AppEnvVar {
         )
     )]
     pub name: String,
-    /// Literal value.
+    /// The value, when it is written here rather than read from a Secret or
+    /// ConfigMap (`valueFrom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// Where the value comes from when it is not literal.
@@ -307,7 +308,7 @@ pub struct KeyRef {
     /// Name of the Secret or ConfigMap.
     #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 253)))]
     pub name: String,
-    /// Key within it.
+    /// The key whose value is used.
     #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 253)))]
     pub key: String,
     /// Whether the pod may start without it.
@@ -455,7 +456,7 @@ pub struct TcpProbe {
 #[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AppStorage {
-    /// Size, e.g. `10Gi`.
+    /// Size of the volume to claim, e.g. `10Gi`.
     #[cfg_attr(
         feature = "kube",
         schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))
@@ -582,11 +583,11 @@ fn default_backup_deadline() -> i64 {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct Autoscaling {
-    /// Fewest pods.
+    /// The autoscaler never scales below this many pods.
     #[serde(default = "default_min_replicas")]
     #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 1000)))]
     pub min_replicas: i32,
-    /// Most pods.
+    /// The autoscaler never scales above this many pods.
     #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 1000)))]
     pub max_replicas: i32,
     /// Average CPU use to aim for, in percent of the request.
@@ -712,11 +713,11 @@ pub struct PluginStatus {
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceRef {
-    /// Its apiVersion.
+    /// `apiVersion` of the child, e.g. `apps/v1`.
     pub api_version: String,
-    /// Its kind.
+    /// `kind` of the child, e.g. `Deployment`.
     pub kind: String,
-    /// Its name.
+    /// Name of the child, in the app's namespace.
     pub name: String,
 }
 
@@ -725,7 +726,7 @@ pub struct ResourceRef {
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationGate {
-    /// The DatabaseMigration.
+    /// Name of the DatabaseMigration, in the app's namespace.
     pub name: String,
     /// Its `status.phase`, or `Missing`.
     pub phase: String,
@@ -753,7 +754,8 @@ pub struct PortfolioAppStatus {
     /// The plugin that produced the children.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<PluginStatus>,
-    /// The children applied.
+    /// The children the last successful reconcile applied (kept as they
+    /// were while the app is paused or its reconcile fails).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceRef>,
     /// The migrations gating rollouts.

@@ -7,7 +7,6 @@
 // Without the operator's `kube` feature the types need only `alloc`, so
 // plugins can be `no_std` (smaller, and free of WASI imports).
 #![cfg_attr(not(any(feature = "kube", test)), no_std)]
-#![warn(missing_docs)]
 
 extern crate alloc;
 
@@ -22,7 +21,7 @@ pub use raw::RawJson;
 
 /// API group of every custom resource here.
 pub const GROUP: &str = "portfolio.dev";
-/// API version served.
+/// Version of every custom resource here, the only one served and stored.
 pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` of every custom resource here.
 pub const API_VERSION: &str = "portfolio.dev/v1alpha1";

@@ -260,12 +260,12 @@ fn default_source_path() -> String {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 pub struct LocalObjectRef {
-    /// Its name.
+    /// Name of the object, in the namespace of the object that refers to it.
     #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 253)))]
     pub name: String,
 }
 
-/// Flyway's options.
+/// Settings of a Flyway run (`spec.flyway`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
@@ -312,7 +312,7 @@ fn default_true() -> bool {
     true
 }
 
-/// Liquibase's options.
+/// Settings of a Liquibase run (`spec.liquibase`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
@@ -326,7 +326,7 @@ pub struct LiquibaseOptions {
     /// A label expression selecting change sets (all when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<String>,
-    /// Changelog parameters.
+    /// Values of the changelog's `${name}` parameters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, String>,
 }
@@ -344,7 +344,7 @@ pub enum MigrationStatusPhase {
     AwaitingApproval,
     /// The migration runs.
     Running,
-    /// Done.
+    /// Every step of the plan succeeded.
     Succeeded,
     /// Failed for good (see `lastError`).
     Failed,
@@ -359,7 +359,7 @@ pub struct PlanStepSummary {
     pub key: String,
     /// `expand`, `contract`, `plan-only` or `maintenance`.
     pub phase: String,
-    /// What it does.
+    /// What the step does, as the strategy describes it.
     pub description: String,
 }
 
@@ -368,7 +368,7 @@ pub struct PlanStepSummary {
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationRun {
-    /// The plan that ran.
+    /// Hash of the plan that ran (`sha256:…`).
     pub plan_hash: String,
     /// `Succeeded` or `Failed`.
     pub result: String,

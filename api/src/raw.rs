@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 pub struct RawJson(pub Box<RawValue>);
 
 impl RawJson {
-    /// The JSON text.
+    /// The JSON text, exactly as it was read.
     pub fn get(&self) -> &str {
         self.0.get()
     }

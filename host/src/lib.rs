@@ -11,8 +11,12 @@
 //! whether it is ready and alive, [`manifests`] installs it in a cluster,
 //! [`operator`] runs it all, and [`dev`] runs it on an embedded emulated
 //! cluster.
-
-#![warn(missing_docs)]
+//!
+//! One place for each step of a reconcile: the kinds a plugin may create and
+//! the operator watches, applies, prunes and is granted are [`kinds`]; resolve
+//! → call → policy → decorate is [`pipeline`]; deciding and acting on children,
+//! and writing status, are in [`controller`]; Events go through [`events`];
+//! every failure is a [`failure::ReconcileError`].
 
 pub mod builtin;
 pub mod client;

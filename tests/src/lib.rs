@@ -1,7 +1,8 @@
 //! The end-to-end harness: a cluster (the emulator in cluster mode, or a real
 //! one when `PORTFOLIO_E2E_KUBECONFIG` is set), a namespace of the test's
 //! own, and the operator running in-process against it through a kubeconfig,
-//! exactly as it runs against a real cluster.
+//! exactly as it runs against a real cluster. The tests that use it are the
+//! modules of `tests/e2e/`, one test binary.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -350,12 +351,13 @@ impl Harness {
 
 /// A client for the cluster of `kubeconfig`.
 pub async fn client(kubeconfig: &std::path::Path) -> kube::Client {
-    kube::Client::try_from(config(kubeconfig).await).expect("client")
+    portfolio_operator::client::connect(Some(kubeconfig))
+        .await
+        .expect("client")
 }
 
 async fn config(kubeconfig: &std::path::Path) -> kube::Config {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    portfolio_operator::client::config(Some(kubeconfig))
         .await
         .expect("config")
 }

@@ -1,6 +1,7 @@
 //! Rust bindings of the WIT contract in `wit/`, generated at compile time.
 
-/// The `generator` world.
+/// Host-side bindings of the `generator` world, and of the `types` and
+/// `host` interfaces both worlds share.
 pub mod generator {
     wasmtime::component::bindgen!({
         world: "generator",

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::load::Digest;
+use super::domain::Digest;
 
 /// Bumped whenever the cache layout changes.
 const LAYOUT: &str = "v1";
@@ -27,9 +27,10 @@ pub enum CacheError {
     /// It could not be created or inspected.
     #[error("plugin cache {path}: {source}")]
     Io {
-        /// The directory.
+        /// The directory given to [`ArtifactCache::open`].
         path: PathBuf,
-        /// What failed.
+        /// What the system said when creating it, reading its metadata or
+        /// writing a probe file in it failed.
         #[source]
         source: std::io::Error,
     },
@@ -38,9 +39,10 @@ pub enum CacheError {
         "plugin cache {path} is not safe to load native code from: {why}; use a directory only this user can write"
     )]
     Insecure {
-        /// The directory.
+        /// The directory given to [`ArtifactCache::open`].
         path: PathBuf,
-        /// What is wrong.
+        /// Which check failed: not a directory, writable by others, or owned
+        /// by another user.
         why: String,
     },
 }
@@ -99,7 +101,7 @@ impl ArtifactCache {
         })
     }
 
-    /// The directory.
+    /// The directory the artifacts are kept in, as it was opened.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

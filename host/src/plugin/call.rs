@@ -1,40 +1,17 @@
-//! One plugin call: a fresh store and instance, limits armed, failures typed.
+//! Calls of the `generator` world (`generate`, `finalize`) and the input they
+//! are given; each runs in the sandbox and its output is checked.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
-use wasmtime::{Store, Trap};
+use wasmtime::Store;
 
-use super::bindings::generator;
-use super::bindings::types::{self, LogLevel, ObjectMeta, ReconcileInput};
+use super::bindings::types::{self, ObjectMeta, ReconcileInput};
 use super::error::{CallFailure, PluginError};
-use super::limits::{CallLimiter, Limits};
-use super::load::{NotGranted, Plugin, WorldPre};
-use super::log_bridge::LogBridge;
+use super::load::Plugin;
 use super::output::{self, ChildObject, GeneratedOutput, RawGenerateOutput};
-use super::runtime::EPOCH_TICK;
-
-/// What a store holds for the duration of one call.
-pub(crate) struct HostState {
-    limiter: CallLimiter,
-    log: LogBridge,
-}
-
-impl types::Host for HostState {}
-
-impl generator::portfolio::plugin::host::Host for HostState {
-    fn log(&mut self, level: LogLevel, message: String) {
-        self.log.write(level, &message);
-    }
-}
-
-/// Context of a call, for logs: which object it is about.
-#[derive(Clone, Debug, Default)]
-pub struct CallContext {
-    /// `namespace/name` of the custom resource, or empty.
-    pub object: String,
-}
+use super::sandbox::{self, CallContext, HostState, WorldPre};
 
 /// The custom resource a generator is asked about.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -51,7 +28,7 @@ pub struct GenerateInput {
     pub labels: BTreeMap<String, String>,
     /// `metadata.annotations`.
     pub annotations: BTreeMap<String, String>,
-    /// `spec`.
+    /// `spec` of the custom resource; the plugin gets it as JSON text.
     pub spec: Value,
     /// Children currently observed in the cluster.
     pub observed: Vec<Value>,
@@ -196,7 +173,7 @@ impl Plugin {
         context: &CallContext,
         body: impl FnOnce(&mut Store<HostState>, &WorldPre) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        run(
+        sandbox::run(
             &self.compiled.pre,
             &self.limits,
             &self.label,
@@ -204,95 +181,6 @@ impl Plugin {
             context,
             body,
         )
-    }
-}
-
-/// The engine behind a pre-linked component.
-fn engine_of(pre: &WorldPre) -> &wasmtime::Engine {
-    match pre {
-        WorldPre::Generator(pre) => pre.engine(),
-        WorldPre::MigrationStrategy(pre) => pre.engine(),
-    }
-}
-
-/// Run one call; shared by [`Plugin`] and by loading, which calls `describe`
-/// before a `Plugin` exists.
-pub(crate) fn run<R>(
-    pre: &WorldPre,
-    limits: &Limits,
-    label: &Arc<str>,
-    call: &'static str,
-    context: &CallContext,
-    body: impl FnOnce(&mut Store<HostState>, &WorldPre) -> wasmtime::Result<R>,
-) -> Result<R, PluginError> {
-    let state = HostState {
-        limiter: CallLimiter::new(limits.memory_bytes),
-        log: LogBridge::new(
-            Arc::clone(label),
-            Arc::from(context.object.as_str()),
-            limits.max_log_lines,
-        ),
-    };
-    let mut store = Store::new(engine_of(pre), state);
-    store.limiter(|state| &mut state.limiter);
-    store.set_epoch_deadline(deadline_ticks(limits));
-    store.epoch_deadline_trap();
-
-    let result = body(&mut store, pre);
-
-    let dropped = store.data().log.dropped();
-    if dropped > 0 {
-        tracing::warn!(plugin = %label, object = %context.object, call, dropped, "plugin wrote more log lines than its limit; the rest were dropped");
-    }
-    let memory_exhausted = store.data().limiter.memory_exhausted;
-    // The store (and with it the instance) is dropped here, after every call,
-    // trap or not: an instance is never reused.
-    drop(store);
-
-    result.map_err(|error| {
-        // The full chain (with a wasm backtrace) helps plugin authors; the
-        // typed failure keeps only what a status condition should say.
-        tracing::debug!(plugin = %label, object = %context.object, call, error = ?error, "plugin call failed");
-        PluginError {
-            plugin: label.to_string(),
-            call,
-            failure: classify(&error, limits, memory_exhausted),
-        }
-    })
-}
-
-/// Epoch ticks that cover the time budget; the first tick may come at once, so add one.
-fn deadline_ticks(limits: &Limits) -> u64 {
-    let tick = EPOCH_TICK.as_micros().max(1);
-    (limits.timeout.as_micros().div_ceil(tick) as u64).saturating_add(1)
-}
-
-/// Map a wasmtime error to a typed failure.
-fn classify(error: &wasmtime::Error, limits: &Limits, memory_exhausted: bool) -> CallFailure {
-    if memory_exhausted {
-        return CallFailure::OutOfMemory {
-            limit_bytes: limits.memory_bytes,
-        };
-    }
-    if let Some(trap) = error.downcast_ref::<Trap>() {
-        return match trap {
-            Trap::Interrupt => CallFailure::Deadline {
-                budget: limits.timeout,
-            },
-            trap => CallFailure::Trap {
-                message: trap.to_string(),
-            },
-        };
-    }
-    if let Some(not_granted) = error.downcast_ref::<NotGranted>() {
-        return CallFailure::Trap {
-            message: not_granted.to_string(),
-        };
-    }
-    // Anything else failed before the plugin ran (e.g. no free instance slot):
-    // the root cause says what, without wasmtime's backtrace context.
-    CallFailure::Unavailable {
-        message: error.root_cause().to_string(),
     }
 }
 
@@ -324,51 +212,9 @@ pub(crate) fn worker_died(
     }
 }
 
-/// `describe()` of a freshly linked component, under the plugin's limits.
-pub(crate) fn describe(
-    pre: &WorldPre,
-    limits: &Limits,
-    label: &Arc<str>,
-) -> Result<types::PluginInfo, PluginError> {
-    run(
-        pre,
-        limits,
-        label,
-        "describe",
-        &CallContext::default(),
-        |store, pre| match pre {
-            WorldPre::Generator(pre) => {
-                let bindings = pre.instantiate(&mut *store)?;
-                bindings
-                    .portfolio_plugin_generation()
-                    .call_describe(&mut *store)
-            }
-            WorldPre::MigrationStrategy(pre) => {
-                let bindings = pre.instantiate(&mut *store)?;
-                bindings
-                    .portfolio_plugin_migration()
-                    .call_describe(&mut *store)
-            }
-        },
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn deadlines_cover_the_budget() {
-        let limits = Limits {
-            timeout: Duration::from_millis(100),
-            ..Limits::default()
-        };
-        let ticks = deadline_ticks(&limits);
-        assert!(
-            Duration::from_micros(EPOCH_TICK.as_micros() as u64 * (ticks - 1)) >= limits.timeout
-        );
-    }
 
     #[test]
     fn observed_children_are_sorted_for_reproducible_calls() {

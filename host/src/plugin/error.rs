@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use super::domain::World;
 use super::limits::LimitsError;
-use super::load::World;
 
 /// A plugin call that failed: which plugin, which call, and why.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -13,7 +13,7 @@ pub struct PluginError {
     pub plugin: String,
     /// The exported function that failed (`describe`, `generate`, `finalize`).
     pub call: &'static str,
-    /// Why it failed.
+    /// What went wrong, typed: it decides the condition's reason and whether to retry.
     pub failure: CallFailure,
 }
 
@@ -54,17 +54,17 @@ pub enum CallFailure {
     /// The plugin returned more bytes than its cap.
     #[error("returned {bytes} bytes of output, more than its limit of {limit} bytes")]
     OutputTooLarge {
-        /// Bytes returned.
+        /// Bytes of output the call returned.
         bytes: usize,
-        /// The cap.
+        /// The plugin's output cap, in bytes.
         limit: usize,
     },
     /// The plugin returned more objects than its cap.
     #[error("returned {count} objects, more than its limit of {limit}")]
     TooManyObjects {
-        /// Objects returned.
+        /// Objects the call returned.
         count: usize,
-        /// The cap.
+        /// The plugin's cap on objects per call.
         limit: usize,
     },
     /// The plugin returned something that is not what the contract promises.
@@ -78,13 +78,13 @@ pub enum CallFailure {
     InvalidSpec {
         /// JSON path of the offending field; empty when none in particular.
         field: String,
-        /// What is wrong.
+        /// The plugin's explanation, shown to the object's owner.
         message: String,
     },
     /// The plugin reports a failure of its own (retried).
     #[error("reported an internal error: {message}")]
     Internal {
-        /// The plugin's message.
+        /// The plugin's explanation, for its author (logged and shown in status).
         message: String,
     },
     /// The host could not run the call (no free instance slot, a worker died).
@@ -124,9 +124,9 @@ pub enum LoadError {
     /// The bytes are bigger than the runtime accepts.
     #[error("is {bytes} bytes, more than the {limit}-byte limit for a plugin")]
     TooLarge {
-        /// Size of the bytes offered.
+        /// Size of the component offered.
         bytes: usize,
-        /// The limit.
+        /// The runtime's `max_component_bytes`.
         limit: usize,
     },
     /// Precompiled native code: never loaded from outside the process.
@@ -179,7 +179,7 @@ pub enum LoadError {
         "imports `{name}`, which the host does not provide (a plugin may import only portfolio:plugin/host, plus WASI interfaces that trap if called)"
     )]
     UnsupportedImport {
-        /// The import's name.
+        /// The import's name, e.g. `wasi:sockets/tcp@0.2.0` or `acme:db/query`.
         name: String,
     },
     /// Its exports do not have the functions or types of the world.

@@ -4,139 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceType};
 
-use super::WIT_VERSION;
-use super::bindings::{generator, migration};
-use super::call::HostState;
-use super::error::LoadError;
+use super::bindings::{generator, migration, types};
+use super::domain::{Digest, KindRef, PluginId, PluginInfo, WIT_VERSION, World};
+use super::error::{LoadError, PluginError};
 use super::limits::{Limits, LimitsOverride};
-
-/// Which of the two worlds of the contract a component exports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum World {
-    /// `generator`: turns a `PortfolioApp` into objects.
-    Generator,
-    /// `migration-strategy`: runs a `DatabaseMigration` as Jobs.
-    MigrationStrategy,
-}
-
-impl World {
-    /// The world's name in the WIT package.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            World::Generator => "generator",
-            World::MigrationStrategy => "migration-strategy",
-        }
-    }
-
-    /// The interface the world exports, without version.
-    pub fn interface(self) -> &'static str {
-        match self {
-            World::Generator => "portfolio:plugin/generation",
-            World::MigrationStrategy => "portfolio:plugin/migration",
-        }
-    }
-
-    const ALL: [World; 2] = [World::Generator, World::MigrationStrategy];
-}
-
-impl fmt::Display for World {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// SHA-256 of a component's bytes: its identity for caching and pinning.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest(pub [u8; 32]);
-
-impl Digest {
-    /// Digest of `bytes`.
-    pub fn of(bytes: &[u8]) -> Self {
-        Digest(Sha256::digest(bytes).into())
-    }
-
-    /// Lower-case hex, without the `sha256:` prefix.
-    pub fn hex(&self) -> String {
-        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
-
-    /// Parse 64 lower-case hex digits.
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (index, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[index * 2..index * 2 + 2], 16).ok()?;
-        }
-        Some(Digest(out))
-    }
-}
-
-impl fmt::Display for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
-    }
-}
-
-impl fmt::Debug for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-/// A plugin's name and version, as it describes itself.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PluginId {
-    /// DNS-1123 label.
-    pub name: String,
-    /// Semantic version.
-    pub version: semver::Version,
-}
-
-impl fmt::Display for PluginId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.name, self.version)
-    }
-}
-
-/// A kind a plugin declares it may emit.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KindRef {
-    /// e.g. `apps/v1`.
-    pub api_version: String,
-    /// e.g. `Deployment`.
-    pub kind: String,
-}
-
-impl fmt::Display for KindRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.api_version, self.kind)
-    }
-}
-
-/// What a plugin said about itself, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PluginInfo {
-    /// Name and version.
-    pub id: PluginId,
-    /// One line about it.
-    pub description: String,
-    /// The kinds it may emit.
-    pub kinds: Vec<KindRef>,
-    /// JSON Schema of its settings, if it takes any.
-    pub settings_schema: Option<Value>,
-    /// Version of the contract it was built against, e.g. `0.1.0`.
-    pub wit_version: semver::Version,
-}
+use super::sandbox::{self, CallContext, HostState, NotGranted, WorldPre};
 
 /// How to load one component.
 #[derive(Clone, Debug)]
@@ -157,12 +32,6 @@ impl Default for LoadOptions {
             limits: LimitsOverride::default(),
         }
     }
-}
-
-/// Pre-linked instances of a component, ready to instantiate per call.
-pub(crate) enum WorldPre {
-    Generator(generator::GeneratorPre<HostState>),
-    MigrationStrategy(migration::MigrationStrategyPre<HostState>),
 }
 
 /// A compiled, linked component; shared by every [`Plugin`] with the same bytes.
@@ -194,7 +63,7 @@ impl fmt::Debug for Plugin {
 }
 
 impl Plugin {
-    /// Name and version.
+    /// Name and version, as the plugin described itself.
     pub fn id(&self) -> &PluginId {
         &self.info.id
     }
@@ -214,7 +83,7 @@ impl Plugin {
         self.compiled.digest
     }
 
-    /// Size of its bytes.
+    /// Size of the component, in bytes.
     pub fn size(&self) -> usize {
         self.compiled.size
     }
@@ -224,7 +93,7 @@ impl Plugin {
         &self.limits
     }
 
-    /// Its settings, as JSON text.
+    /// Settings from its registration, as the JSON text every call passes on.
     pub fn settings(&self) -> &str {
         &self.settings
     }
@@ -343,25 +212,6 @@ pub(crate) fn check_imports(
     Ok(())
 }
 
-/// A plugin called an import the sandbox does not grant.
-#[derive(Debug)]
-pub(crate) struct NotGranted {
-    /// `interface#function`.
-    pub(crate) import: String,
-}
-
-impl fmt::Display for NotGranted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the plugin called `{}`, which the sandbox does not grant (no filesystem, network, environment, clock or randomness; a Rust plugin that panics ends here while printing its message)",
-            self.import
-        )
-    }
-}
-
-impl std::error::Error for NotGranted {}
-
 /// Define every WASI function the component imports as a trap, and every
 /// WASI resource as an opaque host type, so that linking succeeds and
 /// nothing is granted. Only `wasi:` imports are stubbed: the contract's own
@@ -427,7 +277,7 @@ pub(crate) fn link(
 
 /// Check what `describe()` returned.
 pub(crate) fn check_info(
-    raw: super::bindings::types::PluginInfo,
+    raw: types::PluginInfo,
     wit_version: semver::Version,
 ) -> Result<PluginInfo, LoadError> {
     let invalid = |detail: String| LoadError::InvalidInfo(detail);
@@ -501,7 +351,37 @@ pub(crate) fn check_info(
     })
 }
 
-/// RFC 1123 label.
+/// `describe()` of a freshly linked component, under the plugin's limits.
+pub(crate) fn describe(
+    pre: &WorldPre,
+    limits: &Limits,
+    label: &Arc<str>,
+) -> Result<types::PluginInfo, PluginError> {
+    sandbox::run(
+        pre,
+        limits,
+        label,
+        "describe",
+        &CallContext::default(),
+        |store, pre| match pre {
+            WorldPre::Generator(pre) => {
+                let bindings = pre.instantiate(&mut *store)?;
+                bindings
+                    .portfolio_plugin_generation()
+                    .call_describe(&mut *store)
+            }
+            WorldPre::MigrationStrategy(pre) => {
+                let bindings = pre.instantiate(&mut *store)?;
+                bindings
+                    .portfolio_plugin_migration()
+                    .call_describe(&mut *store)
+            }
+        },
+    )
+}
+
+/// Whether `value` is a DNS-1123 label: lower case letters, digits and '-',
+/// at most 63 characters, neither starting nor ending with '-'.
 pub(crate) fn is_dns_label(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 63
@@ -531,15 +411,6 @@ mod tests {
     }
 
     #[test]
-    fn digests_round_trip_through_hex() {
-        let digest = Digest::of(b"hello");
-        assert_eq!(Digest::from_hex(&digest.hex()), Some(digest));
-        assert!(digest.to_string().starts_with("sha256:2cf24dba"));
-        assert_eq!(Digest::from_hex("ABC"), None);
-        assert_eq!(Digest::from_hex(&"G".repeat(64)), None);
-    }
-
-    #[test]
     fn headers_say_what_the_bytes_are() {
         assert!(matches!(check_header(b"hello"), Err(LoadError::NotWasm)));
         assert!(matches!(
@@ -550,8 +421,8 @@ mod tests {
         assert!(matches!(check_header(b""), Err(LoadError::NotWasm)));
     }
 
-    fn raw_info(name: &str, version: &str) -> super::super::bindings::types::PluginInfo {
-        super::super::bindings::types::PluginInfo {
+    fn raw_info(name: &str, version: &str) -> types::PluginInfo {
+        types::PluginInfo {
             name: name.into(),
             version: version.into(),
             description: String::new(),

@@ -27,7 +27,7 @@ pub struct ObjectKey {
     pub api_version: String,
     /// `kind`, e.g. `Deployment`.
     pub kind: String,
-    /// `metadata.name`.
+    /// `metadata.name`, a DNS-1123 subdomain.
     pub name: String,
 }
 
@@ -56,7 +56,7 @@ pub struct ChildObject {
 }
 
 impl ChildObject {
-    /// apiVersion, kind and name.
+    /// What identifies it within the namespace: apiVersion, kind and name.
     pub fn key(&self) -> &ObjectKey {
         &self.key
     }
@@ -66,12 +66,12 @@ impl ChildObject {
         self.namespace.as_deref()
     }
 
-    /// The whole object.
+    /// The object as the plugin returned it, metadata included.
     pub fn object(&self) -> &Map<String, Value> {
         &self.object
     }
 
-    /// The whole object, taken.
+    /// The object as the plugin returned it, without a copy (to decorate it).
     pub fn into_object(self) -> Map<String, Value> {
         self.object
     }
@@ -80,11 +80,11 @@ impl ChildObject {
 /// Status of a condition a plugin reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PluginConditionStatus {
-    /// Holds.
+    /// The condition holds.
     True,
-    /// Does not hold.
+    /// The condition does not hold.
     False,
-    /// Not known.
+    /// The plugin cannot tell yet.
     Unknown,
 }
 
@@ -102,13 +102,14 @@ impl PluginConditionStatus {
 /// A condition a plugin reports, checked against Kubernetes' rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginCondition {
-    /// CamelCase type.
+    /// CamelCase, at most 316 characters, and none of the operator's own
+    /// (`Ready`, `Progressing`, `Degraded`).
     pub type_: String,
-    /// Status.
+    /// Whether the condition holds.
     pub status: PluginConditionStatus,
-    /// CamelCase reason.
+    /// CamelCase, at most 1024 characters: why the status is what it is.
     pub reason: String,
-    /// Message for people.
+    /// Free text for the app's owner, at most 32 KiB.
     pub message: String,
 }
 
@@ -129,7 +130,7 @@ impl RawGenerateOutput {
 pub struct GeneratedOutput {
     /// The desired children, in the plugin's order.
     pub objects: Vec<ChildObject>,
-    /// The plugin's own conditions.
+    /// Conditions the plugin reports, added to the operator's in status.
     pub conditions: Vec<PluginCondition>,
     /// Extra status fields (a JSON object).
     pub status: Map<String, Value>,

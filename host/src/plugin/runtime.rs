@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
 use serde_json::Value;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -12,23 +11,11 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::generator;
 use super::cache::{ArtifactCache, CacheError};
-use super::call::{self, HostState};
+use super::domain::Digest;
 use super::error::LoadError;
 use super::limits::Limits;
-use super::load::{self, Compiled, Digest, LoadOptions, Plugin};
-
-/// How often the epoch advances. Call deadlines are counted in these ticks.
-///
-/// CPU budgets use epoch interruption rather than fuel. Measured with the
-/// `plugin_call` bench (sample app, whole call, median of five runs of 4000
-/// calls on this project's 2-core machine), a fuel-metered call took 102 µs
-/// against 89 µs epoch-checked: fuel adds a counter update to every basic
-/// block, epochs one load and compare at function entries and loop headers.
-/// The budget we want to express is wall-clock time anyway ("a reconcile may
-/// spend at most this long in a plugin"). A 5 ms tick costs one thread
-/// wake-up per tick for the whole process and bounds the overshoot of a
-/// deadline to one tick.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+use super::load::{self, Compiled, LoadOptions, Plugin};
+use super::sandbox::{EPOCH_TICK, HostState};
 
 /// Bytes of dirty linear memory the pooling allocator resets in place
 /// (instead of handing the pages back to the kernel) when an instance slot is
@@ -293,7 +280,7 @@ impl Runtime {
 
         let provisional: Arc<str> = Arc::from(format!("{}", compiled.digest).as_str());
         let raw =
-            call::describe(&compiled.pre, &limits, &provisional).map_err(LoadError::Describe)?;
+            load::describe(&compiled.pre, &limits, &provisional).map_err(LoadError::Describe)?;
         let info = load::check_info(raw, compiled.wit_version.clone())?;
         let label: Arc<str> = Arc::from(info.id.to_string().as_str());
         Ok(Arc::new(Plugin {

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::bindings::migration::exports::portfolio::plugin::migration as wit;
-use super::call::{CallContext, GenerateInput};
+use super::call::{self, GenerateInput};
 use super::error::{CallFailure, PluginError};
 use super::limits::Limits;
-use super::load::{Plugin, WorldPre};
+use super::load::{Plugin, is_dns_label};
 use super::output::{ChildObject, checked_objects};
+use super::sandbox::{CallContext, WorldPre};
 
 /// Longest plan summary kept (it is shown in status).
 const MAX_SUMMARY: usize = 4096;
@@ -66,11 +67,11 @@ impl StepPhase {
 pub struct PlanStep {
     /// Idempotency key, unique within the plan.
     pub key: String,
-    /// When it runs.
+    /// Whether it runs before or after the rollout, or for planning or repair.
     pub phase: StepPhase,
     /// The `batch/v1` Job to run.
     pub job: ChildObject,
-    /// What it does, for people.
+    /// What it does, shown in the migration's status (at most 2 KiB).
     pub description: String,
 }
 
@@ -86,18 +87,18 @@ pub struct Plan {
 /// What `interpret` concluded about one step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepOutcome {
-    /// Still running.
+    /// The Job has not finished; ask again when it has.
     Running,
-    /// Done.
+    /// The step did what it was meant to.
     Succeeded {
         /// The schema version now applied, if the tool said.
         applied_version: Option<String>,
-        /// One line for people.
+        /// One line for the migration's status and history.
         summary: String,
     },
-    /// Failed.
+    /// The step failed; `retryable` says whether to run it again.
     Failed {
-        /// CamelCase reason.
+        /// CamelCase, for the condition's reason, e.g. `ChecksumMismatch`.
         reason: String,
         /// What happened and what to do.
         message: String,
@@ -132,7 +133,7 @@ fn checked_plan(raw: wit::PlanOutput, limits: &Limits) -> Result<Plan, CallFailu
     let mut keys = BTreeSet::new();
     let mut steps = Vec::with_capacity(raw.steps.len());
     for (index, (step, job)) in raw.steps.into_iter().zip(objects).enumerate() {
-        if !crate::plugin::is_dns_label(&step.key) {
+        if !is_dns_label(&step.key) {
             return Err(malformed(format!(
                 "step {index}: key {:?} is not a DNS-1123 label",
                 step.key
@@ -212,7 +213,7 @@ impl Plugin {
                 "plan belongs to the migration-strategy world"
             )),
         })?;
-        let raw = raw.map_err(|error| self.error("plan", super::call::plugin_failure(error)))?;
+        let raw = raw.map_err(|error| self.error("plan", call::plugin_failure(error)))?;
         checked_plan(raw, &self.limits).map_err(|failure| self.error("plan", failure))
     }
 
@@ -248,8 +249,7 @@ impl Plugin {
                 "interpret belongs to the migration-strategy world"
             )),
         })?;
-        let raw =
-            raw.map_err(|error| self.error("interpret", super::call::plugin_failure(error)))?;
+        let raw = raw.map_err(|error| self.error("interpret", call::plugin_failure(error)))?;
         checked_outcome(raw).map_err(|failure| self.error("interpret", failure))
     }
 
@@ -263,7 +263,7 @@ impl Plugin {
         let label = self.label.to_string();
         tokio::task::spawn_blocking(move || plugin.plan(&input, &context))
             .await
-            .unwrap_or_else(|join| Err(super::call::worker_died(label, "plan", join)))
+            .unwrap_or_else(|join| Err(call::worker_died(label, "plan", join)))
     }
 }
 

@@ -1,15 +1,14 @@
 //! The committed CRDs in `crds/` are what the code generates; `crd` prints them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use portfolio_operator::crds;
 
+use crate::common::repo;
+
 fn crds_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .join("crds")
+    repo().join("crds")
 }
 
 #[test]
@@ -24,7 +23,7 @@ fn committed_crds_are_up_to_date() {
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == generated,
-            "{} is stale: run UPDATE_GOLDEN=1 cargo test -p portfolio-operator --test crds",
+            "{} is stale: run UPDATE_GOLDEN=1 cargo test -p portfolio-operator --test it crds::",
             path.display()
         );
     }

@@ -2,8 +2,6 @@
 //! from an operator running on the emulator, and `plugin list` against a
 //! cluster.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -33,7 +31,7 @@ const NAMESPACE: &str = "team";
 /// An emulated cluster with the namespace of the tests, and its CRDs if asked.
 async fn cluster(crds: bool) -> (emulator::Emulator, kube::Client) {
     let emulator = emulator::Emulator::start().expect("emulator");
-    let client = common::client(&emulator).await;
+    let client = crate::common::client(&emulator).await;
     if crds {
         install_crds(&client).await;
     }
@@ -68,7 +66,7 @@ impl Operator {
         identity: Option<&str>,
         plugin_dir: Option<PathBuf>,
     ) -> Operator {
-        let client = common::client(emulator).await;
+        let client = crate::common::client(emulator).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("listen");
@@ -105,7 +103,7 @@ impl Operator {
         let task = tokio::spawn(operator::run_with_health(
             options,
             client,
-            common::runtime(),
+            crate::common::runtime(),
             metrics,
             health,
             async move {
@@ -266,7 +264,7 @@ async fn healthz_fails_while_a_reconcile_is_stuck() {
                 leader_election: None,
             },
             client.clone(),
-            common::runtime(),
+            crate::common::runtime(),
             metrics,
             health,
             std::future::pending(),
@@ -387,7 +385,7 @@ async fn metrics_count_refused_uploads_by_source_and_reason() {
     publish(
         &client,
         "liar",
-        &common::component("hostile"),
+        &crate::common::component("hostile"),
         json!({"version": "2.0.0"}),
     )
     .await;
@@ -453,7 +451,7 @@ async fn plugin_list_shows_configmap_plugins_and_refused_uploads() {
     publish(
         &client,
         "team-gen",
-        &common::component("hostile"),
+        &crate::common::component("hostile"),
         json!({}),
     )
     .await;
@@ -461,7 +459,7 @@ async fn plugin_list_shows_configmap_plugins_and_refused_uploads() {
     publish(
         &client,
         "liar",
-        &common::component("hostile"),
+        &crate::common::component("hostile"),
         json!({"version": "2.0.0"}),
     )
     .await;

@@ -2,10 +2,6 @@
 //! holder of the Lease acts, a standby takes over when the leader stops, and a
 //! leader that cannot renew its lease stops acting and exits.
 
-mod common;
-
-use common::client;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -20,6 +16,8 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use serde_json::json;
+
+use crate::common::client;
 
 /// Longest wait for anything to happen; a bound, not a performance check.
 const PATIENCE: Duration = Duration::from_secs(60);

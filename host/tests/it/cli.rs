@@ -1,20 +1,12 @@
 //! The command line: `render` against checked-in expected output, `plugin
 //! inspect`, and clear errors (no panic, no backtrace) for bad input.
 
-mod common;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use common::component;
 use portfolio_operator::plugin::Digest;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .to_owned()
-}
+use crate::common::{build_dir, component, repo};
 
 /// Run the operator binary from the repository root, with a compile cache
 /// of its own in cargo's directory for test data (not the user's cache).
@@ -78,7 +70,7 @@ fn golden(name: &str) {
         .join("examples/expected")
         .join(format!("{name}.yaml"));
     let header = format!(
-        "# Expected output of `portfolio-operator render -f examples/{name}.yaml`.\n# Rewrite with UPDATE_GOLDEN=1 cargo test -p portfolio-operator --test cli\n# ${{…_DIGEST}} stands for a built-in plugin's digest (it depends on the toolchain).\n"
+        "# Expected output of `portfolio-operator render -f examples/{name}.yaml`.\n# Rewrite with UPDATE_GOLDEN=1 cargo test -p portfolio-operator --test it cli::\n# ${{…_DIGEST}} stands for a built-in plugin's digest (it depends on the toolchain).\n"
     );
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
@@ -347,7 +339,7 @@ fn a_team_plugin_from_a_directory_is_used_and_policed() {
 
 #[test]
 fn plugin_inspect_describes_a_built_plugin() {
-    let path = common::build_dir().join("deployment_generator.wasm");
+    let path = build_dir().join("deployment_generator.wasm");
     let output = run(&["plugin", "inspect", path.to_str().expect("utf-8")]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);

@@ -3,10 +3,6 @@
 //! That the RBAC covers what the operator does is checked by the e2e harness,
 //! which records every request the operator makes.
 
-mod common;
-
-use common::client;
-
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,6 +11,8 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
+
+use crate::common::client;
 
 fn manifests(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_portfolio-operator"))

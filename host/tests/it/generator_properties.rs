@@ -3,8 +3,6 @@
 //! every object is a valid Kubernetes object of its kind, names and labels are
 //! valid, and the output is byte-identical when rendered twice.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
@@ -27,7 +25,7 @@ fn generator() -> &'static Arc<Plugin> {
         let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
         runtime
             .load(
-                &common::component("deployment_generator"),
+                &crate::common::component("deployment_generator"),
                 &LoadOptions::default(),
             )
             .expect("load")

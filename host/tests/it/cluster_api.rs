@@ -2,12 +2,7 @@
 //! CRDs register and reject invalid objects with the offending field, and
 //! every rendered object passes `kubectl apply --dry-run=server`.
 
-mod common;
-
-use common::client;
-
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -19,12 +14,7 @@ use kube::discovery::ApiResource;
 use portfolio_operator::crds;
 use serde_json::json;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .to_owned()
-}
+use crate::common::{client, repo};
 
 /// Register both CRDs and wait until they are served.
 async fn install(client: &kube::Client) {

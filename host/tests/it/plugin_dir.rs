@@ -1,16 +1,15 @@
 //! The directory source: plugins appear, change, fail and disappear while watched.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{component, runtime};
 use portfolio_operator::plugin::World;
 use portfolio_operator::registry::{
     PluginRef, Registry, RegistryEvent, SourceKind, watch_directory,
 };
 use tokio::sync::broadcast;
+
+use crate::common::{component, runtime};
 
 /// Wait (generously) for the first event that `pick` accepts.
 async fn wait_for<T>(

@@ -1,14 +1,13 @@
 //! The on-disk compile cache: written by one runtime, used by the next, and
 //! never trusted when it looks tampered with.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{component, context, input};
 use portfolio_operator::plugin::{LoadOptions, Runtime, RuntimeConfig};
 use serde_json::json;
+
+use crate::common::{component, config_map, context, input};
 
 fn runtime(cache: &Path) -> Runtime {
     Runtime::new(RuntimeConfig {
@@ -51,10 +50,7 @@ fn a_second_runtime_loads_what_the_first_compiled() {
     assert_eq!(second.stats().compiled, 0);
     assert_eq!(second.stats().disk_hits, 1);
     let output = plugin
-        .generate(
-            &input(json!({"objects": [common::config_map("a")]})),
-            &context(),
-        )
+        .generate(&input(json!({"objects": [config_map("a")]})), &context())
         .expect("a cached component runs");
     assert_eq!(output.objects.len(), 1);
 }

@@ -1,6 +1,4 @@
-//! Helpers shared by the host's integration tests: fixtures and runtimes.
-
-#![allow(dead_code)]
+//! Helpers shared by the modules of this binary: fixtures, runtimes, a client.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +8,14 @@ use portfolio_operator::plugin::{
     CallContext, GenerateInput, Limits, LimitsOverride, LoadOptions, Plugin, Runtime, RuntimeConfig,
 };
 use serde_json::{Value, json};
+
+/// The repository's root directory (examples, crds, plugins).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_owned()
+}
 
 /// Where the build script left the components of the plugins workspace.
 pub fn build_dir() -> PathBuf {
@@ -90,10 +96,7 @@ pub fn sample_spec() -> Value {
 
 /// A client for `emulator`, through its kubeconfig as for any cluster.
 pub async fn client(emulator: &emulator::Emulator) -> kube::Client {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(emulator.kubeconfig_path()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    portfolio_operator::client::connect(Some(emulator.kubeconfig_path()))
         .await
-        .expect("config");
-    kube::Client::try_from(config).expect("client")
+        .expect("client")
 }

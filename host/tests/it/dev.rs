@@ -3,20 +3,15 @@
 //! bad manifests stop it before anything starts.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::common::repo;
+
 /// Longest wait for anything to show; a bound, not a performance check.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .to_owned()
-}
 
 fn command(args: &[&str]) -> Command {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-plugin-cache");

@@ -1,16 +1,15 @@
 //! Hostile and malformed components: each ends in its typed error within a
 //! bounded time, and the host serves a normal call right after.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{component, config_map, context, input, load, load_with, runtime, sample_spec};
 use portfolio_operator::plugin::{
     CallFailure, LimitsOverride, LoadError, LoadOptions, Plugin, Runtime, World,
 };
 use serde_json::{Value, json};
+
+use crate::common::{component, config_map, context, input, load, load_with, runtime, sample_spec};
 
 /// Generous bound for a call whose budget is `budget`: the machine is noisy.
 fn bound(budget: Duration) -> Duration {
