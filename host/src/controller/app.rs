@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
 use portfolio_api::{
     APP_KIND, PluginStatus, PortfolioApp, PortfolioAppStatus, RawJson, ResourceRef,
 };
@@ -235,15 +235,6 @@ fn deployment_status(object: &DynamicObject) -> Option<DeploymentStatus> {
         .and_then(|status| serde_json::from_value(status.clone()).ok())
 }
 
-/// The status target of `app`.
-pub fn target(app: &PortfolioApp) -> (kube::discovery::ApiResource, String, String) {
-    (
-        kube::discovery::ApiResource::erase::<PortfolioApp>(&()),
-        app.namespace().unwrap_or_default(),
-        app.name_any(),
-    )
-}
-
 /// Write status (only when it changes) and record Events on transitions.
 async fn report(app: &PortfolioApp, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
     let current = app.status.clone().unwrap_or_default();
@@ -307,16 +298,8 @@ async fn report(app: &PortfolioApp, ctx: &Context, outcome: &Outcome) -> Result<
             None
         }),
     };
-    let (resource, namespace, name) = target(app);
-    let target = Target {
-        resource: &resource,
-        namespace: &namespace,
-        name: &name,
-        reference: app.object_ref(&()),
-    };
-    let before = serde_json::to_value(&current).unwrap_or(Value::Null);
-    let after = serde_json::to_value(&status).unwrap_or(Value::Null);
-    status::write(ctx, &target, &before, &after).await?;
+    let target = Target::of(app);
+    status::write(ctx, &target, &current, &status).await?;
     status::announce(ctx, &target, &current.conditions, &status.conditions).await;
     Ok(())
 }

@@ -5,9 +5,11 @@
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Context;
@@ -16,18 +18,28 @@ use crate::decorate::FIELD_MANAGER;
 use crate::events::{self, Severity};
 
 /// The custom resource whose status is written.
-pub struct Target<'a> {
+pub struct Target {
     /// Its kind's API resource (`portfolioapps`, `databasemigrations`).
-    pub resource: &'a ApiResource,
+    pub resource: ApiResource,
     /// Namespace of the resource.
-    pub namespace: &'a str,
+    pub namespace: String,
     /// Name of the resource.
-    pub name: &'a str,
+    pub name: String,
     /// The reference Events point at.
     pub reference: ObjectReference,
 }
 
-impl Target<'_> {
+impl Target {
+    /// The target of a custom resource `object` of a static kind.
+    pub fn of<K: Resource<DynamicType = ()>>(object: &K) -> Self {
+        Target {
+            resource: ApiResource::erase::<K>(&()),
+            namespace: object.meta().namespace.clone().unwrap_or_default(),
+            name: object.meta().name.clone().unwrap_or_default(),
+            reference: object.object_ref(&()),
+        }
+    }
+
     /// `namespace/name`, for logs and messages.
     pub fn path(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
@@ -60,18 +72,20 @@ impl From<StatusError> for crate::failure::ReconcileError {
 
 /// Apply `after` as the status of `target` unless it equals `before` (the
 /// stored status). Returns whether it was written.
-pub async fn write(
+pub async fn write<S: Serialize>(
     ctx: &Context,
-    target: &Target<'_>,
-    before: &Value,
-    after: &Value,
+    target: &Target,
+    before: &S,
+    after: &S,
 ) -> Result<bool, StatusError> {
+    let before = serde_json::to_value(before).unwrap_or(Value::Null);
+    let after = serde_json::to_value(after).unwrap_or(Value::Null);
     if before == after {
         return Ok(false);
     }
     tracing::debug!(object = %target.path(), before = %before, after = %after, "writing status");
     let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), target.namespace, target.resource);
+        Api::namespaced_with(ctx.client.clone(), &target.namespace, &target.resource);
     let patch = json!({
         "apiVersion": target.resource.api_version,
         "kind": target.resource.kind,
@@ -79,7 +93,7 @@ pub async fn write(
         "status": after,
     });
     api.patch_status(
-        target.name,
+        &target.name,
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&patch),
     )
@@ -93,17 +107,12 @@ pub async fn write(
 }
 
 /// Record an Event for each transition from `before` to `after`.
-pub async fn announce(
-    ctx: &Context,
-    target: &Target<'_>,
-    before: &[Condition],
-    after: &[Condition],
-) {
+pub async fn announce(ctx: &Context, target: &Target, before: &[Condition], after: &[Condition]) {
     announce_all(ctx, target, conditions::transitions(before, after)).await;
 }
 
 /// Record an Event for each of `transitions`.
-pub async fn announce_all(ctx: &Context, target: &Target<'_>, transitions: Vec<Transition>) {
+pub async fn announce_all(ctx: &Context, target: &Target, transitions: Vec<Transition>) {
     for transition in transitions {
         let severity = if transition.warning {
             Severity::Warning

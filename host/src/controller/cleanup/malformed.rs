@@ -1,6 +1,5 @@
 //! Apps whose stored object no longer parses: reported, never a stopped watch.
 
-use kube::Resource;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
@@ -57,13 +56,7 @@ pub async fn malformed(
         meta.generation,
         &now,
     );
-    let resource = kube::discovery::ApiResource::erase::<WatchedApp>(&());
-    let target = Target {
-        resource: &resource,
-        namespace: &namespace,
-        name: &name,
-        reference: watched.object_ref(&()),
-    };
+    let target = Target::of(watched);
     // Only the conditions: the rest of the status may be what does not
     // parse. The change test compares the conditions alone, minus the
     // transition times `merge` keeps.

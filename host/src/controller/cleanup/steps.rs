@@ -16,7 +16,7 @@ use portfolio_api::{APP_KIND, PortfolioApp, ReclaimPolicy};
 use serde_json::{Value, json};
 
 use super::super::act::Children;
-use super::super::app::{generator_of, pipeline_failure, target};
+use super::super::app::{generator_of, pipeline_failure};
 use super::super::children::Observed;
 use super::super::conditions::{self, Wanted};
 use super::super::decide::{Existing, OwnerRef, decide};
@@ -417,16 +417,7 @@ async fn report(
         conditions,
         ..current.clone()
     };
-    let (resource, namespace, name) = target(app);
-    let target = Target {
-        resource: &resource,
-        namespace: &namespace,
-        name: &name,
-        reference: app.object_ref(&()),
-    };
-    let before = serde_json::to_value(&current).unwrap_or(Value::Null);
-    let after = serde_json::to_value(&status).unwrap_or(Value::Null);
-    if !status::write(ctx, &target, &before, &after).await? {
+    if !status::write(ctx, &Target::of(app), &current, &status).await? {
         return Ok(());
     }
     let holds = |type_: &str, message: &str| {
