@@ -222,10 +222,7 @@ pub fn openapi_v3_gv(reg: &Registry, group: &str, version: &str) -> Option<Value
     );
     for t in &types {
         let name = schema_name(t);
-        let schema = t
-            .schema
-            .clone()
-            .or_else(|| crate::builtin_schema::schema_for(&t.group, &t.kind));
+        let schema = crate::builtin_schema::schema_of(t);
         let mut s = match &schema {
             Some(sc) => sc.raw.clone(),
             None => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),

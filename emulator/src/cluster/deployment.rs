@@ -165,7 +165,7 @@ pub(crate) fn template_hash(template: &Value, collisions: Option<i64>) -> String
     if let Some(c) = collisions {
         text.push_str(&format!("#{c}"));
     }
-    safe_encode(&fnv32a(text.as_bytes()).to_string())
+    safe_encode(fnv32a(text.as_bytes()).to_string().as_bytes())
 }
 
 /// Sets a deployment condition as Kubernetes' `SetDeploymentCondition` does: no change when

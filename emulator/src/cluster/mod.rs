@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
+pub(crate) use crate::api::safe_encode;
 use crate::api::{Api, DeleteOptions, Sub, WriteOptions};
 use crate::control::Control;
 use crate::error::ApiError;
@@ -536,15 +537,6 @@ pub(crate) fn fnv32a(bytes: &[u8]) -> u32 {
     h
 }
 
-/// Kubernetes' `rand.SafeEncodeString`: maps each character onto an alphabet without vowels
-/// or confusable characters, so hashes never spell words.
-pub(crate) fn safe_encode(s: &str) -> String {
-    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    s.bytes()
-        .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
-        .collect()
-}
-
 /// JSON with object keys sorted, so equal values hash equally whatever their key order.
 pub(crate) fn canonical(v: &Value) -> String {
     fn walk(v: &Value, out: &mut String) {
@@ -618,9 +610,9 @@ mod tests {
     #[test]
     fn safe_encoding_uses_kubernetes_alphabet() {
         // '0' is byte 48, and 48 % 27 = 21: the 22nd character of the alphabet.
-        assert_eq!(safe_encode("0"), "4");
+        assert_eq!(safe_encode(b"0"), "4");
         assert!(
-            safe_encode(&fnv32a(b"x").to_string())
+            safe_encode(fnv32a(b"x").to_string().as_bytes())
                 .chars()
                 .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
         );
