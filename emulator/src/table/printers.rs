@@ -1,162 +1,11 @@
-//! `meta.k8s.io/v1` Table responses (what `kubectl get` asks for), with printer columns.
+//! Kubernetes' printers of built-in kinds (abridged): the columns `kubectl get` shows and how
+//! each object fills them.
 
 use serde_json::{Value, json};
 
-use crate::registry::{PrinterColumn, ResourceType};
+use super::cells::{age, col, count, human_duration, n, s, text};
+use crate::registry::ResourceType;
 
-/// Evaluates the simple JSONPath subset printer columns use: `.a.b`, `.a[0]`, `.a[*].b`,
-/// `.a[?(@.k=="v")].b`.
-pub fn json_path(obj: &Value, path: &str) -> Vec<Value> {
-    let mut cur = vec![obj.clone()];
-    let mut rest = path
-        .trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}')
-        .trim();
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            let end = r.find(['.', '[']).unwrap_or(r.len());
-            let key = &r[..end];
-            rest = &r[end..];
-            if key.is_empty() {
-                continue;
-            }
-            cur = cur.iter().filter_map(|v| v.get(key).cloned()).collect();
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let Some(end) = r.find(']') else {
-                return Vec::new();
-            };
-            let inner = &r[..end];
-            rest = &r[end + 1..];
-            cur = if inner == "*" {
-                cur.iter()
-                    .flat_map(|v| match v {
-                        Value::Array(a) => a.clone(),
-                        Value::Object(m) => m.values().cloned().collect(),
-                        _ => Vec::new(),
-                    })
-                    .collect()
-            } else if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
-                let (field, want) = match f.split_once("==") {
-                    Some((a, b)) => (
-                        a.trim(),
-                        Some(b.trim().trim_matches(|c| c == '"' || c == '\'').to_string()),
-                    ),
-                    None => (f.trim(), None),
-                };
-                cur.iter()
-                    .flat_map(|v| v.as_array().cloned().unwrap_or_default())
-                    .filter(|item| {
-                        let got = item.get(field);
-                        match (&want, got) {
-                            (Some(w), Some(Value::String(s))) => s == w,
-                            (Some(w), Some(other)) => {
-                                *other == serde_json::from_str::<Value>(w).unwrap_or(Value::Null)
-                            }
-                            (None, Some(_)) => true,
-                            _ => false,
-                        }
-                    })
-                    .collect()
-            } else if let Ok(i) = inner.parse::<i64>() {
-                cur.iter()
-                    .filter_map(|v| {
-                        let a = v.as_array()?;
-                        let idx = if i < 0 { a.len() as i64 + i } else { i };
-                        a.get(usize::try_from(idx).ok()?).cloned()
-                    })
-                    .collect()
-            } else {
-                let key = inner.trim_matches(|c| c == '\'' || c == '"');
-                cur.iter().filter_map(|v| v.get(key).cloned()).collect()
-            };
-        } else {
-            return Vec::new();
-        }
-    }
-    cur
-}
-
-/// Kubernetes' human-readable duration (`5s`, `3m`, `2d`), as `kubectl get` shows ages.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    if s < 120 {
-        return format!("{s}s");
-    }
-    let m = s / 60;
-    if m < 10 {
-        let rem = s % 60;
-        return if rem == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{rem}s")
-        };
-    }
-    if m < 180 {
-        return format!("{m}m");
-    }
-    let h = m / 60;
-    if h < 8 {
-        let rem = m % 60;
-        return if rem == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{rem}m")
-        };
-    }
-    if h < 48 {
-        return format!("{h}h");
-    }
-    let d = h / 24;
-    if d < 8 {
-        let rem = h % 24;
-        return if rem == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{rem}h")
-        };
-    }
-    if d < 365 * 2 {
-        return format!("{d}d");
-    }
-    format!("{}y", d / 365)
-}
-
-fn age(ts: Option<&Value>) -> String {
-    let Some(s) = ts.and_then(Value::as_str) else {
-        return "<unknown>".into();
-    };
-    match s.parse::<jiff::Timestamp>() {
-        Ok(t) => human_duration(jiff::Timestamp::now().as_second() - t.as_second()),
-        Err(_) => "<invalid>".into(),
-    }
-}
-
-fn col(name: &str, type_: &str, format: &str, priority: i64, description: &str) -> Value {
-    json!({"name": name, "type": type_, "format": format, "description": description, "priority": priority})
-}
-
-fn s(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => "<none>".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn n(v: Option<&Value>) -> Value {
-    v.cloned().filter(|x| x.is_number()).unwrap_or(json!(0))
-}
-
-fn count(v: Option<&Value>) -> usize {
-    match v {
-        Some(Value::Object(m)) => m.len(),
-        Some(Value::Array(a)) => a.len(),
-        _ => 0,
-    }
-}
-
-/// Columns and a cell function for a built-in type (Kubernetes' printers, abridged).
 /// The pod status kubectl prints: the phase, or the reason of a waiting or terminated
 /// container (`ContainerCreating`, `ImagePullBackOff`, `Completed`, `Error`), `Init:` states,
 /// and `Terminating` for a deleted pod.
@@ -315,9 +164,10 @@ fn hpa_targets(o: &Value) -> String {
 }
 
 /// Computes a row's cells from an object.
-type CellFn = Box<dyn Fn(&Value) -> Vec<Value>>;
+pub(super) type CellFn = Box<dyn Fn(&Value) -> Vec<Value>>;
 
-fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
+/// Columns and a cell function for a built-in type (Kubernetes' printers, abridged).
+pub(super) fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
     let name_col = col(
         "Name",
         "string",
@@ -325,11 +175,8 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         0,
         "Name must be unique within a namespace.",
     );
-    let age_col = col(
+    let age_col = text(
         "Age",
-        "string",
-        "",
-        0,
         "CreationTimestamp is a timestamp representing the server time when this object was created.",
     );
     let name = |o: &Value| json!(s(o.pointer("/metadata/name")));
@@ -338,17 +185,13 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("", "namespaces") => (
             vec![
                 name_col,
-                col("Status", "string", "", 0, "The status of the namespace"),
+                text("Status", "The status of the namespace"),
                 age_col,
             ],
             Box::new(move |o| vec![name(o), json!(s(o.pointer("/status/phase"))), created(o)]),
         ),
         ("", "configmaps") => (
-            vec![
-                name_col,
-                col("Data", "string", "", 0, "Number of data entries"),
-                age_col,
-            ],
+            vec![name_col, text("Data", "Number of data entries"), age_col],
             Box::new(move |o| {
                 vec![
                     name(o),
@@ -360,8 +203,8 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("", "secrets") => (
             vec![
                 name_col,
-                col("Type", "string", "", 0, "The type of the secret"),
-                col("Data", "string", "", 0, "Number of data entries"),
+                text("Type", "The type of the secret"),
+                text("Data", "Number of data entries"),
                 age_col,
             ],
             Box::new(move |o| {
@@ -376,25 +219,16 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("", "pods") => (
             vec![
                 name_col,
-                col(
+                text(
                     "Ready",
-                    "string",
-                    "",
-                    0,
                     "The aggregate readiness state of this pod for accepting traffic.",
                 ),
-                col(
+                text(
                     "Status",
-                    "string",
-                    "",
-                    0,
                     "The aggregate status of the containers in this pod.",
                 ),
-                col(
+                text(
                     "Restarts",
-                    "string",
-                    "",
-                    0,
                     "The number of times the containers in this pod have been restarted.",
                 ),
                 age_col,
@@ -426,11 +260,11 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("autoscaling", "horizontalpodautoscalers") => (
             vec![
                 name_col,
-                col("Reference", "string", "", 0, "The target of the autoscaler"),
-                col("Targets", "string", "", 0, "Current and target metrics"),
-                col("MinPods", "string", "", 0, "Minimum replicas"),
-                col("MaxPods", "string", "", 0, "Maximum replicas"),
-                col("Replicas", "string", "", 0, "Current replicas"),
+                text("Reference", "The target of the autoscaler"),
+                text("Targets", "Current and target metrics"),
+                text("MinPods", "Minimum replicas"),
+                text("MaxPods", "Maximum replicas"),
+                text("Replicas", "Current replicas"),
                 age_col,
             ],
             Box::new(move |o| {
@@ -461,8 +295,8 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("batch", "cronjobs") => (
             vec![
                 name_col,
-                col("Schedule", "string", "", 0, "The schedule"),
-                col("Timezone", "string", "", 0, "The time zone"),
+                text("Schedule", "The schedule"),
+                text("Timezone", "The time zone"),
                 col("Suspend", "boolean", "", 0, "Whether it is suspended"),
                 col("Active", "integer", "", 0, "Active jobs"),
                 col(
@@ -498,24 +332,12 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("", "persistentvolumeclaims") => (
             vec![
                 name_col,
-                col("Status", "string", "", 0, "The phase of the claim"),
-                col("Volume", "string", "", 0, "The bound volume"),
-                col(
-                    "Capacity",
-                    "string",
-                    "",
-                    0,
-                    "The capacity of the bound volume",
-                ),
-                col("Access Modes", "string", "", 0, "The access modes"),
-                col("StorageClass", "string", "", 0, "The storage class"),
-                col(
-                    "VolumeAttributesClass",
-                    "string",
-                    "",
-                    0,
-                    "The volume attributes class",
-                ),
+                text("Status", "The phase of the claim"),
+                text("Volume", "The bound volume"),
+                text("Capacity", "The capacity of the bound volume"),
+                text("Access Modes", "The access modes"),
+                text("StorageClass", "The storage class"),
+                text("VolumeAttributesClass", "The volume attributes class"),
                 age_col,
             ],
             Box::new(move |o| {
@@ -534,20 +356,14 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("", "persistentvolumes") => (
             vec![
                 name_col,
-                col("Capacity", "string", "", 0, "The capacity"),
-                col("Access Modes", "string", "", 0, "The access modes"),
-                col("Reclaim Policy", "string", "", 0, "The reclaim policy"),
-                col("Status", "string", "", 0, "The phase"),
-                col("Claim", "string", "", 0, "The bound claim"),
-                col("StorageClass", "string", "", 0, "The storage class"),
-                col(
-                    "VolumeAttributesClass",
-                    "string",
-                    "",
-                    0,
-                    "The volume attributes class",
-                ),
-                col("Reason", "string", "", 0, "Why the volume is in its phase"),
+                text("Capacity", "The capacity"),
+                text("Access Modes", "The access modes"),
+                text("Reclaim Policy", "The reclaim policy"),
+                text("Status", "The phase"),
+                text("Claim", "The bound claim"),
+                text("StorageClass", "The storage class"),
+                text("VolumeAttributesClass", "The volume attributes class"),
+                text("Reason", "Why the volume is in its phase"),
                 age_col,
             ],
             Box::new(move |o| {
@@ -576,22 +392,10 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("storage.k8s.io", "storageclasses") => (
             vec![
                 name_col,
-                col("Provisioner", "string", "", 0, "The provisioner"),
-                col("ReclaimPolicy", "string", "", 0, "The reclaim policy"),
-                col(
-                    "VolumeBindingMode",
-                    "string",
-                    "",
-                    0,
-                    "When volumes are bound",
-                ),
-                col(
-                    "AllowVolumeExpansion",
-                    "string",
-                    "",
-                    0,
-                    "Whether volumes can grow",
-                ),
+                text("Provisioner", "The provisioner"),
+                text("ReclaimPolicy", "The reclaim policy"),
+                text("VolumeBindingMode", "When volumes are bound"),
+                text("AllowVolumeExpansion", "Whether volumes can grow"),
                 age_col,
             ],
             Box::new(move |o| {
@@ -616,16 +420,10 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("", "nodes") => (
             vec![
                 name_col,
-                col("Status", "string", "", 0, "The status of the node"),
-                col("Roles", "string", "", 0, "The roles of the node"),
+                text("Status", "The status of the node"),
+                text("Roles", "The roles of the node"),
                 age_col,
-                col(
-                    "Version",
-                    "string",
-                    "",
-                    0,
-                    "Kubelet Version reported by the node.",
-                ),
+                text("Version", "Kubelet Version reported by the node."),
             ],
             Box::new(move |o| {
                 let ready = o
@@ -668,25 +466,13 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("apps", "deployments") => (
             vec![
                 name_col,
-                col(
-                    "Ready",
-                    "string",
-                    "",
-                    0,
-                    "Number of the pod with ready state",
-                ),
-                col(
+                text("Ready", "Number of the pod with ready state"),
+                text(
                     "Up-to-date",
-                    "string",
-                    "",
-                    0,
                     "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
                 ),
-                col(
+                text(
                     "Available",
-                    "string",
-                    "",
-                    0,
                     "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
                 ),
                 age_col,
@@ -736,21 +522,9 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("batch", "jobs") => (
             vec![
                 name_col,
-                col("Status", "string", "", 0, "Status of the job."),
-                col(
-                    "Completions",
-                    "string",
-                    "",
-                    0,
-                    "The completion status of the job.",
-                ),
-                col(
-                    "Duration",
-                    "string",
-                    "",
-                    0,
-                    "Time required to complete the job.",
-                ),
+                text("Status", "Status of the job."),
+                text("Completions", "The completion status of the job."),
+                text("Duration", "Time required to complete the job."),
                 age_col,
             ],
             Box::new(move |o| {
@@ -806,10 +580,10 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ("", "services") => (
             vec![
                 name_col,
-                col("Type", "string", "", 0, "The type of service."),
-                col("Cluster-IP", "string", "", 0, "The cluster IP."),
-                col("External-IP", "string", "", 0, "External IPs."),
-                col("Port(s)", "string", "", 0, "Ports."),
+                text("Type", "The type of service."),
+                text("Cluster-IP", "The cluster IP."),
+                text("External-IP", "External IPs."),
+                text("Port(s)", "Ports."),
                 age_col,
             ],
             Box::new(move |o| {
@@ -847,17 +621,11 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
         ),
         ("", "events") => (
             vec![
-                col(
-                    "Last Seen",
-                    "string",
-                    "",
-                    0,
-                    "Time since the event was last seen",
-                ),
-                col("Type", "string", "", 0, "Type of this event"),
-                col("Reason", "string", "", 0, "Why the action was taken"),
-                col("Object", "string", "", 0, "The object this event is about"),
-                col("Message", "string", "", 0, "A human-readable description"),
+                text("Last Seen", "Time since the event was last seen"),
+                text("Type", "Type of this event"),
+                text("Reason", "Why the action was taken"),
+                text("Object", "The object this event is about"),
+                text("Message", "A human-readable description"),
             ],
             Box::new(move |o| {
                 let last = o
@@ -886,11 +654,7 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
             }),
         ),
         ("coordination.k8s.io", "leases") => (
-            vec![
-                name_col,
-                col("Holder", "string", "", 0, "The holder of the lease"),
-                age_col,
-            ],
+            vec![name_col, text("Holder", "The holder of the lease"), age_col],
             Box::new(move |o| {
                 vec![
                     name(o),
@@ -914,99 +678,5 @@ fn builtin_columns(rt: &ResourceType) -> (Vec<Value>, CellFn) {
             vec![name_col, age_col],
             Box::new(move |o| vec![name(o), created(o)]),
         ),
-    }
-}
-
-fn custom_cell(c: &PrinterColumn, obj: &Value) -> Value {
-    let vals = json_path(obj, &c.json_path);
-    let Some(first) = vals.into_iter().next() else {
-        return Value::Null;
-    };
-    match c.type_.as_str() {
-        "date" => json!(age(Some(&first))),
-        "integer" | "number" | "boolean" => first,
-        _ => match first {
-            Value::String(s) => json!(s),
-            Value::Null => Value::Null,
-            other => json!(other.to_string()),
-        },
-    }
-}
-
-fn row(obj: &Value, cells: Vec<Value>) -> Value {
-    let mut meta = json!({});
-    if let Some(m) = obj.get("metadata").and_then(Value::as_object) {
-        for (k, v) in m {
-            if k != "managedFields" {
-                meta[k] = v.clone();
-            }
-        }
-    }
-    json!({
-        "cells": cells,
-        "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta},
-    })
-}
-
-/// A Table for a list (or a single object) of one type.
-pub fn table(rt: &ResourceType, objects: &[Value], list_meta: Value) -> Value {
-    let (defs, rows): (Vec<Value>, Vec<Value>) = if rt.custom {
-        let mut defs = vec![col(
-            "Name",
-            "string",
-            "name",
-            0,
-            "Name must be unique within a namespace.",
-        )];
-        defs.extend(
-            rt.printer_columns
-                .iter()
-                .map(|c| col(&c.name, &c.type_, &c.format, c.priority, &c.description)),
-        );
-        let rows = objects
-            .iter()
-            .map(|o| {
-                let mut cells = vec![json!(s(o.pointer("/metadata/name")))];
-                cells.extend(rt.printer_columns.iter().map(|c| custom_cell(c, o)));
-                row(o, cells)
-            })
-            .collect();
-        (defs, rows)
-    } else {
-        let (defs, f) = builtin_columns(rt);
-        (defs, objects.iter().map(|o| row(o, f(o))).collect())
-    };
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": list_meta,
-        "columnDefinitions": defs,
-        "rows": rows,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_paths() {
-        let o = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "X", "status": "False"}]}, "spec": {"a": [1, 2]}});
-        assert_eq!(
-            json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
-            vec![json!("True")]
-        );
-        assert_eq!(json_path(&o, ".spec.a[1]"), vec![json!(2)]);
-        assert_eq!(json_path(&o, ".spec.a[*]").len(), 2);
-        assert!(json_path(&o, ".nope.x").is_empty());
-        assert!(json_path(&o, "[[[").is_empty());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(human_duration(5), "5s");
-        assert_eq!(human_duration(150), "2m30s");
-        assert_eq!(human_duration(3600 * 5), "5h");
-        assert_eq!(human_duration(86400 * 3), "3d");
     }
 }
