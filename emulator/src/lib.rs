@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+mod base64;
 pub mod builtin_schema;
 pub mod cluster;
 pub mod control;
@@ -347,7 +348,7 @@ pub fn kubeconfig_yaml(server: &str, token: Option<&str>, ca_pem: Option<&str>) 
     let ca = match ca_pem {
         Some(pem) => format!(
             "\n    certificate-authority-data: {}",
-            q(&protobuf::base64(pem.as_bytes()))
+            q(&base64::encode(pem.as_bytes()))
         ),
         None => String::new(),
     };

@@ -583,7 +583,7 @@ impl Schema {
                 &format!("may not be more than {max} bytes"),
             ));
         }
-        if self.format.as_deref() == Some("byte") && !is_base64(s) {
+        if self.format.as_deref() == Some("byte") && !crate::base64::is_valid(s) {
             errs.push(Cause::invalid(
                 path,
                 v,
@@ -661,19 +661,6 @@ fn quantity_re() -> &'static Regex {
         Regex::new(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
             .unwrap_or_else(|_| unreachable!("the quantity pattern is a valid regular expression"))
     })
-}
-
-/// Whether `s` is standard base64 with padding (Go's `base64.StdEncoding`).
-fn is_base64(s: &str) -> bool {
-    let b = s.as_bytes();
-    if !b.len().is_multiple_of(4) {
-        return false;
-    }
-    let pad = b.iter().rev().take_while(|c| **c == b'=').count();
-    pad <= 2
-        && b[..b.len() - pad]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
 }
 
 fn is_integral_float(v: &Value) -> bool {

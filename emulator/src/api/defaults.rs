@@ -62,7 +62,7 @@ impl Api {
                         .as_str()
                         .map(str::to_string)
                         .unwrap_or_else(|| v.to_string());
-                    new["data"][k] = json!(crate::protobuf::base64(text.as_bytes()));
+                    new["data"][k] = json!(crate::base64::encode(text.as_bytes()));
                 }
             }
         } else if key == ("", "services") && new.get("spec").is_some_and(Value::is_object) {
