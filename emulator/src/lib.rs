@@ -37,6 +37,7 @@ pub mod store;
 pub mod table;
 pub mod tls;
 pub mod validation;
+mod value_path;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
