@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::api::Api;
 use crate::control::Control;
 
+mod bootstrap;
 mod controllers;
 mod ctx;
 mod deployment;
@@ -26,6 +27,7 @@ mod replicaset;
 mod runner;
 pub(crate) mod storage;
 
+pub(crate) use bootstrap::bootstrap;
 pub use controllers::Controller;
 pub(crate) use ctx::{Ctx, gr};
 pub(crate) use events::Recorder;
