@@ -30,6 +30,7 @@ pub mod fields;
 pub mod http;
 mod instance;
 mod kubeconfig;
+mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;

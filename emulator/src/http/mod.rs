@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::api::Api;
-use crate::discovery;
 use crate::error::ApiError;
+use crate::{discovery, openapi};
 
 mod body;
 mod logs;
@@ -183,7 +183,7 @@ async fn route(
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or("");
             if accept.contains("protobuf") {
-                let mut r = Response::new(Body::from(discovery::openapi_v2_protobuf()));
+                let mut r = Response::new(Body::from(openapi::openapi_v2_protobuf()));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static(
@@ -192,14 +192,14 @@ async fn route(
                 );
                 return Ok(r);
             }
-            get_only(discovery::openapi_v2(&reg))
+            get_only(openapi::openapi_v2(&reg))
         }
-        ["openapi", "v3"] => get_only(discovery::openapi_v3_root(&reg)),
+        ["openapi", "v3"] => get_only(openapi::openapi_v3_root(&reg)),
         ["openapi", "v3", "api", v] => {
-            get_only(discovery::openapi_v3_gv(&reg, "", v).ok_or_else(ApiError::no_route)?)
+            get_only(openapi::openapi_v3_gv(&reg, "", v).ok_or_else(ApiError::no_route)?)
         }
         ["openapi", "v3", "apis", g, v] => {
-            get_only(discovery::openapi_v3_gv(&reg, g, v).ok_or_else(ApiError::no_route)?)
+            get_only(openapi::openapi_v3_gv(&reg, g, v).ok_or_else(ApiError::no_route)?)
         }
         ["api", "v1", rest @ ..] => {
             resource(state, method, "", "v1", rest, query, headers, body).await
