@@ -10,6 +10,7 @@ use super::managed::Op;
 use super::managed::{Manager, strip_tracked, sub_name};
 use super::meta::{meta, meta_str};
 use super::validate::unknown_fields;
+use super::write::check_rv;
 use super::{Api, Sub, WriteOptions, WriteResult};
 use crate::builtin_schema::schema_of;
 use crate::convert::to_version;
@@ -98,12 +99,8 @@ impl Api {
         if old.is_none() && sub == Sub::Status {
             return Err(ApiError::not_found(&rt.group, &rt.resource, name));
         }
-        if let (Some(o), Some(rv)) = (
-            &old,
-            meta_str(&config, "resourceVersion").filter(|s| !s.is_empty()),
-        ) && Some(rv) != meta_str(o, "resourceVersion")
-        {
-            return Err(ApiError::stale(&rt.group, &rt.resource, name));
+        if let Some(o) = &old {
+            check_rv(rt, name, &config, o)?;
         }
         if old.is_none() {
             Self::namespace_usable(&inner, rt, ns)?;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::crds::is_crd;
 use super::ids::now;
 use super::meta::{finalizers, meta, meta_mut, meta_str};
+use super::read::stored;
 use super::write::check_uid;
 use super::{Api, DeleteOptions, DeleteResult, ListOptions};
 use crate::convert::to_version;
@@ -39,9 +40,7 @@ impl Api {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<DeleteResult, ApiError> {
-        let old = inner
-            .get(&rt.storage, ns, name)
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.resource, name))?;
+        let old = stored(inner, rt, ns, name)?;
         check_uid(rt, name, opts.uid.as_deref(), &old)?;
         if let Some(rv) = &opts.resource_version
             && Some(rv.as_str()) != meta_str(&old, "resourceVersion")

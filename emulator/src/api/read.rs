@@ -10,15 +10,13 @@ use super::{Api, ListOptions};
 use crate::convert::to_version;
 use crate::error::ApiError;
 use crate::registry::ResourceType;
-use crate::store::Snapshot;
+use crate::store::{Inner, Snapshot};
 
 impl Api {
     /// Gets one object.
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
         let inner = self.store.lock();
-        let obj = inner
-            .get(&rt.storage, ns, name)
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.resource, name))?;
+        let obj = stored(&inner, rt, ns, name)?;
         Ok(to_version(rt, &obj))
     }
 
@@ -135,6 +133,18 @@ impl Api {
             "items": items,
         }))
     }
+}
+
+/// The stored object a request names, or 404.
+pub(super) fn stored(
+    inner: &Inner,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+) -> Result<Arc<Value>, ApiError> {
+    inner
+        .get(&rt.storage, ns, name)
+        .ok_or_else(|| ApiError::not_found(&rt.group, &rt.resource, name))
 }
 
 /// A `resourceVersion` parameter: unset, or a number (400 otherwise).

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::managed::Op;
-use super::meta::{meta, meta_str};
+use super::meta::meta;
+use super::read::stored;
+use super::write::check_rv;
 use super::{Api, Sub, WriteOptions, WriteResult};
 use crate::convert::to_version;
 use crate::error::{ApiError, Cause};
@@ -35,14 +37,8 @@ impl Api {
         let replicas = requested_replicas(&body, name)?;
         let manager = Self::manager(opts)?;
         let mut inner = self.store.lock();
-        let old = inner
-            .get(&rt.storage, ns, name)
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.resource, name))?;
-        if let Some(rv) = meta_str(&body, "resourceVersion").filter(|s| !s.is_empty())
-            && Some(rv) != meta_str(&old, "resourceVersion")
-        {
-            return Err(ApiError::stale(&rt.group, &rt.resource, name));
-        }
+        let old = stored(&inner, rt, ns, name)?;
+        check_rv(rt, name, &body, &old)?;
         let old_v = to_version(rt, &old);
         self.commit_scale(&mut inner, rt, ns, name, old_v, replicas, &manager, opts)
     }

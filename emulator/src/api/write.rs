@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::ids::random_suffix;
 use super::managed::Op;
 use super::meta::{meta, meta_mut, meta_str};
+use super::read::stored;
 use super::scale::{requested_replicas, scale_of};
 use super::{Api, Sub, WriteOptions, WriteResult};
 use crate::convert::to_version;
@@ -109,15 +110,9 @@ impl Api {
         }
         let manager = Self::manager(opts)?;
         let mut inner = self.store.lock();
-        let old = inner
-            .get(&rt.storage, ns, name)
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.resource, name))?;
+        let old = stored(&inner, rt, ns, name)?;
         let old_v = to_version(rt, &old);
-        if let Some(rv) = meta_str(&body, "resourceVersion").filter(|s| !s.is_empty())
-            && Some(rv) != meta_str(&old, "resourceVersion")
-        {
-            return Err(ApiError::stale(&rt.group, &rt.resource, name));
-        }
+        check_rv(rt, name, &body, &old)?;
         check_uid(
             rt,
             name,
@@ -176,9 +171,7 @@ impl Api {
         }
         let manager = Self::manager(opts)?;
         let mut inner = self.store.lock();
-        let old = inner
-            .get(&rt.storage, ns, name)
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.resource, name))?;
+        let old = stored(&inner, rt, ns, name)?;
         let old_v = to_version(rt, &old);
         let base = if sub == Sub::Scale {
             scale_of(rt, &old_v)?
@@ -199,11 +192,7 @@ impl Api {
                 "the patch turned the object into a non-object",
             ));
         }
-        if let Some(rv) = meta_str(&patched, "resourceVersion").filter(|s| !s.is_empty())
-            && Some(rv) != meta_str(&old, "resourceVersion")
-        {
-            return Err(ApiError::stale(&rt.group, &rt.resource, name));
-        }
+        check_rv(rt, name, &patched, &old)?;
         if meta_str(&patched, "name") != Some(name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -327,6 +316,21 @@ impl Api {
             ));
         }
         Ok(m)
+    }
+}
+
+/// Optimistic concurrency: a resourceVersion the body carries must be the stored one (409).
+pub(super) fn check_rv(
+    rt: &ResourceType,
+    name: &str,
+    body: &Value,
+    old: &Value,
+) -> Result<(), ApiError> {
+    match meta_str(body, "resourceVersion").filter(|s| !s.is_empty()) {
+        Some(rv) if Some(rv) != meta_str(old, "resourceVersion") => {
+            Err(ApiError::stale(&rt.group, &rt.resource, name))
+        }
+        _ => Ok(()),
     }
 }
 

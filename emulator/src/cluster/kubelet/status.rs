@@ -85,6 +85,11 @@ fn unready<'a>(type_: &'a str, msg: &str) -> Cond<'a> {
     )
 }
 
+/// The status of a container that has not started: `state` is its `waiting` state.
+fn waiting(c: &Value, state: Value) -> Value {
+    status_of(c, state, false, false, 0, &json!({}), None)
+}
+
 /// Pod conditions in the kubelet's order, keeping transition times of unchanged ones.
 fn conditions(pod: &Value, list: &[Cond]) -> Value {
     let old = pod
@@ -181,33 +186,13 @@ pub(super) fn creating_status(pod: &Value) -> Value {
     };
     let statuses: Vec<Value> = containers(pod)
         .iter()
-        .map(|c| {
-            status_of(
-                c,
-                json!({"waiting": {"reason": reason}}),
-                false,
-                false,
-                0,
-                &json!({}),
-                None,
-            )
-        })
+        .map(|c| waiting(c, json!({"waiting": {"reason": reason}})))
         .collect();
     m.insert("containerStatuses".into(), Value::Array(statuses));
     if !inits.is_empty() {
         let statuses: Vec<Value> = inits
             .iter()
-            .map(|c| {
-                status_of(
-                    c,
-                    json!({"waiting": {"reason": "PodInitializing"}}),
-                    false,
-                    false,
-                    0,
-                    &json!({}),
-                    None,
-                )
-            })
+            .map(|c| waiting(c, json!({"waiting": {"reason": "PodInitializing"}})))
             .collect();
         m.insert("initContainerStatuses".into(), Value::Array(statuses));
     }
@@ -319,14 +304,9 @@ pub(super) fn backoff_status(pod: &Value, run: &Run, control: &Control) -> Value
                     "Back-off pulling image \"{image}\": ErrImagePull: {}",
                     pull_error(image)
                 );
-                status_of(
+                waiting(
                     c,
                     json!({"waiting": {"reason": "ImagePullBackOff", "message": message}}),
-                    false,
-                    false,
-                    0,
-                    &json!({}),
-                    None,
                 )
             } else {
                 status_of(
