@@ -2,41 +2,21 @@
 //! fault is observed through HTTP the way a client of a failing API server sees it. These are
 //! emulator-only facilities: against a real cluster every test is skipped.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Cluster, eventually};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::api::{Api, ListParams, PostParams, WatchEvent};
 use serde_json::{Value, json};
 
-fn cm(name: &str) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name}})).expect("configmap")
-}
-
-async fn create(c: &Cluster, name: &str) -> ConfigMap {
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    api.create(&PostParams::default(), &cm(name))
-        .await
-        .expect("create")
-}
-
-fn api_code(e: kube::Error) -> (u16, String) {
-    match e {
-        kube::Error::Api(s) => (s.code, s.reason),
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
+use crate::common::{Cluster, api_err, emulator_only, eventually, stream_ends};
 
 #[tokio::test]
 async fn next_requests_fail_with_the_chosen_status() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    create(&c, "x").await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    c.create_cm("x").await;
+    let api: Api<ConfigMap> = c.api();
     let rule = emulator::FaultRule::fail(500)
         .verb("get")
         .resource("configmaps")
@@ -48,7 +28,7 @@ async fn next_requests_fail_with_the_chosen_status() {
         .await
         .expect("lists still work");
     for _ in 0..2 {
-        let (code, reason) = api_code(api.get("x").await.unwrap_err());
+        let (code, reason, _) = api_err(api.get("x").await.unwrap_err());
         assert_eq!((code, reason.as_str()), (500, "InternalError"));
     }
     api.get("x")
@@ -68,8 +48,8 @@ async fn next_requests_fail_with_the_chosen_status() {
 async fn conflicts_on_update() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    let current = create(&c, "x").await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let current = c.create_cm("x").await;
+    let api: Api<ConfigMap> = c.api();
     let (code, v) = c
         .control(
             "POST",
@@ -147,7 +127,7 @@ async fn throttling_and_unavailability_over_raw_http() {
     // kube-rs retries 429, 503 and 504 by itself: a raw request shows the fault.
     let c = Cluster::new().await;
     emulator_only!(c);
-    create(&c, "x").await;
+    c.create_cm("x").await;
     let addr = c.emu().addr();
     let path = format!("/api/v1/namespaces/{}/configmaps/x", c.ns);
     let (code, _) = c
@@ -183,7 +163,7 @@ async fn throttling_and_unavailability_over_raw_http() {
                 .times(1),
         )
         .unwrap();
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     api.get("x").await.expect("kube-rs retried");
     // The log says which request each fault hit.
     let (_, log) = c.control("GET", "faults/log", Value::Null).await;
@@ -234,8 +214,8 @@ async fn faults_are_listed_and_removed_over_http() {
 async fn latency_delays_matching_requests() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    create(&c, "x").await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    c.create_cm("x").await;
+    let api: Api<ConfigMap> = c.api();
     let (code, _) = c
         .control(
             "POST",
@@ -259,37 +239,18 @@ async fn latency_delays_matching_requests() {
 async fn cutting_watches_over_http_ends_streams() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    let a = create(&c, "x").await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    let mut s = api
-        .watch(
-            &WatchParams::default().timeout(290),
-            a.metadata.resource_version.as_deref().unwrap(),
-        )
-        .await
-        .unwrap()
-        .boxed();
+    let a = c.create_cm("x").await;
+    let mut s = c.watch_cms(&a, 290).await;
     let (code, _) = c.control("POST", "watches/cut", Value::Null).await;
     assert_eq!(code, 200);
-    let ended = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match s.try_next().await {
-                Ok(Some(WatchEvent::Bookmark(_))) => continue,
-                other => return other.map(|o| o.is_none()).unwrap_or(true),
-            }
-        }
-    })
-    .await
-    .expect("the stream ends");
-    assert!(ended);
+    assert!(stream_ends(&mut s).await);
 }
 
 #[tokio::test]
 async fn next_watch_answers_gone_and_watchers_recover() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    let a = create(&c, "x").await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let a = c.create_cm("x").await;
     let (code, _) = c
         .control(
             "POST",
@@ -298,14 +259,7 @@ async fn next_watch_answers_gone_and_watchers_recover() {
         )
         .await;
     assert_eq!(code, 200);
-    let mut s = api
-        .watch(
-            &WatchParams::default().timeout(60),
-            a.metadata.resource_version.as_deref().unwrap(),
-        )
-        .await
-        .unwrap()
-        .boxed();
+    let mut s = c.watch_cms(&a, 60).await;
     match s.try_next().await.unwrap() {
         Some(WatchEvent::Error(e)) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
         other => panic!("expected 410 Gone, got {other:?}"),
@@ -316,38 +270,21 @@ async fn next_watch_answers_gone_and_watchers_recover() {
         namespace: Some(c.ns.clone()),
         count: Some(2),
     });
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = kube::runtime::reflector(writer, watcher(api.clone(), Default::default()))
-        .applied_objects()
-        .boxed();
-    let task = tokio::spawn(async move { stream.for_each(|_| async {}).await });
-    create(&c, "y").await;
-    let want = 2 + c.base_configmaps.len();
-    eventually("the reflector to see both objects", || {
-        let n = reader.state().len();
-        async move { (n == want).then_some(()) }
-    })
-    .await;
-    task.abort();
+    let (reader, _reflecting) = c.cm_reflector();
+    c.create_cm("y").await;
+    c.reflected(&reader, 2, "the reflector to see both objects")
+        .await;
 }
 
 #[tokio::test]
 async fn compaction_over_http_expires_old_versions() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    let a = create(&c, "x").await;
-    create(&c, "y").await;
+    let a = c.create_cm("x").await;
+    c.create_cm("y").await;
     let (code, _) = c.control("POST", "compact", Value::Null).await;
     assert_eq!(code, 200);
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    let mut s = api
-        .watch(
-            &WatchParams::default().timeout(60),
-            a.metadata.resource_version.as_deref().unwrap(),
-        )
-        .await
-        .unwrap()
-        .boxed();
+    let mut s = c.watch_cms(&a, 60).await;
     match s.try_next().await.unwrap() {
         Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
         other => panic!("expected 410 Gone, got {other:?}"),
@@ -358,8 +295,8 @@ async fn compaction_over_http_expires_old_versions() {
 async fn hanging_pause_holds_requests_until_resumed() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    create(&c, "x").await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    c.create_cm("x").await;
+    let api: Api<ConfigMap> = c.api();
     let (code, v) = c.control("POST", "pause", json!({"mode": "hang"})).await;
     assert_eq!((code, &v["paused"]), (200, &json!("hang")));
     let pending = tokio::spawn({
@@ -388,7 +325,7 @@ async fn hanging_pause_holds_requests_until_resumed() {
 async fn refusing_pause_closes_the_port_until_resumed() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    create(&c, "x").await;
+    c.create_cm("x").await;
     let emu = c.emu();
     let addr = emu.addr();
     emu.control().pause(emulator::PauseMode::Refuse, None);
@@ -400,7 +337,7 @@ async fn refusing_pause_closes_the_port_until_resumed() {
     })
     .await;
     emu.control().resume();
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let got = eventually("the server to answer again on the same port", || {
         let api = api.clone();
         async move { api.get("x").await.ok() }
@@ -413,7 +350,7 @@ async fn refusing_pause_closes_the_port_until_resumed() {
 async fn pause_over_http_resumes_by_itself() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    create(&c, "x").await;
+    c.create_cm("x").await;
     let (code, _) = c
         .control(
             "POST",
@@ -431,7 +368,7 @@ async fn pause_over_http_resumes_by_itself() {
             .then_some(())
     })
     .await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     eventually("the server to be back", || {
         let api = api.clone();
         async move { api.get("x").await.ok() }
@@ -444,16 +381,8 @@ async fn pause_over_http_resumes_by_itself() {
 async fn watches_hang_while_paused_and_deliver_after() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    let a = create(&c, "x").await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    let mut s = api
-        .watch(
-            &WatchParams::default().timeout(60),
-            a.metadata.resource_version.as_deref().unwrap(),
-        )
-        .await
-        .unwrap()
-        .boxed();
+    let a = c.create_cm("x").await;
+    let mut s = c.watch_cms(&a, 60).await;
     c.emu().control().pause(emulator::PauseMode::Hang, None);
     // Written in-process: the paused server accepts no HTTP writes.
     let rt = c.emu().api().resolve("", "v1", "configmaps").unwrap();

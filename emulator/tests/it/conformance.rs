@@ -1,11 +1,8 @@
 //! Conformance suite: each test is one documented Kubernetes behaviour, driven only through
 //! HTTP with kube-rs. Runs against a real cluster when `EMULATOR_CONFORMANCE_KUBECONFIG` is set.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Cluster, eventually};
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -14,19 +11,9 @@ use kube::api::{
     WatchParams,
 };
 use kube::discovery::ApiResource;
-use kube::runtime::WatchStreamExt;
 use serde_json::{Value, json};
 
-fn cm(name: &str, data: Value) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).expect("configmap")
-}
-
-fn api_err(e: kube::Error) -> (u16, String, String) {
-    match e {
-        kube::Error::Api(s) => (s.code, s.reason.clone(), s.message.clone()),
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
+use crate::common::{Cluster, api_err, cm, emulator_only, eventually, stream_ends};
 
 fn deployment(name: &str, image: &str) -> Value {
     json!({
@@ -116,7 +103,7 @@ async fn default_namespaces_exist() {
 #[tokio::test]
 async fn configmap_crud_with_optimistic_concurrency() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let created = api
         .create(&PostParams::default(), &cm("a", json!({"k": "v"})))
         .await
@@ -164,7 +151,7 @@ async fn configmap_crud_with_optimistic_concurrency() {
 #[tokio::test]
 async fn generate_name_and_name_validation() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let o: ConfigMap =
         serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap();
     let made = api
@@ -230,7 +217,7 @@ async fn malformed_requests_get_status_errors() {
         )
         .await;
     assert_eq!(code, 400, "{body}");
-    api_create(&c, "p").await;
+    c.create_cm("p").await;
     let (code, body) = c
         .raw("PATCH", &format!("{base}/p"), "text/plain", b"{}".to_vec())
         .await;
@@ -275,17 +262,10 @@ async fn malformed_requests_get_status_errors() {
     assert_eq!(code, 400);
 }
 
-async fn api_create(c: &Cluster, name: &str) -> ConfigMap {
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    api.create(&PostParams::default(), &cm(name, json!({"k": "v"})))
-        .await
-        .expect("create")
-}
-
 #[tokio::test]
 async fn list_selectors_and_pagination() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     for (i, tier) in ["front", "back", "front", "db", "back"].iter().enumerate() {
         let o: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("cm-{i}"), "labels": {"tier": tier, "n": i.to_string()}}})).unwrap();
         api.create(&PostParams::default(), &o)
@@ -379,7 +359,7 @@ async fn list_selectors_and_pagination() {
 #[tokio::test]
 async fn watch_from_resource_version() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let a = api
         .create(&PostParams::default(), &cm("a", json!({})))
         .await
@@ -417,7 +397,7 @@ async fn watch_from_resource_version() {
 #[tokio::test]
 async fn watch_without_version_starts_with_synthetic_adds() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     api.create(&PostParams::default(), &cm("a", json!({})))
         .await
         .unwrap();
@@ -435,7 +415,7 @@ async fn watch_without_version_starts_with_synthetic_adds() {
 #[tokio::test]
 async fn watch_with_label_selector_sees_objects_leave() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let o: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "a", "labels": {"x": "1"}}})).unwrap();
     let a = api.create(&PostParams::default(), &o).await.unwrap();
@@ -470,7 +450,7 @@ async fn watch_with_label_selector_sees_objects_leave() {
 async fn watch_too_old_resource_version_is_gone() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let a = api
         .create(&PostParams::default(), &cm("a", json!({})))
         .await
@@ -479,14 +459,7 @@ async fn watch_too_old_resource_version_is_gone() {
         .await
         .unwrap();
     c.emu.as_ref().unwrap().compact();
-    let mut s = api
-        .watch(
-            &WatchParams::default().timeout(60),
-            a.metadata.resource_version.as_deref().unwrap(),
-        )
-        .await
-        .unwrap()
-        .boxed();
+    let mut s = c.watch_cms(&a, 60).await;
     match s.try_next().await.unwrap().unwrap() {
         WatchEvent::Error(e) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
         other => panic!("expected 410, got {other:?}"),
@@ -512,7 +485,7 @@ async fn watch_bookmarks_when_asked() {
         Cluster::with(emulator::Emulator::builder().bookmark_interval(Duration::from_millis(50)))
             .await;
     emulator_only!(c);
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let a = api
         .create(&PostParams::default(), &cm("a", json!({})))
         .await
@@ -541,7 +514,7 @@ async fn watch_bookmarks_when_asked() {
 #[tokio::test]
 async fn watch_list_with_initial_events_end_bookmark() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     api.create(&PostParams::default(), &cm("a", json!({})))
         .await
         .unwrap();
@@ -570,28 +543,15 @@ async fn watch_list_with_initial_events_end_bookmark() {
 #[tokio::test]
 async fn kube_runtime_watcher_and_reflector() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     api.create(&PostParams::default(), &cm("a", json!({})))
         .await
         .unwrap();
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = kube::runtime::reflector(
-        writer,
-        kube::runtime::watcher(api.clone(), Default::default()),
-    )
-    .applied_objects()
-    .boxed();
-    let task = tokio::spawn(async move { stream.for_each(|_| async {}).await });
+    let (reader, _reflecting) = c.cm_reflector();
     api.create(&PostParams::default(), &cm("b", json!({})))
         .await
         .unwrap();
-    let want = 2 + c.base_configmaps.len();
-    eventually("the reflector to see both", || {
-        let n = reader.state().len();
-        async move { (n == want).then_some(()) }
-    })
-    .await;
-    task.abort();
+    c.reflected(&reader, 2, "the reflector to see both").await;
 }
 
 #[tokio::test]
@@ -600,7 +560,7 @@ async fn generation_and_status_subresource() {
     // Deployment's would race with the deployment controller).
     use k8s_openapi::api::networking::v1::Ingress;
     let c = Cluster::new().await;
-    let api: Api<Ingress> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Ingress> = c.api();
     let ing: Ingress = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {
         "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}}))
     .unwrap();
@@ -674,7 +634,7 @@ async fn generation_and_status_subresource() {
 #[tokio::test]
 async fn scale_subresource() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     api.create(
         &PostParams::default(),
         &serde_json::from_value(deployment("web", "nginx:1")).unwrap(),
@@ -698,20 +658,13 @@ async fn scale_subresource() {
 #[tokio::test]
 async fn finalizers_keep_objects_until_removed() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let o: ConfigMap = serde_json::from_value(
         json!({"metadata": {"name": "f", "finalizers": ["example.com/hold"]}}),
     )
     .unwrap();
     let created = api.create(&PostParams::default(), &o).await.unwrap();
-    let mut w = api
-        .watch(
-            &WatchParams::default().timeout(60),
-            created.metadata.resource_version.as_deref().unwrap(),
-        )
-        .await
-        .unwrap()
-        .boxed();
+    let mut w = c.watch_cms(&created, 60).await;
     api.delete("f", &DeleteParams::default()).await.unwrap();
     let held = api.get("f").await.expect("still there");
     assert!(held.metadata.deletion_timestamp.is_some());
@@ -749,8 +702,8 @@ async fn finalizers_keep_objects_until_removed() {
 #[tokio::test]
 async fn delete_preconditions() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    api_create(&c, "p").await;
+    let api: Api<ConfigMap> = c.api();
+    c.create_cm("p").await;
     let dp = DeleteParams {
         preconditions: Some(kube::api::Preconditions {
             uid: Some("nope".into()),
@@ -763,8 +716,8 @@ async fn delete_preconditions() {
 }
 
 async fn owned_pair(c: &Cluster) -> (Api<ConfigMap>, String) {
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    let owner = api_create(c, "owner").await;
+    let api: Api<ConfigMap> = c.api();
+    let owner = c.create_cm("owner").await;
     let uid = owner.metadata.uid.unwrap();
     let child: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "child", "ownerReferences": [
         {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid, "blockOwnerDeletion": true}]}})).unwrap();
@@ -830,7 +783,7 @@ async fn propagation_foreground_deletes_dependents_first() {
 #[tokio::test]
 async fn delete_collection_by_label() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     for (n, l) in [("a", "x"), ("b", "x"), ("c", "y")] {
         let o: ConfigMap =
             serde_json::from_value(json!({"metadata": {"name": n, "labels": {"l": l}}})).unwrap();
@@ -856,7 +809,7 @@ async fn delete_collection_by_label() {
 #[tokio::test]
 async fn dry_run_writes_nothing() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let pp = PostParams {
         dry_run: true,
         ..Default::default()
@@ -867,7 +820,7 @@ async fn dry_run_writes_nothing() {
         .expect("dry run create");
     assert_eq!(o.data.unwrap()["a"], "b");
     assert!(api.get_opt("dry").await.unwrap().is_none());
-    api_create(&c, "real").await;
+    c.create_cm("real").await;
     let patched = api
         .patch(
             "real",
@@ -893,7 +846,7 @@ async fn dry_run_writes_nothing() {
 #[tokio::test]
 async fn merge_json_and_strategic_patches() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     api.create(
         &PostParams::default(),
         &cm("p", json!({"a": "1", "b": "2"})),
@@ -939,7 +892,7 @@ async fn merge_json_and_strategic_patches() {
         .await;
     assert_eq!(code, 422);
     // Strategic merge on a Deployment merges containers and env by name.
-    let dapi: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let dapi: Api<Deployment> = c.api();
     dapi.create(
         &PostParams::default(),
         &serde_json::from_value(deployment("web", "nginx:1")).unwrap(),
@@ -965,7 +918,7 @@ async fn merge_json_and_strategic_patches() {
 #[tokio::test]
 async fn server_side_apply_ownership_conflicts_and_removal() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let cfg = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": data});
     let a = PatchParams::apply("manager-a");
     let o = api
@@ -1031,7 +984,7 @@ async fn server_side_apply_ownership_conflicts_and_removal() {
 #[tokio::test]
 async fn server_side_apply_merges_lists_by_key() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     let mut d = deployment("web", "nginx:1");
     api.patch(
         "web",
@@ -1072,7 +1025,7 @@ async fn server_side_apply_merges_lists_by_key() {
 #[tokio::test]
 async fn server_side_apply_to_status() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     api.patch(
         "web",
         &PatchParams::apply("owner"),
@@ -1101,7 +1054,7 @@ async fn server_side_apply_to_status() {
 #[tokio::test]
 async fn update_operations_track_managers() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     api.create(
         &PostParams {
             field_manager: Some("creator".into()),
@@ -1483,7 +1436,7 @@ async fn crd_deletion_removes_its_objects() {
 #[tokio::test]
 async fn events_are_served_in_both_groups() {
     let c = Cluster::new().await;
-    let v1: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.client.clone(), &c.ns);
+    let v1: Api<k8s_openapi::api::events::v1::Event> = c.api();
     let e: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
         "metadata": {"name": "ev1"},
         "eventTime": "2025-01-01T00:00:00.000000Z",
@@ -1495,7 +1448,7 @@ async fn events_are_served_in_both_groups() {
     v1.create(&PostParams::default(), &e)
         .await
         .expect("events.k8s.io/v1 create");
-    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.client.clone(), &c.ns);
+    let core: Api<k8s_openapi::api::core::v1::Event> = c.api();
     let got = core.get("ev1").await.expect("visible as core/v1");
     assert_eq!(got.message.as_deref(), Some("hello"));
     assert_eq!(got.involved_object.name.as_deref(), Some("x"));
@@ -1610,7 +1563,7 @@ async fn namespace_deletion_removes_contents() {
 #[tokio::test]
 async fn job_defaults_validation_and_immutable_template() {
     let c = Cluster::new().await;
-    let api: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<k8s_openapi::api::batch::v1::Job> = c.api();
     let job = |image: &str, restart: &str| {
         serde_json::from_value(
             json!({"metadata": {"name": "migrate"}, "spec": {"template": {"spec": {
@@ -1649,7 +1602,7 @@ async fn job_defaults_validation_and_immutable_template() {
 #[tokio::test]
 async fn service_gets_a_cluster_ip_and_port_defaults() {
     let c = Cluster::new().await;
-    let api: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<k8s_openapi::api::core::v1::Service> = c.api();
     let s = api
         .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})).unwrap())
         .await
@@ -1672,7 +1625,7 @@ async fn service_gets_a_cluster_ip_and_port_defaults() {
 #[tokio::test]
 async fn immutable_configmaps_refuse_changes() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let mut o = cm("frozen", json!({"a": "1"}));
     o.immutable = Some(true);
     api.create(&PostParams::default(), &o).await.unwrap();
@@ -1749,8 +1702,8 @@ async fn server_side_apply_uses_schema_list_types() {
 #[tokio::test]
 async fn dry_run_update_and_apply() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    let orig = api_create(&c, "d").await;
+    let api: Api<ConfigMap> = c.api();
+    let orig = c.create_cm("d").await;
     let mut changed = orig.clone();
     changed.data = Some([("k".to_string(), "dry".to_string())].into());
     let r = api
@@ -1784,10 +1737,10 @@ async fn dry_run_update_and_apply() {
 #[tokio::test]
 async fn list_resource_version_semantics() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    let a = api_create(&c, "a").await;
+    let api: Api<ConfigMap> = c.api();
+    let a = c.create_cm("a").await;
     let rv = a.metadata.resource_version.clone().unwrap();
-    api_create(&c, "b").await;
+    c.create_cm("b").await;
     // NotOlderThan: at least as new as rv, so both are there.
     let l = api
         .list(
@@ -1843,7 +1796,7 @@ async fn list_resource_version_semantics() {
 #[tokio::test]
 async fn managed_fields_reset_and_kept() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mf"}, "data": {"a": "1"}});
     api.patch("mf", &PatchParams::apply("owner"), &Patch::Apply(cfg))
         .await
@@ -1889,7 +1842,7 @@ async fn managed_fields_reset_and_kept() {
 async fn kube_event_recorder_creates_and_patches_series() {
     use kube::runtime::events::{Event, EventType, Recorder, Reporter};
     let c = Cluster::new().await;
-    let target = api_create(&c, "target").await;
+    let target = c.create_cm("target").await;
     let reference = k8s_openapi::api::core::v1::ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("ConfigMap".into()),
@@ -1920,7 +1873,7 @@ async fn kube_event_recorder_creates_and_patches_series() {
         .publish(&ev, &reference)
         .await
         .expect("repeat patches the series");
-    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.client.clone(), &c.ns);
+    let core: Api<k8s_openapi::api::core::v1::Event> = c.api();
     let list = core.list(&ListParams::default()).await.unwrap();
     assert_eq!(list.items.len(), 1);
     let e = &list.items[0];
@@ -1935,8 +1888,8 @@ async fn kube_runtime_finalizer_helper() {
     use kube::runtime::finalizer::{Event, finalizer};
     use std::sync::Arc;
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    api_create(&c, "guarded").await;
+    let api: Api<ConfigMap> = c.api();
+    c.create_cm("guarded").await;
     let run = |api: Api<ConfigMap>| async move {
         let obj = Arc::new(api.get("guarded").await.unwrap());
         finalizer(&api, "example.com/cleanup", obj, |e| async move {
@@ -2003,8 +1956,8 @@ impl emulator::RequestHook for FailNext {
 async fn request_hook_injects_faults() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    api_create(&c, "x").await;
+    let api: Api<ConfigMap> = c.api();
+    c.create_cm("x").await;
     c.emu
         .as_ref()
         .unwrap()
@@ -2020,28 +1973,10 @@ async fn request_hook_injects_faults() {
 async fn cut_watches_ends_streams() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    let a = api_create(&c, "x").await;
-    let mut s = api
-        .watch(
-            &WatchParams::default().timeout(290),
-            a.metadata.resource_version.as_deref().unwrap(),
-        )
-        .await
-        .unwrap()
-        .boxed();
+    let a = c.create_cm("x").await;
+    let mut s = c.watch_cms(&a, 290).await;
     c.emu.as_ref().unwrap().cut_watches();
-    let end = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match s.try_next().await {
-                Ok(Some(WatchEvent::Bookmark(_))) => continue,
-                other => return other.map(|o| o.is_none()).unwrap_or(true),
-            }
-        }
-    })
-    .await
-    .expect("the stream ends");
-    assert!(end);
+    assert!(stream_ends(&mut s).await);
 }
 
 #[tokio::test]
@@ -2050,9 +1985,8 @@ async fn kube_runtime_controller_reconciles_owned_children() {
     use kube::runtime::controller::{Action, Controller};
     use std::sync::Arc;
     let c = Cluster::new().await;
-    let parents: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    let children: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(c.client.clone(), &c.ns);
+    let parents: Api<ConfigMap> = c.api();
+    let children: Api<k8s_openapi::api::core::v1::Secret> = c.api();
     async fn reconcile(
         parent: Arc<ConfigMap>,
         api: Arc<Api<k8s_openapi::api::core::v1::Secret>>,
@@ -2151,8 +2085,8 @@ async fn kube_runtime_controller_reconciles_owned_children() {
 async fn history_window_expires_old_versions() {
     let c = Cluster::with(emulator::Emulator::builder().history_window(5)).await;
     emulator_only!(c);
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    let first = api_create(&c, "first").await;
+    let api: Api<ConfigMap> = c.api();
+    let first = c.create_cm("first").await;
     let old_rv = first.metadata.resource_version.unwrap();
     // Within the window a watch replays history.
     let mut s = api
@@ -2160,13 +2094,13 @@ async fn history_window_expires_old_versions() {
         .await
         .unwrap()
         .boxed();
-    api_create(&c, "second").await;
+    c.create_cm("second").await;
     assert!(matches!(
         s.try_next().await.unwrap().unwrap(),
         WatchEvent::Added(_)
     ));
     for i in 0..10 {
-        api_create(&c, &format!("filler-{i}")).await;
+        c.create_cm(&format!("filler-{i}")).await;
     }
     let mut s = api
         .watch(&WatchParams::default().timeout(60), &old_rv)
@@ -2181,7 +2115,7 @@ async fn history_window_expires_old_versions() {
     let page = api.list(&ListParams::default().limit(1)).await.unwrap();
     let token = page.metadata.continue_.unwrap();
     for i in 0..10 {
-        api_create(&c, &format!("more-{i}")).await;
+        c.create_cm(&format!("more-{i}")).await;
     }
     let (code, _, _) = api_err(
         api.list(&ListParams::default().limit(1).continue_token(&token))
@@ -2277,7 +2211,7 @@ async fn builtin_unknown_fields_and_types() {
 #[tokio::test]
 async fn server_side_apply_refuses_undeclared_fields() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     let mut d = deployment("web", "nginx:1");
     d["spec"]["replicaz"] = json!(3);
     let (code, _, msg) = api_err(
@@ -2318,7 +2252,7 @@ async fn tls_with_token() {
 #[tokio::test]
 async fn server_side_apply_refuses_duplicate_keys() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     let mut d = deployment("web", "nginx:1");
     d["spec"]["template"]["spec"]["containers"] =
         json!([{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]);
@@ -2335,7 +2269,7 @@ async fn server_side_apply_refuses_duplicate_keys() {
 #[tokio::test]
 async fn configmaps_hold_at_most_one_mebibyte() {
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let fits = "x".repeat(1024 * 1024 - 10);
     api.create(&PostParams::default(), &cm("fits", json!({"blob": fits})))
         .await
@@ -2353,8 +2287,8 @@ async fn configmaps_hold_at_most_one_mebibyte() {
 async fn watch_from_a_future_version_starts_there() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
-    let a = api_create(&c, "a").await;
+    let api: Api<ConfigMap> = c.api();
+    let a = c.create_cm("a").await;
     let rv: u64 = a.metadata.resource_version.unwrap().parse().unwrap();
     let mut s = api
         .watch(&WatchParams::default().timeout(60), &(rv + 2).to_string())
@@ -2362,7 +2296,7 @@ async fn watch_from_a_future_version_starts_there() {
         .unwrap()
         .boxed();
     for n in ["b", "c", "d"] {
-        api_create(&c, n).await;
+        c.create_cm(n).await;
     }
     match s.try_next().await.unwrap().unwrap() {
         WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("d")),
@@ -2373,7 +2307,7 @@ async fn watch_from_a_future_version_starts_there() {
 #[tokio::test]
 async fn deployment_and_pod_template_defaults() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     let mut d = deployment("web", "nginx:1");
     d["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80}]);
     d["spec"]["template"]["spec"]["containers"]
@@ -2423,7 +2357,7 @@ async fn apply_without_a_name_updates_the_named_object_but_cannot_create_one() {
     // leaves the name out keeps the live one (kube-lease-manager renews its
     // Lease so), but creates nothing.
     let c = Cluster::new().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<ConfigMap> = c.api();
     let nameless =
         |value: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": value}});
     let (code, reason, msg) = api_err(

@@ -1,10 +1,9 @@
 //! kubectl cases of the conformance suite: the installed kubectl against the emulator's
 //! kubeconfig (or the real cluster of `EMULATOR_CONFORMANCE_KUBECONFIG`).
 
-mod common;
-
-use common::Cluster;
 use serde_json::{Value, json};
+
+use crate::common::{Cluster, real_cluster};
 
 fn crd_yaml(group: &str) -> String {
     format!(
@@ -439,8 +438,7 @@ async fn kubectl_get_watch_prints_rows() {
         }
     });
     // Keep creating until the watch (which may start after the first create) reports one.
-    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(c.client.clone(), &c.ns);
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = c.api();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut seen = Vec::new();
     let mut i = 0;
@@ -481,7 +479,7 @@ async fn kubectl_explain_builtin() {
 
 #[tokio::test]
 async fn kube_emulator_binary_serves_kubectl() {
-    if common::real_cluster().is_some() {
+    if real_cluster().is_some() {
         eprintln!("skipped: needs the emulator");
         return;
     }
@@ -531,7 +529,7 @@ async fn kubectl_over_tls_with_token() {
 
 #[tokio::test]
 async fn kube_emulator_cluster_mode_runs_workloads() {
-    if common::real_cluster().is_some() {
+    if real_cluster().is_some() {
         eprintln!("skipped: needs the emulator");
         return;
     }

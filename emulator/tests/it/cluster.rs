@@ -4,11 +4,8 @@
 //! told an outcome a real container would produce by itself (a failing command), the test
 //! tells it through the control API, and tests of emulator-only facilities are skipped there.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Cluster, eventually};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -17,6 +14,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, ServiceAccount
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
+
+use crate::common::{Cluster, emulator_only, eventually};
 
 /// An image that runs forever everywhere.
 const PAUSE: &str = "registry.k8s.io/pause:3.10";
@@ -96,14 +95,32 @@ async fn finished(api: &Api<Job>, name: &str) -> Job {
     .await
 }
 
-fn pods_of(c: &Cluster) -> Api<Pod> {
-    Api::namespaced(c.client.clone(), &c.ns)
+/// The pods of Job `job`, by the label the Job controller gives them.
+async fn job_pods(c: &Cluster, job: &str) -> kube::Result<Vec<Pod>> {
+    let labels = format!("batch.kubernetes.io/job-name={job}");
+    Ok(c.api::<Pod>()
+        .list(&ListParams::default().labels(&labels))
+        .await?
+        .items)
+}
+
+/// Waits until Job `job` and its pods are gone.
+async fn job_and_pods_gone(c: &Cluster, job: &str, what: &str) {
+    let jobs: Api<Job> = c.api();
+    eventually(what, || {
+        let jobs = jobs.clone();
+        async move {
+            let pods = job_pods(c, job).await.ok()?;
+            (pods.is_empty() && jobs.get_opt(job).await.ok()?.is_none()).then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn deployment_becomes_available_with_kubernetes_status() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     api.create(&PostParams::default(), &deployment("web", 2, PAUSE))
         .await
         .unwrap();
@@ -126,7 +143,7 @@ async fn deployment_becomes_available_with_kubernetes_status() {
         "1"
     );
     // One ReplicaSet named after the pod-template-hash, owned by the Deployment.
-    let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), &c.ns);
+    let rss: Api<ReplicaSet> = c.api();
     let rs = rss
         .list(&ListParams::default().labels("app=web"))
         .await
@@ -160,7 +177,8 @@ async fn deployment_becomes_available_with_kubernetes_status() {
         format!("ReplicaSet \"web-{hash}\" has successfully progressed.")
     );
     // Its pods run on a node and are ready.
-    let pods = pods_of(&c)
+    let pods = c
+        .api::<Pod>()
         .list(&ListParams::default().labels(&format!("pod-template-hash={hash}")))
         .await
         .unwrap()
@@ -187,7 +205,7 @@ async fn deployment_becomes_available_with_kubernetes_status() {
 #[tokio::test]
 async fn new_pod_template_rolls_out_a_new_replicaset() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     api.create(&PostParams::default(), &deployment("web", 2, PAUSE))
         .await
         .unwrap();
@@ -247,7 +265,7 @@ async fn new_pod_template_rolls_out_a_new_replicaset() {
         reasons.iter().any(|r| r == "ReplicaSetUpdated"),
         "the rollout showed progress: {reasons:?}"
     );
-    let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), &c.ns);
+    let rss: Api<ReplicaSet> = c.api();
     let all = rss
         .list(&ListParams::default().labels("app=web"))
         .await
@@ -271,7 +289,7 @@ async fn new_pod_template_rolls_out_a_new_replicaset() {
 #[tokio::test]
 async fn scale_subresource_scales_pods() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     api.create(&PostParams::default(), &deployment("web", 1, PAUSE))
         .await
         .unwrap();
@@ -285,7 +303,7 @@ async fn scale_subresource_scales_pods() {
     .unwrap();
     available(&api, "web", 3).await;
     let running = |n: usize| {
-        let pods = pods_of(&c);
+        let pods = c.api::<Pod>();
         async move {
             let l = pods
                 .list(&ListParams::default().labels("app=web"))
@@ -323,7 +341,7 @@ async fn scale_subresource_scales_pods() {
 #[tokio::test]
 async fn never_ready_image_exceeds_the_progress_deadline() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     // `.invalid` is reserved: the image never pulls, in the emulator as in a real cluster.
     let mut d = deployment("stuck", 1, "registry.invalid/app:1");
     d.spec.as_mut().unwrap().progress_deadline_seconds = Some(1);
@@ -354,7 +372,7 @@ async fn never_ready_image_exceeds_the_progress_deadline() {
         (&json!("False"), &json!("MinimumReplicasUnavailable"))
     );
     let pod = eventually("the pod to back off pulling", || {
-        let pods = pods_of(&c);
+        let pods = c.api::<Pod>();
         async move {
             let l = pods
                 .list(&ListParams::default().labels("app=stuck"))
@@ -386,7 +404,7 @@ async fn never_ready_marker_chosen_by_the_test() {
         .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["knobs"]["neverReadyMarkers"], json!(["-broken"]));
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     let mut d = deployment("web", 1, "nginx-broken:1");
     d.spec.as_mut().unwrap().progress_deadline_seconds = Some(1);
     api.create(&PostParams::default(), &d).await.unwrap();
@@ -405,7 +423,7 @@ async fn never_ready_marker_chosen_by_the_test() {
 #[tokio::test]
 async fn paused_deployment_reports_it() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     api.create(&PostParams::default(), &deployment("web", 1, PAUSE))
         .await
         .unwrap();
@@ -463,7 +481,7 @@ async fn paused_deployment_reports_it() {
 #[tokio::test]
 async fn recreate_strategy_replaces_all_pods() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     let mut d = deployment("web", 2, PAUSE);
     d.spec.as_mut().unwrap().strategy =
         serde_json::from_value(json!({"type": "Recreate"})).unwrap();
@@ -495,7 +513,7 @@ async fn recreate_strategy_replaces_all_pods() {
 #[tokio::test]
 async fn job_completes_with_a_succeeded_pod() {
     let c = Cluster::new().await;
-    let api: Api<Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Job> = c.api();
     api.create(
         &PostParams::default(),
         &job("migrate", "echo done > /dev/termination-log", json!({})),
@@ -519,11 +537,7 @@ async fn job_completes_with_a_succeeded_pod() {
             )
         );
     }
-    let pods = pods_of(&c)
-        .list(&ListParams::default().labels("batch.kubernetes.io/job-name=migrate"))
-        .await
-        .unwrap()
-        .items;
+    let pods = job_pods(&c, "migrate").await.unwrap();
     assert_eq!(pods.len(), 1);
     let p = &pods[0];
     assert_eq!(
@@ -545,7 +559,7 @@ async fn job_completes_with_a_succeeded_pod() {
         .unwrap();
     assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")));
     eventually("the tracking finalizer to go", || {
-        let pods = pods_of(&c);
+        let pods = c.api::<Pod>();
         let name = p.metadata.name.clone().unwrap();
         async move {
             let p = pods.get(&name).await.ok()?;
@@ -576,7 +590,7 @@ async fn emulate_failure(c: &Cluster, name: &str, message: &str) {
 async fn job_fails_after_its_backoff_limit_with_a_termination_message() {
     let c = Cluster::new().await;
     emulate_failure(&c, "migrate-*", "relation users already exists").await;
-    let api: Api<Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Job> = c.api();
     api.create(
         &PostParams::default(),
         &job(
@@ -609,11 +623,7 @@ async fn job_fails_after_its_backoff_limit_with_a_termination_message() {
             )
         );
     }
-    let pods = pods_of(&c)
-        .list(&ListParams::default().labels("batch.kubernetes.io/job-name=migrate-v2"))
-        .await
-        .unwrap()
-        .items;
+    let pods = job_pods(&c, "migrate-v2").await.unwrap();
     assert_eq!(pods.len(), 2);
     for p in &pods {
         let st = p.status.as_ref().unwrap();
@@ -644,7 +654,7 @@ async fn job_outcome_by_label_retries_then_succeeds() {
         ..Default::default()
     };
     c.emu().control().add_outcome(rule).unwrap();
-    let api: Api<Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Job> = c.api();
     let mut j = job("flaky", "true", json!({"backoffLimit": 3}));
     j.metadata.labels = Some([("team".to_string(), "db".to_string())].into());
     api.create(&PostParams::default(), &j).await.unwrap();
@@ -667,7 +677,7 @@ async fn job_active_deadline_fails_it() {
             .await;
         assert_eq!(code, 201);
     }
-    let api: Api<Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Job> = c.api();
     api.create(
         &PostParams::default(),
         &job("slow", "sleep 60", json!({"activeDeadlineSeconds": 1})),
@@ -690,7 +700,7 @@ async fn job_active_deadline_fails_it() {
 #[tokio::test]
 async fn suspended_job_runs_when_resumed() {
     let c = Cluster::new().await;
-    let api: Api<Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Job> = c.api();
     api.create(
         &PostParams::default(),
         &job("later", "true", json!({"suspend": true})),
@@ -708,7 +718,8 @@ async fn suspended_job_runs_when_resumed() {
     })
     .await;
     assert!(j.status.as_ref().unwrap().start_time.is_none());
-    let pods = pods_of(&c)
+    let pods = c
+        .api::<Pod>()
         .list(&ListParams::default().labels("batch.kubernetes.io/job-name=later"))
         .await
         .unwrap();
@@ -741,18 +752,16 @@ async fn running_job_deleted_takes_its_pods() {
         )
         .await;
     }
-    let api: Api<Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Job> = c.api();
     api.create(&PostParams::default(), &job("long", "sleep 60", json!({})))
         .await
         .unwrap();
     eventually("a running pod", || {
-        let pods = pods_of(&c);
+        let c = &c;
         async move {
-            let l = pods
-                .list(&ListParams::default().labels("batch.kubernetes.io/job-name=long"))
+            job_pods(c, "long")
                 .await
-                .ok()?;
-            l.items
+                .ok()?
                 .iter()
                 .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
                 .then_some(())
@@ -762,24 +771,13 @@ async fn running_job_deleted_takes_its_pods() {
     api.delete("long", &DeleteParams::background())
         .await
         .unwrap();
-    eventually("the job and its pods to go", || {
-        let pods = pods_of(&c);
-        let api = api.clone();
-        async move {
-            let l = pods
-                .list(&ListParams::default().labels("batch.kubernetes.io/job-name=long"))
-                .await
-                .ok()?;
-            (l.items.is_empty() && api.get_opt("long").await.ok()?.is_none()).then_some(())
-        }
-    })
-    .await;
+    job_and_pods_gone(&c, "long", "the job and its pods to go").await;
 }
 
 #[tokio::test]
 async fn job_deleted_without_a_policy_orphans_its_pods_with_a_warning() {
     let c = Cluster::new().await;
-    let api: Api<Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Job> = c.api();
     api.create(&PostParams::default(), &job("once", "true", json!({})))
         .await
         .unwrap();
@@ -802,17 +800,12 @@ async fn job_deleted_without_a_policy_orphans_its_pods_with_a_warning() {
         "{warning:?}"
     );
     let pod = eventually("the orphaned pod", || {
-        let pods = pods_of(&c);
-        let api = api.clone();
+        let (c, api) = (&c, api.clone());
         async move {
             if api.get_opt("once").await.ok()?.is_some() {
                 return None;
             }
-            let l = pods
-                .list(&ListParams::default().labels("batch.kubernetes.io/job-name=once"))
-                .await
-                .ok()?;
-            l.items.into_iter().find(|p| {
+            job_pods(c, "once").await.ok()?.into_iter().find(|p| {
                 p.metadata
                     .owner_references
                     .as_ref()
@@ -827,25 +820,14 @@ async fn job_deleted_without_a_policy_orphans_its_pods_with_a_warning() {
 #[tokio::test]
 async fn finished_job_is_deleted_after_its_ttl() {
     let c = Cluster::new().await;
-    let api: Api<Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Job> = c.api();
     api.create(
         &PostParams::default(),
         &job("brief", "true", json!({"ttlSecondsAfterFinished": 0})),
     )
     .await
     .unwrap();
-    eventually("the job and its pod to go", || {
-        let pods = pods_of(&c);
-        let api = api.clone();
-        async move {
-            let l = pods
-                .list(&ListParams::default().labels("batch.kubernetes.io/job-name=brief"))
-                .await
-                .ok()?;
-            (l.items.is_empty() && api.get_opt("brief").await.ok()?.is_none()).then_some(())
-        }
-    })
-    .await;
+    job_and_pods_gone(&c, "brief", "the job and its pod to go").await;
 }
 
 fn hpa(name: &str, target: &str, min: i32, max: i32) -> HorizontalPodAutoscaler {
@@ -876,12 +858,12 @@ fn applied(replicas: Option<i32>) -> Value {
 #[tokio::test]
 async fn autoscaler_takes_ownership_of_replicas() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     let pp = PatchParams::apply("test-operator");
     api.patch("web", &pp, &Patch::Apply(applied(Some(1))))
         .await
         .unwrap();
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), &c.ns);
+    let hpas: Api<HorizontalPodAutoscaler> = c.api();
     hpas.create(&PostParams::default(), &hpa("web", "web", 2, 5))
         .await
         .unwrap();
@@ -949,7 +931,7 @@ async fn autoscaler_takes_ownership_of_replicas() {
 async fn autoscaler_follows_simulated_utilization_within_bounds() {
     let c = Cluster::new().await;
     emulator_only!(c);
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     api.patch(
         "web",
         &PatchParams::apply("test-operator"),
@@ -957,7 +939,7 @@ async fn autoscaler_follows_simulated_utilization_within_bounds() {
     )
     .await
     .unwrap();
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), &c.ns);
+    let hpas: Api<HorizontalPodAutoscaler> = c.api();
     hpas.create(&PostParams::default(), &hpa("web", "web", 1, 3))
         .await
         .unwrap();
@@ -975,7 +957,7 @@ async fn autoscaler_follows_simulated_utilization_within_bounds() {
     };
     eventually("capped at maxReplicas", || replicas(3)).await;
     // On the way: twice the replicas at twice the target, then the cap.
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.client.clone(), &c.ns);
+    let events: Api<k8s_openapi::api::core::v1::Event> = c.api();
     let sizes: Vec<String> = events
         .list(&ListParams::default().fields("reason=SuccessfulRescale"))
         .await
@@ -1018,8 +1000,8 @@ async fn autoscaler_follows_simulated_utilization_within_bounds() {
 #[tokio::test]
 async fn namespaces_get_a_default_service_account_and_the_root_ca() {
     let c = Cluster::new().await;
-    let sas: Api<ServiceAccount> = Api::namespaced(c.client.clone(), &c.ns);
-    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let sas: Api<ServiceAccount> = c.api();
+    let cms: Api<ConfigMap> = c.api();
     let ca = cms.get("kube-root-ca.crt").await.unwrap();
     assert!(ca.data.unwrap()["ca.crt"].starts_with("-----BEGIN CERTIFICATE-----"));
     sas.delete("default", &DeleteParams::default())
@@ -1038,7 +1020,7 @@ async fn bare_pods_run_and_complete_on_the_node() {
     let nodes: Api<Node> = Api::all(c.client.clone());
     let node = nodes.list(&ListParams::default()).await.unwrap().items;
     assert!(!node.is_empty());
-    let pods = pods_of(&c);
+    let pods = c.api::<Pod>();
     let pod = |name: &str, restart: &str, cmd: &str| -> Pod {
         serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"restartPolicy": restart,
             "containers": [{"name": "main", "image": "busybox:1.36", "command": ["sh", "-c", cmd]}]}}))
@@ -1083,15 +1065,15 @@ async fn bare_pods_run_and_complete_on_the_node() {
 #[tokio::test]
 async fn garbage_collector_removes_dependents_of_a_deleted_deployment() {
     let c = Cluster::new().await;
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     api.create(&PostParams::default(), &deployment("web", 2, PAUSE))
         .await
         .unwrap();
     available(&api, "web", 2).await;
     api.delete("web", &DeleteParams::default()).await.unwrap();
     eventually("replica sets and pods to go", || {
-        let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), &c.ns);
-        let pods = pods_of(&c);
+        let rss: Api<ReplicaSet> = c.api();
+        let pods = c.api::<Pod>();
         async move {
             let r = rss
                 .list(&ListParams::default().labels("app=web"))
@@ -1110,7 +1092,7 @@ async fn garbage_collector_removes_dependents_of_a_deleted_deployment() {
 #[tokio::test]
 async fn dangling_owner_references_are_collected() {
     let c = Cluster::new().await;
-    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let cms: Api<ConfigMap> = c.api();
     let owner = cms
         .create(
             &PostParams::default(),
@@ -1150,7 +1132,7 @@ async fn dangling_owner_references_are_collected() {
 #[tokio::test]
 async fn foreground_deletion_waits_for_blocking_dependents() {
     let c = Cluster::new().await;
-    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.ns);
+    let cms: Api<ConfigMap> = c.api();
     let owner = cms
         .create(
             &PostParams::default(),
@@ -1210,17 +1192,17 @@ async fn controllers_can_be_switched_off() {
     )
     .await;
     emulator_only!(c);
-    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.ns);
+    let api: Api<Deployment> = c.api();
     api.create(&PostParams::default(), &deployment("web", 1, PAUSE))
         .await
         .unwrap();
     // A Job completing proves the other controllers ran meanwhile.
-    let jobs: Api<Job> = Api::namespaced(c.client.clone(), &c.ns);
+    let jobs: Api<Job> = c.api();
     jobs.create(&PostParams::default(), &job("probe", "true", json!({})))
         .await
         .unwrap();
     finished(&jobs, "probe").await;
-    let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), &c.ns);
+    let rss: Api<ReplicaSet> = c.api();
     assert!(
         rss.list(&ListParams::default())
             .await
@@ -1430,7 +1412,7 @@ async fn kubectl_logs_and_rollout_undo() {
     run(&["rollout", "undo", "deploy/web"]);
     run(&["rollout", "status", "deploy/web", "--timeout=60s"]);
     // Undoing reuses the first ReplicaSet (its revision moves to 3): two ReplicaSets in all.
-    let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), &c.ns);
+    let rss: Api<ReplicaSet> = c.api();
     let all = rss
         .list(&ListParams::default().labels("app=web"))
         .await
@@ -1456,7 +1438,7 @@ async fn kubectl_logs_and_rollout_undo() {
 #[tokio::test]
 async fn autoscaler_of_a_missing_target_cannot_scale() {
     let c = Cluster::new().await;
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), &c.ns);
+    let hpas: Api<HorizontalPodAutoscaler> = c.api();
     hpas.create(&PostParams::default(), &hpa("lost", "nowhere", 1, 3))
         .await
         .unwrap();
@@ -1487,7 +1469,7 @@ async fn claims_are_provisioned_bound_and_protected_while_used() {
     // `standard`). A pod uses the claim first, so `WaitForFirstConsumer` classes bind too.
     use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
     let c = Cluster::new().await;
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.client.clone(), &c.ns);
+    let pvcs: Api<PersistentVolumeClaim> = c.api();
     let pvs: Api<PersistentVolume> = Api::all(c.client.clone());
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "data"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
@@ -1499,7 +1481,7 @@ async fn claims_are_provisioned_bound_and_protected_while_used() {
             "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
         "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}))
     .unwrap();
-    pods_of(&c)
+    c.api::<Pod>()
         .create(&PostParams::default(), &pod)
         .await
         .unwrap();
@@ -1534,7 +1516,7 @@ async fn claims_are_provisioned_bound_and_protected_while_used() {
     pvcs.delete("data", &DeleteParams::default()).await.unwrap();
     let held = pvcs.get("data").await.expect("kept while the pod uses it");
     assert!(held.metadata.deletion_timestamp.is_some());
-    pods_of(&c)
+    c.api::<Pod>()
         .delete("user", &DeleteParams::default())
         .await
         .unwrap();

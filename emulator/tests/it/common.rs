@@ -1,16 +1,22 @@
-//! Shared harness of the conformance suite: an emulator per test, or the real cluster named by
-//! `EMULATOR_CONFORMANCE_KUBECONFIG`, with a fresh namespace per test.
-#![allow(dead_code)]
+//! Shared harness of the integration tests: an emulator per test, or the real cluster named
+//! by `EMULATOR_CONFORMANCE_KUBECONFIG`, with a fresh namespace per test; and the fixtures and
+//! checks several suites use.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
+use kube::api::{PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde_json::Value;
+use kube::runtime::reflector::Store;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use serde_json::{Value, json};
 
 /// Skips the rest of a test when it runs against a real cluster.
-#[macro_export]
 macro_rules! emulator_only {
     ($c:expr) => {
         if $c.emu.is_none() {
@@ -19,6 +25,7 @@ macro_rules! emulator_only {
         }
     };
 }
+pub(crate) use emulator_only;
 
 /// One test's view of the cluster.
 pub struct Cluster {
@@ -135,6 +142,62 @@ impl Cluster {
         }
     }
 
+    /// The API of a namespaced kind in this test's namespace.
+    pub fn api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        kube::Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Creates a ConfigMap `name` holding `k: v` in this test's namespace.
+    pub async fn create_cm(&self, name: &str) -> ConfigMap {
+        self.api::<ConfigMap>()
+            .create(&PostParams::default(), &cm(name, json!({"k": "v"})))
+            .await
+            .expect("create")
+    }
+
+    /// A watch of this test's ConfigMaps from `after`'s resourceVersion.
+    pub async fn watch_cms(
+        &self,
+        after: &ConfigMap,
+        timeout: u32,
+    ) -> BoxStream<'static, kube::Result<WatchEvent<ConfigMap>>> {
+        let rv = after
+            .metadata
+            .resource_version
+            .as_deref()
+            .expect("resourceVersion");
+        self.api::<ConfigMap>()
+            .watch(&WatchParams::default().timeout(timeout), rv)
+            .await
+            .expect("watch")
+            .boxed()
+    }
+
+    /// A kube-runtime reflector of this test's ConfigMaps: its store, and the task that feeds
+    /// it (stopped when dropped).
+    pub fn cm_reflector(&self) -> (Store<ConfigMap>, Reflecting) {
+        let (reader, writer) = reflector::store();
+        let stream = reflector(writer, watcher(self.api(), Default::default()))
+            .applied_objects()
+            .boxed();
+        let task = tokio::spawn(async move { stream.for_each(|_| async {}).await });
+        (reader, Reflecting(task))
+    }
+
+    /// Waits until a reflector's store holds `n` ConfigMaps besides the cluster's own.
+    pub async fn reflected(&self, store: &Store<ConfigMap>, n: usize, what: &str) {
+        let want = n + self.base_configmaps.len();
+        eventually(what, || {
+            let have = store.state().len();
+            async move { (have == want).then_some(()) }
+        })
+        .await;
+    }
+
     /// The emulator, for tests that need an emulator-only facility (skip them first with
     /// `emulator_only!`).
     pub fn emu(&self) -> &emulator::Emulator {
@@ -157,17 +220,10 @@ impl Cluster {
         content_type: &str,
         body: Vec<u8>,
     ) -> (u16, Value) {
-        let req = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("Content-Type", content_type)
-            .header("Accept", "application/json")
-            .body(kube::client::Body::from(body))
-            .expect("request");
-        let resp = self.client.send(req).await.expect("response");
-        let code = resp.status().as_u16();
-        let bytes = http_body_util_collect(resp.into_body()).await;
-        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        let (code, _, v) = self
+            .raw_with_headers(method, path, content_type, body)
+            .await;
+        (code, v)
     }
 
     /// A raw request; answers (status code, headers, JSON body or Null).
@@ -263,6 +319,15 @@ impl Drop for Cluster {
     }
 }
 
+/// The task feeding a reflector; it stops when this is dropped.
+pub struct Reflecting(tokio::task::JoinHandle<()>);
+
+impl Drop for Reflecting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Polls `f` until it returns `Some`, for up to 30 s (never a timing assertion).
 pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where
@@ -280,4 +345,33 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A ConfigMap named `name` with `data` (null for none).
+pub fn cm(name: &str, data: Value) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).expect("configmap")
+}
+
+/// The code, reason and message of an API error (any other error fails the test).
+pub fn api_err(e: kube::Error) -> (u16, String, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.reason.clone(), s.message.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Whether a watch stream ends (bookmarks aside) within 30 s; an error counts as an end.
+pub async fn stream_ends<K>(
+    s: &mut (impl Stream<Item = kube::Result<WatchEvent<K>>> + Unpin),
+) -> bool {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match s.try_next().await {
+                Ok(Some(WatchEvent::Bookmark(_))) => continue,
+                other => return other.map(|o| o.is_none()).unwrap_or(true),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends")
 }
