@@ -233,7 +233,7 @@ impl Builder {
                     let listener = match tokio::net::TcpListener::from_std(listener) {
                         Ok(l) => l,
                         Err(e) => {
-                            tracing::error!(error = %e, "emulator listener failed");
+                            tracing::error!(target: "emulator", error = %e, "emulator listener failed");
                             return;
                         }
                     };
@@ -248,7 +248,7 @@ impl Builder {
                 runtime.shutdown_background();
             })
             .map_err(|e| Error::Start(e.to_string()))?;
-        tracing::debug!(%addr, ?controllers, "emulator started");
+        tracing::debug!(target: "emulator", %addr, ?controllers, "emulator started");
         Ok(Emulator {
             scheme,
             addr,

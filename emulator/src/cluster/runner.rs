@@ -90,7 +90,7 @@ async fn work(rec: Arc<dyn Reconciler>, queue: Arc<Queue>, mut rx: mpsc::Unbound
                 let n = failures.entry(k.clone()).or_insert(0);
                 *n = (*n + 1).min(10);
                 let backoff = Duration::from_millis(5u64 << *n).min(Duration::from_secs(2));
-                tracing::debug!(controller = rec.controller().name(), ns = %k.0, name = %k.1, code = e.code, error = %e.message, "reconcile failed; retrying");
+                tracing::debug!(target: "emulator::cluster", controller = rec.controller().name(), ns = %k.0, name = %k.1, code = e.code, error = %e.message, "reconcile failed; retrying");
                 queue.add_after(k, backoff);
             }
         }
@@ -139,7 +139,7 @@ async fn dispatch(api: Arc<Api>, workers: Vec<(Arc<dyn Reconciler>, Arc<Queue>)>
                 }
             }
             Err(RecvError::Lagged(n)) => {
-                tracing::debug!(missed = n, "controllers missed events; resyncing");
+                tracing::debug!(target: "emulator::cluster", missed = n, "controllers missed events; resyncing");
                 resync(&workers);
             }
             Err(RecvError::Closed) => return,

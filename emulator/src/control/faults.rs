@@ -231,7 +231,7 @@ impl Control {
     pub fn add_fault(&self, rule: FaultRule) -> Result<u64, ApiError> {
         rule.check()?;
         let id = self.next_fault.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::info!(id, ?rule, "fault installed");
+        tracing::info!(target: "emulator::control", id, ?rule, "fault installed");
         lock(&self.faults).push(ActiveFault { id, rule, hits: 0 });
         Ok(id)
     }
@@ -262,7 +262,9 @@ impl Control {
 
     /// Logs a fault that struck a request.
     pub(super) fn record(&self, rule: u64, effect: String, info: &RequestInfo) {
+        // The control plane's target, as the README documents it.
         tracing::info!(
+            target: "emulator::control",
             rule,
             effect = %effect,
             verb = %info.verb,

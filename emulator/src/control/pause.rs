@@ -22,7 +22,7 @@ pub enum PauseMode {
 impl Control {
     /// Pauses the whole server until [`Control::resume`] (or `auto_resume` elapses).
     pub fn pause(&self, mode: PauseMode, auto_resume: Option<Duration>) {
-        tracing::info!(?mode, ?auto_resume, "injected fault: pausing the server");
+        tracing::info!(target: "emulator::control", ?mode, ?auto_resume, "injected fault: pausing the server");
         let generation = self.pause_generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.pause.send_replace(Some(mode));
         let Some(d) = auto_resume else { return };
@@ -35,7 +35,7 @@ impl Control {
             tokio::time::sleep(d).await;
             // A later pause or resume supersedes this timer.
             if current.load(Ordering::SeqCst) == generation {
-                tracing::info!("server resumed after its pause elapsed");
+                tracing::info!(target: "emulator::control", "server resumed after its pause elapsed");
                 tx.send_replace(None);
             }
         });
@@ -44,7 +44,7 @@ impl Control {
     /// Ends a pause.
     pub fn resume(&self) {
         self.pause_generation.fetch_add(1, Ordering::SeqCst);
-        tracing::info!("server resumed");
+        tracing::info!(target: "emulator::control", "server resumed");
         self.pause.send_replace(None);
     }
 

@@ -54,7 +54,7 @@ impl Control {
 
     /// Ends every open watch stream (clients see the connection close and re-watch).
     pub fn cut_watches(&self) {
-        tracing::info!("injected fault: cutting every open watch");
+        tracing::info!(target: "emulator::control", "injected fault: cutting every open watch");
         self.watch_cut.send_modify(|v| *v += 1);
     }
 
@@ -66,7 +66,7 @@ impl Control {
 
     /// Forgets history: watches and lists at older resourceVersions get 410 Gone.
     pub fn compact(&self) {
-        tracing::info!("injected fault: compacting history");
+        tracing::info!(target: "emulator::control", "injected fault: compacting history");
         (self.compact)();
     }
 }

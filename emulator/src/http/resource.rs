@@ -120,7 +120,7 @@ pub(super) async fn resource(
             tokio::time::sleep(d).await;
         }
         if let Some(e) = outcome.fail {
-            tracing::info!(?info, code = e.code, "injected fault");
+            tracing::info!(target: "emulator::http", ?info, code = e.code, "injected fault");
             return Err(e);
         }
     }
