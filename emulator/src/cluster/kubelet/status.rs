@@ -90,6 +90,19 @@ fn waiting(c: &Value, state: Value) -> Value {
     status_of(c, state, false, false, 0, &json!({}), None)
 }
 
+/// The status of a running, ready container started at `ts`.
+fn running(c: &Value, ts: &str, restarts: i64, last: &Value, id: Option<&str>) -> Value {
+    status_of(
+        c,
+        json!({"running": {"startedAt": ts}}),
+        true,
+        true,
+        restarts,
+        last,
+        id,
+    )
+}
+
 /// Pod conditions in the kubelet's order, keeping transition times of unchanged ones.
 fn conditions(pod: &Value, list: &[Cond]) -> Value {
     let old = pod
@@ -252,11 +265,9 @@ pub(super) fn running_status(pod: &Value, run: &Run, restarts: i64, last: &Value
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            status_of(
+            running(
                 c,
-                json!({"running": {"startedAt": ts}}),
-                true,
-                true,
+                &ts,
                 restarts,
                 last,
                 run.container_ids.get(i).map(String::as_str),
@@ -309,11 +320,9 @@ pub(super) fn backoff_status(pod: &Value, run: &Run, control: &Control) -> Value
                     json!({"waiting": {"reason": "ImagePullBackOff", "message": message}}),
                 )
             } else {
-                status_of(
+                running(
                     c,
-                    json!({"running": {"startedAt": ts}}),
-                    true,
-                    true,
+                    &ts,
                     0,
                     &json!({}),
                     run.container_ids.get(i).map(String::as_str),
