@@ -1,5 +1,5 @@
-//! The Job controller (and the TTL-after-finished controller), after Kubernetes'
-//! `pkg/controller/job`: pods created up to `parallelism` with the
+//! The Job controller, after Kubernetes' `pkg/controller/job` (the TTL-after-finished
+//! controller shares its work queue and is in `ttl`): pods created up to `parallelism` with the
 //! `batch.kubernetes.io/job-tracking` finalizer, succeeded/failed counted from finished pods,
 //! failed pods replaced after an exponential backoff until `backoffLimit`, `suspend`,
 //! `activeDeadlineSeconds`, and the conditions Kubernetes 1.31+ writes: `SuccessCriteriaMet`
@@ -21,6 +21,8 @@ use super::{
 use crate::api::{Sub, now};
 use crate::error::ApiError;
 use crate::store::{Event, EventType};
+
+mod ttl;
 
 const SOURCE: Source = Source {
     component: "job-controller",
@@ -102,45 +104,6 @@ impl Jobs {
             })
             .collect();
         self.release(&pods)
-    }
-
-    fn ttl(&self, job: &Value) -> Result<Option<Duration>, ApiError> {
-        if !self.ttl {
-            return Ok(None);
-        }
-        let Some(ttl) = int_at(job, "/spec/ttlSecondsAfterFinished") else {
-            return Ok(None);
-        };
-        let conds = job
-            .pointer("/status/conditions")
-            .cloned()
-            .unwrap_or(json!([]));
-        let finished_at = ["Complete", "Failed"]
-            .iter()
-            .filter(|t| is_true(&conds, t))
-            .find_map(|t| {
-                condition(&conds, t).map(|c| str_at(c, "/lastTransitionTime").to_string())
-            });
-        let Some(at) = finished_at else {
-            return Ok(None);
-        };
-        let left = ttl as f64 - seconds_since(&at);
-        if left > 0.0 {
-            return Ok(Some(Duration::from_secs_f64(left + 0.05)));
-        }
-        let rt = self.ctx.rt("batch", "v1", "jobs")?;
-        tracing::debug!(
-            job = str_at(job, "/metadata/name"),
-            "deleting a finished Job after its TTL"
-        );
-        // The TTL-after-finished controller deletes with foreground propagation.
-        self.ctx.delete(
-            &rt,
-            str_at(job, "/metadata/namespace"),
-            str_at(job, "/metadata/name"),
-            "Foreground",
-        )?;
-        Ok(None)
     }
 }
 
