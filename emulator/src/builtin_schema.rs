@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use k8s_openapi::api;
 use serde_json::Value;
 
+use crate::registry::ResourceType;
 use crate::schema::Schema;
 
 fn generate<T: schemars::JsonSchema>() -> Value {
@@ -119,6 +120,13 @@ fn raw_for(group: &str, kind: &str) -> Option<Value> {
 
 /// Schemas by (group, kind); `None` once a kind is known to have none.
 type Cache = Mutex<HashMap<(String, String), Option<Arc<Schema>>>>;
+
+/// The schema a type's objects are checked against: the CRD's, or the built-in kind's.
+pub fn schema_of(rt: &ResourceType) -> Option<Arc<Schema>> {
+    rt.schema
+        .clone()
+        .or_else(|| schema_for(&rt.group, &rt.kind))
+}
 
 /// The schema of a built-in kind, if the emulator has one (not for CRDs themselves).
 pub fn schema_for(group: &str, kind: &str) -> Option<Arc<Schema>> {

@@ -3,7 +3,6 @@
 use serde_json::Value;
 
 use crate::error::Cause;
-use crate::selector::{validate_label_key, validate_label_value};
 
 /// Which rule a resource's names follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +41,53 @@ fn is_label_chars(s: &str, max: usize) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// Checks a label key: optional DNS subdomain prefix, then a name of at most 63 characters.
+pub fn validate_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix
+        && (p.is_empty() || p.len() > 253 || !crate::validation::is_dns_subdomain(p))
+    {
+        return Err(format!(
+            "invalid label key \"{key}\": prefix part must be a lowercase RFC 1123 subdomain"
+        ));
+    }
+    if name.is_empty()
+        || name.len() > 63
+        || !name.chars().all(is_name_char)
+        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Err(format!(
+            "invalid label key \"{key}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a label value: empty, or at most 63 name characters starting and ending alphanumeric.
+pub fn validate_label_value(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    if v.len() > 63
+        || !v.chars().all(is_name_char)
+        || !v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !v.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Err(format!(
+            "invalid label value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a name against a rule, producing Kubernetes' message.

@@ -2,7 +2,13 @@
 //! `spec.nodeName` and the `PodScheduled` condition directly, without field-manager tracking,
 //! as Kubernetes' binding storage does.
 
-use super::*;
+use serde_json::{Value, json};
+
+use super::Api;
+use super::ids::now;
+use super::meta::{meta, meta_mut};
+use crate::error::ApiError;
+use crate::registry::GroupResource;
 
 impl Api {
     /// Assigns a pod to a node, as a `Binding` would: 409 if it is already assigned or being

@@ -4,8 +4,14 @@
 //! [`crate::cluster`]) calls [`Api::gc_event`] for every change in the store, and each step
 //! runs under the store lock.
 
-use super::*;
-use crate::store::EventType;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::meta::{finalizers, meta, meta_mut, meta_str};
+use super::{Api, DeleteOptions};
+use crate::registry::{GroupResource, ResourceType};
+use crate::store::{Event, EventType, Inner, name_of};
 
 /// Background propagation, what the garbage collector and namespace controller delete with.
 fn background() -> DeleteOptions {

@@ -1,0 +1,256 @@
+//! The single write pipeline every create, update, patch and apply ends in: subresource
+//! resets, defaults, validation, generation, managed fields, resourceVersion, storage.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::crds::is_crd;
+use super::ids::{new_uid, now};
+use super::managed::{self, Op};
+use super::meta::{finalizers, meta, meta_mut, meta_str};
+use super::validate::{check_finalizers, check_name_and_meta, check_schema};
+use super::{Api, Sub, WriteOptions, WriteResult};
+use crate::convert::to_storage;
+use crate::error::ApiError;
+use crate::registry::ResourceType;
+use crate::store::Inner;
+
+impl Api {
+    /// The single write pipeline: resets by subresource, defaults, validation, generation,
+    /// managed fields, resourceVersion, storage and events. A write that changes nothing keeps
+    /// the resourceVersion and sends no event.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn commit(
+        &self,
+        inner: &mut Inner,
+        rt: &Arc<ResourceType>,
+        ns: &str,
+        name: &str,
+        old: Option<Value>,
+        mut new: Value,
+        sub: Sub,
+        op: Op,
+        manager: &str,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, ApiError> {
+        let mut warnings = Vec::new();
+        let ts = now();
+        new["apiVersion"] = json!(rt.api_version());
+        new["kind"] = json!(rt.kind);
+        match &old {
+            Some(old) => carry_over(rt, sub, old, &mut new),
+            None => initialize(rt, ns, name, matches!(op, Op::Apply(_)), &ts, &mut new),
+        }
+        self.type_defaults(rt, old.as_ref(), &mut new, inner.rv());
+        let mut errs = check_schema(
+            rt,
+            old.as_ref(),
+            &mut new,
+            opts.field_validation,
+            &mut warnings,
+        )?;
+        check_name_and_meta(rt, name, &new, &mut errs);
+        self.type_validation(rt, old.as_ref(), &new, &mut errs);
+        check_finalizers(old.as_ref(), &new, &mut errs);
+        let crd_types = if is_crd(rt) {
+            self.prepare_crd(old.as_ref(), &mut new, sub, &ts, &mut errs)
+        } else {
+            None
+        };
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(&rt.group, &rt.kind, name, errs));
+        }
+        if rt.generation {
+            set_generation(rt, old.as_ref(), &mut new);
+        }
+        managed::track(rt, old.as_ref(), &mut new, sub, op, manager, &ts);
+        // A write that changes nothing is not a write: same resourceVersion, no event.
+        if let Some(o) = &old {
+            let mut o2 = o.clone();
+            meta_mut(&mut o2).remove("resourceVersion");
+            meta_mut(&mut new).remove("resourceVersion");
+            if o2 == new {
+                return Ok(WriteResult {
+                    object: o.clone(),
+                    created: false,
+                    warnings,
+                });
+            }
+        }
+        let created = old.is_none();
+        if opts.dry_run {
+            meta_mut(&mut new).insert(
+                "resourceVersion".into(),
+                json!(
+                    meta_str(old.as_ref().unwrap_or(&Value::Null), "resourceVersion")
+                        .unwrap_or_default()
+                ),
+            );
+            if created {
+                meta_mut(&mut new).remove("resourceVersion");
+            }
+            return Ok(WriteResult {
+                object: new,
+                created,
+                warnings,
+            });
+        }
+        let rv = inner.next_rv();
+        meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
+        let stored = to_storage(rt, new.clone());
+        inner.put(&rt.storage, ns, name, stored, rv);
+        if let Some(types) = crd_types {
+            self.register_crd(inner, &new, types);
+        }
+        // The last finalizer removed from a deleting object completes the deletion.
+        if meta(&new).get("deletionTimestamp").is_some() && finalizers(&new).is_empty() {
+            self.remove_now(inner, rt, ns, name);
+        }
+        Ok(WriteResult {
+            object: new,
+            created,
+            warnings,
+        })
+    }
+}
+
+/// An update keeps what the endpoint does not write and what the system owns: the main
+/// resource never writes status, `/status` writes only status (and, for built-ins, what
+/// their status strategies let through); identity, timestamps and generation stay; absent
+/// managed fields stay.
+fn carry_over(rt: &ResourceType, sub: Sub, old: &Value, new: &mut Value) {
+    if rt.status && sub == Sub::Main {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Value::Object(m) = new {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    if sub == Sub::Status {
+        let status = new.get("status").cloned();
+        let mf = meta(new).get("managedFields").cloned();
+        // Built-in status strategies reset the spec, not the metadata: annotations
+        // written through /status stick (the deployment controller records its
+        // revision annotation that way), and so do labels except on apps workloads,
+        // whose status strategies reset them too. Custom resources keep only status.
+        let mut carried = Vec::new();
+        if !rt.custom {
+            carried.push("annotations");
+            if rt.group != "apps" {
+                carried.push("labels");
+            }
+        }
+        let carried: Vec<(&str, Option<Value>)> = carried
+            .into_iter()
+            .map(|k| (k, meta(new).get(k).cloned()))
+            .collect();
+        *new = old.clone();
+        for (k, v) in carried {
+            match v {
+                Some(v) => meta_mut(new).insert(k.to_string(), v),
+                None => meta_mut(new).remove(k),
+            };
+        }
+        if let Value::Object(m) = new {
+            match status {
+                Some(s) => m.insert("status".into(), s),
+                None => m.remove("status"),
+            };
+        }
+        if let Some(mf) = mf {
+            meta_mut(new).insert("managedFields".into(), mf);
+        }
+    }
+    // Immutable and system-owned metadata.
+    let om = meta(old).clone();
+    let m = meta_mut(new);
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "name",
+        "namespace",
+    ] {
+        match om.get(k) {
+            Some(v) => m.insert(k.to_string(), v.clone()),
+            None => m.remove(k),
+        };
+    }
+    // Absent, null or an empty list keeps the stored managers, as in Kubernetes
+    // (clients reset them with `[{}]`).
+    let keep = match m.get("managedFields") {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(_) => false,
+    };
+    if keep && let Some(mf) = om.get("managedFields") {
+        m.insert("managedFields".into(), mf.clone());
+    }
+}
+
+/// A created object gets its identity: uid, creationTimestamp, name and namespace; status
+/// only through `/status`; managed fields only from an apply.
+fn initialize(rt: &ResourceType, ns: &str, name: &str, applied: bool, ts: &str, new: &mut Value) {
+    if rt.status
+        && let Value::Object(m) = new
+    {
+        m.remove("status");
+    }
+    let m = meta_mut(new);
+    m.insert("uid".into(), json!(new_uid()));
+    m.insert("creationTimestamp".into(), json!(ts));
+    for k in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "selfLink",
+    ] {
+        m.remove(k);
+    }
+    if rt.namespaced {
+        m.insert("namespace".into(), json!(ns));
+    } else {
+        m.remove("namespace");
+    }
+    m.insert("name".into(), json!(name));
+    if !applied {
+        m.remove("managedFields");
+    }
+}
+
+/// `metadata.generation`: 1 on create, bumped on any change outside metadata (and status,
+/// when a status subresource splits it off).
+fn set_generation(rt: &ResourceType, old: Option<&Value>, new: &mut Value) {
+    let generation = match old {
+        None => 1,
+        Some(o) => {
+            let g = meta(o)
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            if spec_of(o, rt.status) != spec_of(new, rt.status) {
+                g + 1
+            } else {
+                g
+            }
+        }
+    };
+    meta_mut(new).insert("generation".into(), json!(generation));
+}
+
+fn spec_of(v: &Value, status_split: bool) -> Value {
+    let mut v = v.clone();
+    if let Value::Object(m) = &mut v {
+        m.remove("metadata");
+        if status_split {
+            m.remove("status");
+        }
+    }
+    v
+}

@@ -1,0 +1,206 @@
+//! The checks of an object on every write: its schema (pruning unknown fields as
+//! `fieldValidation` says, defaults, validation with ratcheting), its name and metadata.
+
+use serde_json::Value;
+
+use super::FieldValidation;
+use super::meta::{finalizers, meta};
+use crate::builtin_schema::schema_of;
+use crate::error::{ApiError, Cause};
+use crate::registry::ResourceType;
+use crate::schema::Schema;
+use crate::validation::{NameRule, name_rule, validate_meta, validate_name};
+
+/// Prunes what the schema does not declare (refused or warned as `validation` says), applies
+/// the schema's defaults and validates; answers the validation errors (a 422 to be), or a 400
+/// for what Kubernetes already refuses when decoding a built-in kind.
+pub(super) fn check_schema(
+    rt: &ResourceType,
+    old: Option<&Value>,
+    new: &mut Value,
+    validation: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Cause>, ApiError> {
+    let Some(schema) = schema_of(rt) else {
+        return Ok(Vec::new());
+    };
+    let before = new.clone();
+    schema.prune(new, true);
+    let unknown = unknown_fields(&before, new, "");
+    if !unknown.is_empty() {
+        match validation {
+            FieldValidation::Strict => {
+                return Err(ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                    rt.kind,
+                    rt.version,
+                    rt.kind,
+                    unknown
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            FieldValidation::Warn => {
+                warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")));
+            }
+            FieldValidation::Ignore => {}
+        }
+    }
+    schema.apply_defaults(new);
+    let mut errs = Vec::new();
+    validate_root(&schema, new, &mut errs);
+    // For built-ins a type mismatch is a decoding error in Kubernetes (400), not a
+    // validation error (422).
+    if !rt.custom
+        && let Some(c) = errs.iter().find(|c| c.message.contains("must be of type"))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}: {}",
+            rt.kind, rt.version, rt.kind, c.field, c.message
+        )));
+    }
+    // Validation ratcheting (Kubernetes 1.30+, GA in 1.33): an update may keep a value that
+    // fails the schema as long as it leaves that value unchanged.
+    if rt.custom
+        && let Some(old) = old
+    {
+        errs.retain(|c| !unchanged_at(old, new, &c.field, &c.reason));
+    }
+    Ok(errs)
+}
+
+/// The name rule of the resource and Kubernetes' metadata validation (labels, annotations,
+/// finalizers, owner references).
+pub(super) fn check_name_and_meta(
+    rt: &ResourceType,
+    name: &str,
+    new: &Value,
+    errs: &mut Vec<Cause>,
+) {
+    let rule = if rt.custom {
+        NameRule::Subdomain
+    } else {
+        name_rule(&rt.group, &rt.resource)
+    };
+    if let Some(c) = validate_name(name, rule, "metadata.name") {
+        errs.push(c);
+    }
+    validate_meta(meta(new), errs);
+}
+
+/// No finalizer may be added to an object being deleted.
+pub(super) fn check_finalizers(old: Option<&Value>, new: &Value, errs: &mut Vec<Cause>) {
+    if let Some(old) = old
+        && meta(old).get("deletionTimestamp").is_some()
+    {
+        let before = finalizers(old);
+        if finalizers(new).iter().any(|f| !before.contains(f)) {
+            errs.push(Cause::forbidden(
+                "metadata.finalizers",
+                "no new finalizers can be added if the object is being deleted",
+            ));
+        }
+    }
+}
+
+/// Validates an object against its schema, except the metadata, apiVersion and kind that
+/// Kubernetes validates separately.
+fn validate_root(schema: &Schema, obj: &Value, errs: &mut Vec<Cause>) {
+    const SKIP: &[&str] = &["metadata", "apiVersion", "kind"];
+    for r in &schema.required {
+        if !SKIP.contains(&r.as_str()) && obj.get(r).is_none() {
+            errs.push(Cause::required(r.clone(), ""));
+        }
+    }
+    if let Value::Object(m) = obj {
+        for (k, v) in m {
+            if SKIP.contains(&k.as_str()) {
+                continue;
+            }
+            if let Some(s) = schema.field(k) {
+                s.validate(v, k, errs);
+            }
+        }
+    }
+}
+
+/// Whether the value a validation error points at is the same in `old` and `new`
+/// (for a missing required field: whether its parent is the same).
+fn unchanged_at(old: &Value, new: &Value, field: &str, reason: &str) -> bool {
+    let mut path = field_path(field);
+    if reason == "FieldValueRequired" {
+        path.pop();
+    }
+    let resolve = |mut v: &Value| -> Option<Value> {
+        for step in &path {
+            v = match step {
+                Step::Key(k) => v.get(k)?,
+                Step::Index(i) => v.get(*i)?,
+            };
+        }
+        Some(v.clone())
+    };
+    let (before, after) = (resolve(old), resolve(new));
+    before.is_some() && before == after
+}
+
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// `spec.ports[0].name` as steps (keys containing dots are not told apart; such a
+/// field simply does not ratchet).
+fn field_path(field: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            steps.push(Step::Key(rest[..open].to_string()));
+            rest = &rest[open..];
+            while let Some(close) = rest.find(']') {
+                match rest[1..close].parse() {
+                    Ok(i) => steps.push(Step::Index(i)),
+                    Err(_) => steps.push(Step::Key(rest[1..close].to_string())),
+                }
+                rest = &rest[close + 1..];
+                if !rest.starts_with('[') {
+                    break;
+                }
+            }
+        } else {
+            steps.push(Step::Key(rest.to_string()));
+        }
+    }
+    steps
+}
+
+/// The paths of `before` that `after` (its pruned form) lost: the unknown fields.
+pub(super) fn unknown_fields(before: &Value, after: &Value, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, bv) in b {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match a.get(k) {
+                    None if !bv.is_null() => out.push(p),
+                    None => {}
+                    Some(av) => out.extend(unknown_fields(bv, av, &p)),
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (i, (bv, av)) in b.iter().zip(a.iter()).enumerate() {
+                out.extend(unknown_fields(bv, av, &format!("{path}[{i}]")));
+            }
+        }
+        _ => {}
+    }
+    out
+}

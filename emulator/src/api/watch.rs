@@ -1,0 +1,147 @@
+//! Watches: the initial events (synthetic, replayed from history, or `410 Gone`), the live
+//! feed, bookmarks, and the JSON lines a watcher receives.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::read::parse_rv;
+use super::{Api, Filter, ListOptions};
+use crate::convert::to_version;
+use crate::error::{ApiError, Cause};
+use crate::registry::ResourceType;
+use crate::store::Event;
+
+/// A started watch: events to send first, then the live feed.
+pub struct Watch {
+    /// Synthetic or replayed events to send before live ones.
+    pub initial: Vec<WatchItem>,
+    /// The live feed (filter with [`Filter::apply`]).
+    pub rx: broadcast::Receiver<Arc<Event>>,
+    /// The resourceVersion the initial events end at.
+    pub rv: u64,
+    /// Whether to send the initial-events-end bookmark after `initial`.
+    pub initial_end_bookmark: bool,
+}
+
+/// One event ready for a watcher.
+#[derive(Debug, Clone)]
+pub struct WatchItem {
+    /// ADDED, MODIFIED, DELETED, BOOKMARK or ERROR.
+    pub kind: &'static str,
+    /// The object (converted to the watched version).
+    pub object: Value,
+}
+
+impl Filter {
+    /// The serialized watch line for an event, reusing the shared serialization when possible.
+    pub fn line(&self, e: &Event, item: &WatchItem) -> String {
+        let same = item.kind == e.kind.as_str() && crate::convert::is_identity(&self.rt, &e.object);
+        if same {
+            let obj = e
+                .json
+                .get_or_init(|| serde_json::to_string(&*e.object).unwrap_or_default());
+            return format!("{{\"type\":\"{}\",\"object\":{}}}\n", item.kind, obj);
+        }
+        watch_line(item)
+    }
+}
+
+/// A watch event as one JSON line.
+pub fn watch_line(item: &WatchItem) -> String {
+    let mut s = serde_json::to_string(&json!({"type": item.kind, "object": item.object}))
+        .unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+impl Api {
+    /// Starts a watch with Kubernetes' resourceVersion semantics.
+    pub fn watch(
+        &self,
+        rt: &Arc<ResourceType>,
+        ns: Option<&str>,
+        o: &ListOptions,
+    ) -> Result<(Watch, Filter), ApiError> {
+        let mut filter = self.filter(rt, ns, o)?;
+        let rv = parse_rv(o.resource_version.as_deref())?;
+        let send_initial = o.send_initial_events.unwrap_or(false);
+        if send_initial && !o.allow_bookmarks {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "ListOptions",
+                "",
+                vec![Cause::forbidden(
+                    "allowWatchBookmarks",
+                    "sendInitialEvents requires setting allowWatchBookmarks to true",
+                )],
+            ));
+        }
+        if o.send_initial_events.is_some()
+            && o.resource_version_match.as_deref() != Some("NotOlderThan")
+        {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "ListOptions",
+                "",
+                vec![Cause::forbidden(
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                )],
+            ));
+        }
+        let inner = self.store.lock();
+        let rx = self.store.subscribe();
+        let current = inner.rv();
+        let synthetic =
+            send_initial || rv.is_none() || rv == Some(0) && o.send_initial_events.is_none();
+        let initial = if synthetic {
+            inner
+                .list_current(&rt.storage, ns)
+                .into_iter()
+                .filter(|obj| filter.matches(obj))
+                .map(|obj| WatchItem {
+                    kind: "ADDED",
+                    object: to_version(rt, &obj),
+                })
+                .collect()
+        } else {
+            let from = rv.unwrap_or(current);
+            filter.after = from;
+            match inner.events_since(from) {
+                Some(events) => events.iter().filter_map(|e| filter.apply(e)).collect(),
+                None => vec![WatchItem {
+                    kind: "ERROR",
+                    object: ApiError::expired(format!(
+                        "too old resource version: {from} ({})",
+                        inner.oldest() + 1
+                    ))
+                    .to_status(),
+                }],
+            }
+        };
+        drop(inner);
+        Ok((
+            Watch {
+                initial,
+                rx,
+                rv: current,
+                initial_end_bookmark: send_initial,
+            },
+            filter,
+        ))
+    }
+
+    /// A bookmark event at `rv` for this type.
+    pub fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> WatchItem {
+        let mut m = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            m["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        WatchItem {
+            kind: "BOOKMARK",
+            object: json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": m}),
+        }
+    }
+}

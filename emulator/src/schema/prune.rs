@@ -1,0 +1,67 @@
+//! Pruning: dropping what a schema does not declare, as Kubernetes does on every write.
+
+use serde_json::Value;
+
+use super::Schema;
+
+impl Schema {
+    /// Drops fields the schema does not know (Kubernetes' pruning) and non-nullable nulls.
+    /// `root` keeps apiVersion, kind and metadata.
+    pub fn prune(&self, v: &mut Value, root: bool) {
+        match v {
+            Value::Object(map) => {
+                if self.preserve_unknown && self.properties.is_empty() && self.additional.is_none()
+                {
+                    return;
+                }
+                let keep_unknown = self.preserve_unknown || self.additional_any;
+                map.retain(|k, child| {
+                    if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                        return true;
+                    }
+                    match self.field(k) {
+                        Some(s) => !(child.is_null() && !s.nullable && s.default.is_none()),
+                        None => keep_unknown,
+                    }
+                });
+                for (k, child) in map.iter_mut() {
+                    if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                        continue;
+                    }
+                    if let Some(s) = self.field(k) {
+                        s.prune(child, false);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(s) = &self.items {
+                    for item in items {
+                        s.prune(item, false);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::tests::schema;
+
+    #[test]
+    fn prunes_and_defaults() {
+        let s = schema();
+        let mut v = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"},
+            "spec": {"image": "x", "unknown": 1, "extra": {"free": {"form": true}}}, "junk": 1});
+        s.prune(&mut v, true);
+        s.apply_defaults(&mut v);
+        assert_eq!(
+            v,
+            json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"},
+                "spec": {"image": "x", "replicas": 1, "extra": {"free": {"form": true}}}})
+        );
+    }
+}
