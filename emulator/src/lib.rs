@@ -14,8 +14,6 @@
 //!     .expect("rule");
 //! ```
 
-#![warn(missing_docs)]
-
 pub mod api;
 mod base64;
 mod builder;

@@ -9,8 +9,6 @@
 
 // no_std: no WASI imports at all, and a smaller component (see the SDK).
 #![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
-#![warn(missing_docs)]
-
 extern crate alloc;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]

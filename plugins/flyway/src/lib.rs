@@ -36,8 +36,6 @@
 
 // no_std in the component: no WASI imports, and smaller (see the SDK).
 #![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
-#![warn(missing_docs)]
-
 extern crate alloc;
 
 mod options;

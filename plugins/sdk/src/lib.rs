@@ -14,8 +14,6 @@
 //! panic handler that logs the panic message before the call traps.
 
 #![cfg_attr(not(test), no_std)]
-#![warn(missing_docs)]
-
 extern crate alloc;
 
 pub mod input;
