@@ -144,13 +144,10 @@ pub fn types_from_crd(crd: &Value, builtin: &Registry) -> Result<Vec<ResourceTyp
         }
         let schema = match v.get("schema").and_then(|sc| sc.get("openAPIV3Schema")) {
             Some(raw) => match Schema::parse(raw, &format!("{path}.schema.openAPIV3Schema")) {
-                Ok(sc) => {
-                    structural(
-                        raw,
-                        &format!("{path}.schema.openAPIV3Schema"),
-                        false,
-                        &mut errs,
-                    );
+                Ok(mut sc) => {
+                    let at = format!("{path}.schema.openAPIV3Schema");
+                    structural(raw, &at, false, &mut errs);
+                    crate::cel::compile_schema(&mut sc, &at, &mut errs);
                     if sc.type_.as_deref() != Some("object") {
                         errs.push(Cause::invalid(
                             format!("{path}.schema.openAPIV3Schema.type"),
