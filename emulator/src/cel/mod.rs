@@ -515,7 +515,9 @@ impl Run<'_> {
                     ));
                     continue;
                 }
-                Outcome::OverLimit => unreachable!("eval answers None for a rule over its limit"),
+                // `eval` answers `None` for a rule over the per-call limit and sets
+                // `stopped` when the budget runs out: both returned above.
+                Outcome::OverLimit => return,
             };
             if passed {
                 continue;
