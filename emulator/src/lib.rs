@@ -18,6 +18,7 @@ pub mod api;
 mod base64;
 mod builder;
 pub mod builtin_schema;
+mod cel;
 pub mod cluster;
 pub mod control;
 pub mod convert;

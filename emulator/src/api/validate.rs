@@ -68,6 +68,9 @@ pub(super) fn check_schema(
     {
         errs.retain(|c| !unchanged_at(old, new, &c.field, &c.reason));
     }
+    if rt.custom {
+        crate::cel::validate(&schema, new, old, &mut errs, warnings);
+    }
     Ok(errs)
 }
 

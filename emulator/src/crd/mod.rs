@@ -131,9 +131,20 @@ pub fn types_from_crd(crd: &Value, builtin: &Registry) -> Result<Vec<ResourceTyp
             "must have exactly one version marked as storage version",
         ));
     }
+    // Kubernetes validates a schema all versions share once, as `spec.validation` (its
+    // internal form), and names it so in errors.
+    let shared_schema = versions
+        .iter()
+        .all(|v| v.get("schema") == versions.first().and_then(|f| f.get("schema")));
     let mut out = Vec::new();
     for (i, v) in versions.iter().enumerate() {
         let path = format!("spec.versions[{i}]");
+        let schema_path = if shared_schema {
+            "spec.validation.openAPIV3Schema".to_string()
+        } else {
+            format!("{path}.schema.openAPIV3Schema")
+        };
+        let mut schema_errs = Vec::new();
         let vname = s(v, &["name"]).unwrap_or_default().to_string();
         if !is_dns_label(&vname) {
             errs.push(Cause::invalid(
@@ -143,17 +154,13 @@ pub fn types_from_crd(crd: &Value, builtin: &Registry) -> Result<Vec<ResourceTyp
             ));
         }
         let schema = match v.get("schema").and_then(|sc| sc.get("openAPIV3Schema")) {
-            Some(raw) => match Schema::parse(raw, &format!("{path}.schema.openAPIV3Schema")) {
-                Ok(sc) => {
-                    structural(
-                        raw,
-                        &format!("{path}.schema.openAPIV3Schema"),
-                        false,
-                        &mut errs,
-                    );
+            Some(raw) => match Schema::parse(raw, &schema_path) {
+                Ok(mut sc) => {
+                    structural(raw, &schema_path, false, &mut schema_errs);
+                    crate::cel::compile_schema(&mut sc, &schema_path, &mut schema_errs);
                     if sc.type_.as_deref() != Some("object") {
-                        errs.push(Cause::invalid(
-                            format!("{path}.schema.openAPIV3Schema.type"),
+                        schema_errs.push(Cause::invalid(
+                            format!("{schema_path}.type"),
                             &json!(sc.type_.clone().unwrap_or_default()),
                             "must be object at the root",
                         ));
@@ -161,18 +168,21 @@ pub fn types_from_crd(crd: &Value, builtin: &Registry) -> Result<Vec<ResourceTyp
                     Some(Arc::new(sc))
                 }
                 Err(c) => {
-                    errs.push(c);
+                    schema_errs.push(c);
                     None
                 }
             },
             None => {
-                errs.push(Cause::required(
+                schema_errs.push(Cause::required(
                     format!("{path}.schema.openAPIV3Schema"),
                     "schemas are required",
                 ));
                 None
             }
         };
+        if i == 0 || !shared_schema {
+            errs.extend(schema_errs);
+        }
         let served = v.get("served").and_then(Value::as_bool).unwrap_or(false);
         let storage = v.get("storage").and_then(Value::as_bool).unwrap_or(false);
         let subs = v.get("subresources");

@@ -89,6 +89,8 @@ pub struct Schema {
     pub not: Option<Box<Schema>>,
     /// The schema as given, for OpenAPI publishing.
     pub raw: Value,
+    /// `x-kubernetes-validations`, compiled (CRDs only: see `crate::cel`).
+    pub(crate) rules: Vec<std::sync::Arc<crate::cel::Rule>>,
 }
 
 impl Schema {

@@ -14,7 +14,7 @@ impl Schema {
         if v.is_null() {
             if !self.nullable && (self.type_.is_some() || self.int_or_string) {
                 let t = self.type_.as_deref().unwrap_or("string");
-                errs.push(Cause::invalid(
+                errs.push(type_invalid(
                     path,
                     &json!("null"),
                     &format!("{path} in body must be of type {t}: \"null\""),
@@ -29,7 +29,7 @@ impl Schema {
                 _ => false,
             };
             if !ok {
-                errs.push(Cause::invalid(
+                errs.push(type_invalid(
                     path,
                     v,
                     &format!("{path} in body must be of type quantity: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
@@ -39,7 +39,7 @@ impl Schema {
         }
         if self.int_or_string {
             if !(v.is_string() || v.is_i64() || v.is_u64()) {
-                errs.push(Cause::invalid(
+                errs.push(type_invalid(
                     path,
                     &json!(type_name(v)),
                     &format!(
@@ -60,7 +60,7 @@ impl Schema {
                 _ => true,
             };
             if !ok {
-                errs.push(Cause::invalid(
+                errs.push(type_invalid(
                     path,
                     &json!(type_name(v)),
                     &format!("{path} in body must be of type {t}: \"{}\"", type_name(v)),
@@ -268,6 +268,15 @@ impl Schema {
                 &format!("{path} in body should match '{p}'"),
             ));
         }
+    }
+}
+
+/// Kubernetes' `field.TypeInvalid`: worded as `Invalid`, with its own reason (one of the
+/// errors that keep CEL rules from running).
+fn type_invalid(path: &str, v: &Value, detail: &str) -> Cause {
+    Cause {
+        reason: "FieldValueTypeInvalid".into(),
+        ..Cause::invalid(path, v, detail)
     }
 }
 

@@ -3,6 +3,7 @@
 //! hostile input. With `EMULATOR_CONFORMANCE_KUBECONFIG` set, the conformance, kubectl and
 //! cluster tests run against that cluster instead.
 
+mod cel;
 mod cluster;
 mod common;
 mod conformance;

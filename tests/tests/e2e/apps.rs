@@ -317,3 +317,123 @@ async fn objects_of_others_are_reported_never_taken_over() {
     assert_eq!(config.data.expect("data")["LOG_LEVEL"], "info");
     h.cleanup().await;
 }
+
+/// Apply `spec` (YAML, indented two spaces) as app `name`; the API server's answer.
+async fn create(h: &Harness, name: &str, spec: &str) -> Result<(), kube::Error> {
+    let value: serde_json::Value = serde_saphyr::from_str(&format!(
+        "apiVersion: portfolio.dev/v1alpha1\nkind: PortfolioApp\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    ))
+    .expect("YAML");
+    h.apps()
+        .patch(name, &PatchParams::apply("e2e"), &Patch::Apply(&value))
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_optional_field_may_be_left_out_and_the_rules_still_hold() {
+    // No operator: this is about what the API server accepts.
+    let h = Harness::new("schema").await;
+    let image = "  image: example/app:1\n";
+    let ports = "  ports:\n    - name: http\n      containerPort: 8080\n";
+    // Each optional list and object alone, so that a validation rule that
+    // reads a missing field (as `self.ports` did) fails here.
+    let accepted = [
+        ("bare", String::new()),
+        ("ports", ports.to_owned()),
+        ("env", "  env:\n    - name: A\n      value: b\n".to_owned()),
+        ("config", "  config:\n    A: b\n".to_owned()),
+        (
+            "resources",
+            "  resources:\n    requests:\n      cpu: 100m\n".to_owned(),
+        ),
+        (
+            "probes-tcp",
+            format!("{ports}  probes:\n    readiness:\n      tcp:\n        port: http\n"),
+        ),
+        (
+            "probes-liveness",
+            format!("{ports}  probes:\n    liveness:\n      http:\n        path: /healthz\n"),
+        ),
+        (
+            "probes-off",
+            "  probes:\n    defaultReadiness: false\n".to_owned(),
+        ),
+        (
+            "storage",
+            "  storage:\n    size: 1Gi\n    mountPath: /data\n".to_owned(),
+        ),
+        (
+            "autoscaling",
+            "  autoscaling:\n    maxReplicas: 3\n    targetCPUUtilizationPercentage: 50\n"
+                .to_owned(),
+        ),
+        (
+            "service-account",
+            "  serviceAccount:\n    create: true\n".to_owned(),
+        ),
+        ("pull-secrets", "  imagePullSecrets: [pull]\n".to_owned()),
+        (
+            "scheduling",
+            "  scheduling:\n    nodeSelector:\n      kubernetes.io/os: linux\n".to_owned(),
+        ),
+        ("migrations", "  migrations: [schema]\n".to_owned()),
+        (
+            "generator",
+            "  generator:\n    plugin: deployment-generator\n".to_owned(),
+        ),
+        ("paused", "  paused: true\n".to_owned()),
+    ];
+    for (name, extra) in &accepted {
+        if let Err(error) = create(&h, name, &format!("{image}{extra}")).await {
+            panic!("{name} was refused: {error}");
+        }
+    }
+
+    // And the rules still refuse what they are for, with their message.
+    let refused = [
+        (
+            "same-port",
+            format!("{ports}    - name: other\n      containerPort: 8080\n"),
+            "each servicePort (or containerPort) and protocol may be used once",
+        ),
+        (
+            "probe-without-port",
+            "  probes:\n    readiness:\n      http:\n        path: /ready\n".to_owned(),
+            "a probe's port must name one of spec.ports",
+        ),
+        (
+            "probe-unknown-port",
+            format!("{ports}  probes:\n    liveness:\n      tcp:\n        port: admin\n"),
+            "a probe's port must name one of spec.ports",
+        ),
+        (
+            "min-above-max",
+            "  autoscaling:\n    minReplicas: 5\n    maxReplicas: 3\n    targetCPUUtilizationPercentage: 50\n"
+                .to_owned(),
+            "minReplicas must not exceed maxReplicas",
+        ),
+        (
+            "shared-volume",
+            "  storage:\n    size: 1Gi\n    mountPath: /data\n  autoscaling:\n    maxReplicas: 3\n    targetCPUUtilizationPercentage: 50\n"
+                .to_owned(),
+            "with autoscaling, storage must allow several pods",
+        ),
+    ];
+    for (name, extra, message) in &refused {
+        match create(&h, name, &format!("{image}{extra}")).await {
+            Ok(()) => panic!("{name} was accepted"),
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422, "{name}: {status:?}");
+                assert_eq!(status.reason, "Invalid", "{name}: {status:?}");
+                assert!(
+                    status.message.contains(message),
+                    "{name}: {}",
+                    status.message
+                );
+            }
+            Err(other) => panic!("{name}: {other}"),
+        }
+    }
+    h.cleanup().await;
+}
