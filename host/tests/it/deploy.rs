@@ -1,7 +1,9 @@
-//! `deploy/`: the Helm chart, the committed manifests and
+//! `deploy/` and the image: the Helm chart, the committed manifests and
 //! `portfolio-operator manifests` are one installation (compared object by
 //! object); the chart lints and every object it renders passes a
-//! server-side dry run; and `--version` names what the build embeds.
+//! server-side dry run; the Dockerfile builds with the pinned toolchain; the
+//! runtime file system runs the binary non-root on a read-only root; and
+//! `--version` names what the build embeds.
 //!
 //! The single source is `portfolio-operator manifests` (host/src/manifests.rs):
 //! its RBAC is derived from the registry of child kinds that also drives the
@@ -746,4 +748,99 @@ fn version_names_the_contract_and_every_built_in_plugin() {
     let bare = operator(&["--log-format", "json"]);
     assert_eq!(bare.status.code(), Some(2), "a command is still required");
     assert!(String::from_utf8_lossy(&bare.stderr).contains("a command is required"));
+}
+
+/// `(key, value)` of the Dockerfile's instructions, continuation lines joined.
+fn dockerfile() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    let joined = text.replace("\\\n", " ");
+    joined
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+            (key.to_uppercase(), rest.trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_dockerfile_builds_locked_with_the_pinned_toolchain_into_a_non_root_image() {
+    let toolchain = std::fs::read_to_string(repo().join("rust-toolchain.toml")).expect("toolchain");
+    let channel = toolchain
+        .lines()
+        .find_map(|l| l.strip_prefix("channel = "))
+        .expect("channel")
+        .trim_matches('"');
+    let instructions = dockerfile();
+    let froms: Vec<&str> = instructions
+        .iter()
+        .filter(|(k, _)| k == "FROM")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(froms.len(), 2, "a builder and a runtime: {froms:?}");
+    // Debian 12 in both: the binary links the glibc the runtime has.
+    assert!(
+        froms[0].starts_with(&format!("docker.io/library/rust:{channel}-bookworm ")),
+        "the builder is rust-toolchain.toml's Rust: {}",
+        froms[0]
+    );
+    assert!(
+        froms[1].starts_with("gcr.io/distroless/cc-debian12"),
+        "{}",
+        froms[1]
+    );
+    let runs: String = instructions
+        .iter()
+        .filter(|(k, _)| k == "RUN")
+        .map(|(_, v)| v.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(runs.contains("cargo build --release --locked"), "{runs}");
+    assert!(
+        runs.contains("cargo fetch --locked"),
+        "the plugins' lock too: {runs}"
+    );
+    assert!(runs.contains("rustup toolchain install"), "{runs}");
+    let last = |key: &str| {
+        instructions
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {key}"))
+    };
+    assert_eq!(last("USER"), "65532:65532");
+    assert_eq!(
+        last("ENTRYPOINT"),
+        r#"["/usr/local/bin/portfolio-operator"]"#
+    );
+    let ignored = std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");
+    for path in ["target", "plugins/target", ".git"] {
+        assert!(
+            ignored.lines().any(|l| l.trim_matches('/') == path),
+            ".dockerignore leaves {path} in the build context"
+        );
+    }
+}
+
+#[test]
+fn the_image_file_system_runs_the_operator_non_root_on_a_read_only_root() {
+    let output = Command::new("bash")
+        .arg(repo().join("scripts/check-image-rootfs"))
+        .arg(env!("CARGO_BIN_EXE_portfolio-operator"))
+        .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .expect("run scripts/check-image-rootfs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "scripts/check-image-rootfs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("ran as user 65532 on a read-only root"),
+        "{stdout}"
+    );
 }
