@@ -24,7 +24,38 @@ pub struct InstallOptions {
     /// The child kinds plugins may create (`--allow-kind` adds to the
     /// built-ins): the operator is granted exactly these.
     pub kinds: ChildKinds,
+    /// Where plugin ConfigMaps are read from; none for the operator's own
+    /// namespace. Another namespace must exist already: it is the plugin
+    /// authors', not the installation's.
+    pub plugin_namespace: Option<String>,
+    /// Leader election: several replicas, one acting. Without it the
+    /// Deployment has one replica and the `Recreate` strategy, so that two
+    /// operators never act at once, even during a rollout.
+    pub leader_election: bool,
+    /// Flags of `run` passed as they are (plugin limits, lease timing), as
+    /// (`--flag`, value) pairs; `run` checks them at start.
+    pub run_flags: Vec<(String, String)>,
 }
+
+impl InstallOptions {
+    /// The defaults of `manifests` for `image`.
+    pub fn new(image: impl Into<String>) -> Self {
+        InstallOptions {
+            image: image.into(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            watch_namespace: None,
+            replicas: 2,
+            kinds: ChildKinds::default(),
+            plugin_namespace: None,
+            leader_election: true,
+            run_flags: Vec::new(),
+        }
+    }
+}
+
+/// The operator's namespace unless told otherwise; also where `run` reads
+/// plugin ConfigMaps by default.
+pub const DEFAULT_NAMESPACE: &str = "portfolio-system";
 
 /// The options cannot make a working installation.
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +120,27 @@ pub fn app_rules(kinds: &ChildKinds) -> Vec<PolicyRule> {
     rules
 }
 
-/// What the operator does in its own namespace: hold the leadership Lease,
-/// read plugin ConfigMaps, and record Events on them.
+/// What the operator does in its own namespace when plugins are read from
+/// there too (the default): [`lease_rules`] and [`plugin_rules`].
 pub fn own_namespace_rules() -> Vec<PolicyRule> {
+    let mut rules = lease_rules();
+    rules.extend(plugin_rules());
+    rules
+}
+
+/// What leader election needs in the operator's namespace: its Lease.
+pub fn lease_rules() -> Vec<PolicyRule> {
+    vec![rule(
+        &["coordination.k8s.io"],
+        &["leases"],
+        &["get", "create", "update", "patch"],
+    )]
+}
+
+/// What the operator does in the plugin namespace: read plugin ConfigMaps,
+/// and record Events on the uploads it refuses.
+pub fn plugin_rules() -> Vec<PolicyRule> {
     vec![
-        rule(
-            &["coordination.k8s.io"],
-            &["leases"],
-            &["get", "create", "update", "patch"],
-        ),
         rule(&[""], &["configmaps"], &["get", "list", "watch"]),
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
     ]
@@ -142,7 +185,17 @@ pub fn objects(options: &InstallOptions) -> Result<Vec<Value>, InstallError> {
     if options.replicas == 0 {
         return Err(InstallError("--replicas must be at least 1".into()));
     }
+    if !options.leader_election && options.replicas > 1 {
+        return Err(InstallError(
+            "without leader election run exactly one replica (--replicas 1)".into(),
+        ));
+    }
     let ns = options.namespace.as_str();
+    // The plugin namespace is named only when it is not the operator's own.
+    let plugin_ns = options
+        .plugin_namespace
+        .as_deref()
+        .filter(|plugin_ns| *plugin_ns != ns);
     let to_value = |rules: Vec<PolicyRule>| serde_json::to_value(rules).unwrap_or(Value::Null);
     let subject = json!([{"kind": "ServiceAccount", "name": NAME, "namespace": ns}]);
     let mut objects = vec![
@@ -166,28 +219,40 @@ pub fn objects(options: &InstallOptions) -> Result<Vec<Value>, InstallError> {
                                 "metadata": {"name": NAME, "namespace": watched, "labels": labels()},
                                 "roleRef": role_ref, "subjects": subject}),
     });
-    objects.push(
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": NAME, "namespace": ns, "labels": labels()},
-        "rules": to_value(own_namespace_rules())}),
-    );
-    objects.push(
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": NAME, "namespace": ns, "labels": labels()},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
-        "subjects": subject}),
-    );
+    let own_rules = match plugin_ns {
+        None => own_namespace_rules(),
+        Some(_) => lease_rules(),
+    };
+    let mut roles = vec![(ns, own_rules)];
+    if let Some(plugin_ns) = plugin_ns {
+        roles.push((plugin_ns, plugin_rules()));
+    }
+    for (role_ns, rules) in roles {
+        objects.push(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": NAME, "namespace": role_ns, "labels": labels()},
+            "rules": to_value(rules)}),
+        );
+        objects.push(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": NAME, "namespace": role_ns, "labels": labels()},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+            "subjects": subject}),
+        );
+    }
 
-    let mut args = vec![
-        "run".to_owned(),
-        "--leader-elect".into(),
+    let mut args = vec!["run".to_owned()];
+    if options.leader_election {
+        args.push("--leader-elect".into());
+    }
+    args.extend([
         "--plugin-namespace".into(),
-        ns.into(),
+        plugin_ns.unwrap_or(ns).to_owned(),
         "--log-format".into(),
         "json".into(),
         "--plugin-cache-dir".into(),
         "/var/cache/portfolio-operator".into(),
-    ];
+    ]);
     if let Some(watched) = &options.watch_namespace {
         args.push("--namespace".into());
         args.push(watched.clone());
@@ -196,8 +261,12 @@ pub fn objects(options: &InstallOptions) -> Result<Vec<Value>, InstallError> {
         args.push("--allow-kind".into());
         args.push(kind);
     }
+    for (flag, value) in &options.run_flags {
+        args.push(flag.clone());
+        args.push(value.clone());
+    }
     let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
-    objects.push(json!({
+    let mut deployment = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": NAME, "namespace": ns, "labels": labels()},
         "spec": {
@@ -245,7 +314,12 @@ pub fn objects(options: &InstallOptions) -> Result<Vec<Value>, InstallError> {
                 },
             },
         },
-    }));
+    });
+    if !options.leader_election {
+        // A rolling update would run the new pod beside the old one.
+        deployment["spec"]["strategy"] = json!({"type": "Recreate"});
+    }
+    objects.push(deployment);
     if options.replicas > 1 {
         objects.push(
             json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
@@ -265,13 +339,15 @@ mod tests {
     use super::*;
 
     fn options() -> InstallOptions {
-        InstallOptions {
-            image: "registry.example/portfolio-operator:0.1.0".into(),
-            namespace: "portfolio-system".into(),
-            watch_namespace: None,
-            replicas: 2,
-            kinds: ChildKinds::default(),
-        }
+        InstallOptions::new("registry.example/portfolio-operator:0.1.0")
+    }
+
+    fn deployment_args(objects: &[Value]) -> String {
+        let deployment = objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("deployment");
+        deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string()
     }
 
     #[test]
@@ -410,5 +486,77 @@ mod tests {
         })
         .expect("objects");
         assert!(!one.iter().any(|o| o["kind"] == "PodDisruptionBudget"));
+    }
+
+    #[test]
+    fn another_plugin_namespace_gets_its_own_role() {
+        let all = objects(&InstallOptions {
+            plugin_namespace: Some("plugins".into()),
+            ..options()
+        })
+        .expect("objects");
+        let role = |namespace: &str| {
+            all.iter()
+                .find(|o| o["kind"] == "Role" && o["metadata"]["namespace"] == namespace)
+                .unwrap_or_else(|| panic!("a Role in {namespace}"))
+        };
+        let rules = |namespace: &str| -> Vec<PolicyRule> {
+            serde_json::from_value(role(namespace)["rules"].clone()).expect("rules")
+        };
+        assert_eq!(rules("portfolio-system"), lease_rules());
+        assert_eq!(rules("plugins"), plugin_rules());
+        let bindings = all
+            .iter()
+            .filter(|o| o["kind"] == "RoleBinding" && o["roleRef"]["kind"] == "Role")
+            .count();
+        assert_eq!(bindings, 2);
+        assert!(
+            deployment_args(&all).contains(r#""--plugin-namespace","plugins""#),
+            "{}",
+            deployment_args(&all)
+        );
+        // Naming the operator's own namespace changes nothing.
+        let same = objects(&InstallOptions {
+            plugin_namespace: Some("portfolio-system".into()),
+            ..options()
+        })
+        .expect("objects");
+        assert_eq!(same, objects(&options()).expect("objects"));
+    }
+
+    #[test]
+    fn without_leader_election_one_replica_is_replaced_not_rolled() {
+        let error = objects(&InstallOptions {
+            leader_election: false,
+            ..options()
+        })
+        .expect_err("two replicas without an election");
+        assert!(error.to_string().contains("--replicas 1"), "{error}");
+        let single = objects(&InstallOptions {
+            leader_election: false,
+            replicas: 1,
+            ..options()
+        })
+        .expect("objects");
+        assert!(!deployment_args(&single).contains("--leader-elect"));
+        let deployment = single
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("deployment");
+        assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    }
+
+    #[test]
+    fn run_flags_are_passed_after_the_others() {
+        let all = objects(&InstallOptions {
+            run_flags: vec![("--plugin-timeout-ms".into(), "250".into())],
+            ..options()
+        })
+        .expect("objects");
+        assert!(
+            deployment_args(&all).ends_with(r#""--plugin-timeout-ms","250"]"#),
+            "{}",
+            deployment_args(&all)
+        );
     }
 }

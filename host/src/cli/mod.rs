@@ -1,11 +1,13 @@
 //! The command line: commands and flags (here), and what each command does
 //! (`operate` runs the operator, `print` prints objects, `plugin` works with
-//! plugins, `runtime` sets the process and the plugin runtime up).
+//! plugins, `runtime` sets the process and the plugin runtime up, `version`
+//! says what this build is).
 
 mod operate;
 mod plugin;
 mod print;
 mod runtime;
+mod version;
 
 use std::path::PathBuf;
 
@@ -14,17 +16,29 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use runtime::init_logging;
 
 /// The operator's namespace, where plugin ConfigMaps are read from unless told otherwise.
-const DEFAULT_PLUGIN_NAMESPACE: &str = "portfolio-system";
+const DEFAULT_PLUGIN_NAMESPACE: &str = portfolio_operator::manifests::DEFAULT_NAMESPACE;
 
 /// A Kubernetes operator whose reconcile logic lives in sandboxed WebAssembly plugins.
+// clap's own `--version` prints a fixed string; ours loads the built-in
+// plugins to name their versions and digests, so it is a flag of its own
+// and the subcommand is optional (required unless `--version` is given).
 #[derive(Debug, Parser)]
-#[command(name = "portfolio-operator", version, about)]
+#[command(
+    name = "portfolio-operator",
+    about,
+    disable_version_flag = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
+    /// Print the version, the plugin contract version and the built-in
+    /// plugins' versions and digests.
+    #[arg(short = 'V', long)]
+    version: bool,
     /// Log line format on standard error.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -123,15 +137,106 @@ struct ManifestsArgs {
     /// Watch PortfolioApps in this namespace only [default: all namespaces].
     #[arg(long, value_name = "NS")]
     watch_namespace: Option<String>,
+    /// Read plugin ConfigMaps from this namespace (it must exist) [default: --namespace].
+    #[arg(long, value_name = "NS")]
+    plugin_namespace: Option<String>,
     /// Replicas: one leads, the others stand by.
     #[arg(long, value_name = "N", default_value_t = 2)]
     replicas: u16,
+    /// Run without leader election: exactly one replica, replaced (not
+    /// rolled) on update so that two never act at once.
+    #[arg(long)]
+    no_leader_elect: bool,
     /// Also grant (and pass to the operator) this child kind, as `run --allow-kind` takes it.
     #[arg(long, value_name = "APIVERSION/KIND")]
     allow_kind: Vec<portfolio_operator::kinds::ChildKind>,
+    /// Flags passed to `run` as they are; each is checked as `run` checks it.
+    #[command(flatten)]
+    run: RunFlags,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Yaml)]
     output: OutputFormat,
+}
+
+/// The flags of `run` that `manifests` passes on when given: the lease
+/// timing and the plugin limits (see `run --help`).
+#[derive(Debug, Args)]
+struct RunFlags {
+    /// Seconds a lease stays valid after the leader last renewed it [run's default: 15].
+    #[arg(long, value_name = "S", conflicts_with = "no_leader_elect")]
+    leader_elect_lease_seconds: Option<u64>,
+    /// Seconds before expiry at which the leader renews [run's default: 5].
+    #[arg(long, value_name = "S", conflicts_with = "no_leader_elect")]
+    leader_elect_grace_seconds: Option<u64>,
+    /// Default time budget of one plugin call, in milliseconds [run's default: 1000].
+    #[arg(long, value_name = "MS")]
+    plugin_timeout_ms: Option<u64>,
+    /// Default memory cap of one plugin call, in MiB [run's default: 64].
+    #[arg(long, value_name = "MIB")]
+    plugin_memory_mib: Option<usize>,
+    /// Largest memory cap any plugin registration may ask for, in MiB [run's default: 256].
+    #[arg(long, value_name = "MIB")]
+    plugin_max_memory_mib: Option<usize>,
+    /// Default cap on the output of one call, in KiB [run's default: 4096].
+    #[arg(long, value_name = "KIB")]
+    plugin_max_output_kib: Option<usize>,
+    /// Default cap on the objects one call may return [run's default: 256].
+    #[arg(long, value_name = "N")]
+    plugin_max_objects: Option<usize>,
+    /// Default WebAssembly stack of a plugin call, in KiB [run's default: 512].
+    #[arg(long, value_name = "KIB")]
+    plugin_stack_kib: Option<usize>,
+    /// Largest stack any plugin registration may ask for, in KiB [run's default: 1024].
+    #[arg(long, value_name = "KIB")]
+    plugin_max_stack_kib: Option<usize>,
+}
+
+impl RunFlags {
+    /// The given flags, as (`--flag`, value) pairs in a fixed order.
+    fn pairs(&self) -> Vec<(String, String)> {
+        let flags: [(&str, Option<String>); 9] = [
+            (
+                "--leader-elect-lease-seconds",
+                self.leader_elect_lease_seconds.map(|v| v.to_string()),
+            ),
+            (
+                "--leader-elect-grace-seconds",
+                self.leader_elect_grace_seconds.map(|v| v.to_string()),
+            ),
+            (
+                "--plugin-timeout-ms",
+                self.plugin_timeout_ms.map(|v| v.to_string()),
+            ),
+            (
+                "--plugin-memory-mib",
+                self.plugin_memory_mib.map(|v| v.to_string()),
+            ),
+            (
+                "--plugin-max-memory-mib",
+                self.plugin_max_memory_mib.map(|v| v.to_string()),
+            ),
+            (
+                "--plugin-max-output-kib",
+                self.plugin_max_output_kib.map(|v| v.to_string()),
+            ),
+            (
+                "--plugin-max-objects",
+                self.plugin_max_objects.map(|v| v.to_string()),
+            ),
+            (
+                "--plugin-stack-kib",
+                self.plugin_stack_kib.map(|v| v.to_string()),
+            ),
+            (
+                "--plugin-max-stack-kib",
+                self.plugin_max_stack_kib.map(|v| v.to_string()),
+            ),
+        ];
+        flags
+            .into_iter()
+            .filter_map(|(flag, value)| value.map(|value| (flag.to_owned(), value)))
+            .collect()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -261,7 +366,19 @@ struct RuntimeArgs {
 
 /// Run the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    if cli.version {
+        return version::print().await;
+    }
+    let Some(command) = cli.command else {
+        // What clap says of a missing subcommand: usage, and exit code 2.
+        <Cli as clap::CommandFactory>::command()
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a command is required (or --version)",
+            )
+            .exit()
+    };
+    match command {
         Command::Run(args) => operate::run(args).await,
         Command::Dev(args) => operate::dev(args).await,
         Command::Render(args) => print::render(args).await,

@@ -3,11 +3,13 @@
 use std::io::Write;
 
 use anyhow::Context;
+use clap::Parser;
 use portfolio_operator::decorate::DesiredObject;
+use portfolio_operator::manifests::InstallOptions;
 use portfolio_operator::policy::OutputPolicy;
 use portfolio_operator::render::{Renderer, to_json, to_yaml};
 
-use super::{ManifestsArgs, OutputFormat, RenderArgs};
+use super::{Cli, Command, ManifestsArgs, OutputFormat, RenderArgs};
 
 /// `render`: the objects the plugins produce for the files.
 pub(super) async fn render(args: RenderArgs) -> anyhow::Result<()> {
@@ -42,20 +44,46 @@ pub(super) fn manifests(args: ManifestsArgs) -> anyhow::Result<()> {
     for kind in args.allow_kind {
         kinds.add(kind).context("--allow-kind")?;
     }
-    let objects =
-        portfolio_operator::manifests::objects(&portfolio_operator::manifests::InstallOptions {
-            image: args.image,
-            namespace: args.namespace,
-            watch_namespace: args.watch_namespace,
-            replicas: args.replicas,
-            kinds,
-        })?;
+    let objects = portfolio_operator::manifests::objects(&InstallOptions {
+        namespace: args.namespace,
+        watch_namespace: args.watch_namespace,
+        replicas: args.replicas,
+        kinds,
+        plugin_namespace: args.plugin_namespace,
+        leader_election: !args.no_leader_elect,
+        run_flags: args.run.pairs(),
+        ..InstallOptions::new(args.image)
+    })?;
+    check_run_args(&objects)?;
     let text = match args.output {
         OutputFormat::Yaml => to_yaml(&objects),
         OutputFormat::Json => to_json(&objects),
     }
     .map_err(|e| anyhow::anyhow!("cannot format the manifests: {e}"))?;
     write_stdout(&text)
+}
+
+/// Parse the Deployment's arguments as `run` will and make its checks, so
+/// that flags `run` would refuse at start are refused here instead.
+fn check_run_args(objects: &[serde_json::Value]) -> anyhow::Result<()> {
+    let args = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["args"].as_array())
+        .context("the manifests have no operator Deployment")?;
+    let args = args.iter().filter_map(serde_json::Value::as_str);
+    let cli = Cli::try_parse_from(std::iter::once("portfolio-operator").chain(args))
+        .map_err(|e| anyhow::anyhow!("the operator would refuse its arguments: {e}"))?;
+    let Some(Command::Run(run)) = cli.command else {
+        anyhow::bail!("the operator's arguments do not start with `run`");
+    };
+    if run.leader_elect {
+        portfolio_operator::leader::check_timing(
+            run.leader_elect_lease_seconds,
+            run.leader_elect_grace_seconds,
+        )?;
+    }
+    run.runtime.check()
 }
 
 /// Write to standard output; a closed pipe (`| head`) is not an error worth a message.

@@ -10,8 +10,8 @@ use portfolio_operator::plugin::{Limits, Runtime, RuntimeConfig};
 use super::{Cli, Command, LogFormat, RuntimeArgs};
 
 impl RuntimeArgs {
-    /// The plugin runtime these flags describe.
-    pub(super) fn runtime(&self) -> anyhow::Result<Runtime> {
+    /// Refuse limits that cannot work, before anything starts.
+    pub(super) fn check(&self) -> anyhow::Result<()> {
         if !(1..=60_000).contains(&self.plugin_timeout_ms) {
             bail!("--plugin-timeout-ms must be between 1 and 60000");
         }
@@ -29,6 +29,12 @@ impl RuntimeArgs {
         if self.plugin_max_output_kib == 0 || self.plugin_max_objects == 0 {
             bail!("--plugin-max-output-kib and --plugin-max-objects must be at least 1");
         }
+        Ok(())
+    }
+
+    /// The plugin runtime these flags describe.
+    pub(super) fn runtime(&self) -> anyhow::Result<Runtime> {
+        self.check()?;
         let default_limits = Limits {
             timeout: Duration::from_millis(self.plugin_timeout_ms),
             memory_bytes: self.plugin_memory_mib << 20,
@@ -78,9 +84,9 @@ fn default_cache_dir() -> Option<PathBuf> {
 /// `run`, warn for the others).
 pub fn init_logging(cli: &Cli) {
     let default = match cli.command {
-        Command::Run(_) => "info,kube=warn",
+        Some(Command::Run(_)) => "info,kube=warn",
         // The live view is on standard output; only trouble goes to the log.
-        Command::Dev(_) => "warn",
+        Some(Command::Dev(_)) => "warn",
         // A one-shot command ends with one line saying what failed; the
         // client's own log of the same failure would come before it.
         _ => "warn,kube_client=off",

@@ -13,6 +13,7 @@ mod cache;
 mod cli;
 mod cluster_api;
 mod crds;
+mod deploy;
 mod dev;
 mod generator_properties;
 mod hostile;
