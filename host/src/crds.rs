@@ -31,7 +31,7 @@ pub enum InstallError {
     Apply {
         /// The CRD.
         name: String,
-        /// Why.
+        /// What the API server said.
         #[source]
         source: kube::Error,
     },

@@ -18,7 +18,7 @@ pub struct ResultLabels {
 /// Labels of a plugin call failure.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// CamelCase reason.
+    /// The failure's CamelCase reason (`PluginDeadlineExceeded`, `PluginTrapped`, …).
     pub reason: String,
 }
 

@@ -120,7 +120,7 @@ impl fmt::Display for RejectReason {
 pub enum RegistryEvent {
     /// A plugin became active under `key`, replacing `replaced` if there was one.
     Activated {
-        /// Its source.
+        /// Which kind of source (built-in, directory, ConfigMap).
         source: SourceKind,
         /// Its key within the source.
         key: String,
@@ -133,7 +133,7 @@ pub enum RegistryEvent {
     },
     /// The plugin under `key` is gone.
     Removed {
-        /// Its source.
+        /// Which kind of source (built-in, directory, ConfigMap).
         source: SourceKind,
         /// Its key within the source.
         key: String,
@@ -142,7 +142,7 @@ pub enum RegistryEvent {
     },
     /// A candidate under `key` failed its checks; whatever was active stays.
     Rejected {
-        /// Its source.
+        /// Which kind of source (built-in, directory, ConfigMap).
         source: SourceKind,
         /// Its key within the source.
         key: String,
@@ -179,7 +179,7 @@ fn available_hint(available: &[String]) -> String {
 /// One active plugin and where it came from.
 #[derive(Clone, Debug)]
 pub struct Registered {
-    /// Its source.
+    /// Which kind of source (built-in, directory, ConfigMap).
     pub source: SourceKind,
     /// Its key within the source.
     pub key: String,

@@ -58,7 +58,7 @@ pub enum EnvValue<'a> {
     Secret {
         /// The Secret.
         name: &'a str,
-        /// Its key.
+        /// The key within the Secret.
         key: &'a str,
     },
 }
@@ -66,9 +66,9 @@ pub enum EnvValue<'a> {
 /// An environment variable of the tool's container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Env<'a> {
-    /// Its name.
+    /// The variable's name.
     pub name: &'a str,
-    /// Its value.
+    /// A literal, or a reference to a Secret key.
     pub value: EnvValue<'a>,
 }
 

@@ -44,7 +44,7 @@ pub struct Summary<'a> {
 pub struct Fact<'a> {
     /// The member's name.
     pub key: &'a str,
-    /// Its value.
+    /// What the summary says of the member.
     pub value: Value,
 }
 
