@@ -232,10 +232,66 @@ async fn malformed_requests_get_status_errors() {
         (code, body["reason"].as_str()),
         (405, Some("MethodNotAllowed"))
     );
-    let (code, body) = c
-        .raw("GET", "/apis/nonexistent.example.com/v1/things", "", vec![])
+    // A path of a built-in group is claimed by its web service, which answers a Status;
+    // nothing claims a group nobody serves, and the handler chain ends in Go's plain
+    // `404 page not found` (apiserver's server/handler.go director, notfoundhandler).
+    for path in [
+        "/api/v1/things",
+        "/apis/apps/v1/things",
+        "/apis/apps/v9/things",
+    ] {
+        let (code, body) = c.raw("GET", path, "", vec![]).await;
+        assert_eq!(
+            (code, body["reason"].as_str()),
+            (404, Some("NotFound")),
+            "{path}"
+        );
+    }
+    let (code, headers, body) = c
+        .raw_with_headers("GET", "/apis/nonexistent.example.com/v1/things", "", vec![])
         .await;
-    assert_eq!((code, body["reason"].as_str()), (404, Some("NotFound")));
+    assert_eq!((code, body), (404, Value::Null), "not a Status");
+    assert!(
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{headers:?}"
+    );
+    // Options that Validate{Create,Patch}Options refuse are a 422 on the options kind
+    // (endpoints/handlers/create.go and patch.go; meta/v1/validation).
+    let (code, body) = c
+        .raw(
+            "POST",
+            &format!("{base}?dryRun=Yes"),
+            "application/json",
+            br#"{"metadata":{"name":"d"}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (code, body["details"]["kind"].as_str()),
+        (422, Some("CreateOptions")),
+        "{body}"
+    );
+    let (code, body) = c
+        .raw(
+            "PATCH",
+            &format!("{base}/p"),
+            "application/apply-patch+yaml",
+            br#"{"apiVersion":"v1","kind":"ConfigMap"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (code, body["details"]["kind"].as_str()),
+        (422, Some("PatchOptions")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(
+            |m| m.contains("fieldManager: Required value: is required for apply patch")
+        ),
+        "{body}"
+    );
     let (code, _) = c
         .raw(
             "GET",
