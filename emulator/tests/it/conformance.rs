@@ -597,6 +597,54 @@ async fn watch_list_with_initial_events_end_bookmark() {
 }
 
 #[tokio::test]
+async fn watch_initial_events_as_asked() {
+    // With the WatchList feature (on by default since 1.34) a watch from "" or "0" is
+    // defaulted to sendInitialEvents=true (SetListOptionsDefaults); an explicit false
+    // starts from now, and initial events need no bookmarks (the end bookmark does)
+    // (storage/cacher/watch_cache.go getAllEventsSinceLocked).
+    let c = Cluster::new().await;
+    c.create_cm("a").await;
+    let base = format!(
+        "/api/v1/namespaces/{}/configmaps?watch=true&timeoutSeconds=1",
+        c.ns
+    );
+    let lines = |v: Vec<u8>| -> Vec<Value> {
+        String::from_utf8_lossy(&v)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let watch = |query: &str| {
+        let req = http::Request::builder()
+            .uri(format!("{base}&{query}"))
+            .body(kube::client::Body::empty())
+            .unwrap();
+        let client = c.client.clone();
+        async move {
+            let resp = client.send(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            use http_body_util::BodyExt;
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        }
+    };
+    let added_a = |events: &[Value]| {
+        events
+            .iter()
+            .any(|e| e["type"] == "ADDED" && e["object"]["metadata"]["name"] == "a")
+    };
+    let events = lines(watch("sendInitialEvents=false&resourceVersionMatch=NotOlderThan").await);
+    assert!(!added_a(&events), "{events:?}");
+    let events = lines(watch("sendInitialEvents=true&resourceVersionMatch=NotOlderThan").await);
+    assert!(added_a(&events), "{events:?}");
+    assert!(events.iter().all(|e| e["type"] != "BOOKMARK"), "{events:?}");
+}
+
+#[tokio::test]
 async fn kube_runtime_watcher_and_reflector() {
     let c = Cluster::new().await;
     let api: Api<ConfigMap> = c.api();
@@ -1823,30 +1871,50 @@ async fn list_resource_version_semantics() {
         .collect();
     assert_eq!(names, c.with_base(&["a"]));
     assert_eq!(l.metadata.resource_version.as_deref(), Some(rv.as_str()));
-    let (code, _) = c
-        .raw(
-            "GET",
-            &format!(
-                "/api/v1/namespaces/{}/configmaps?resourceVersion=0&resourceVersionMatch=Exact",
-                c.ns
+    // ListOptions that ValidateListOptions refuses are a 422 on meta.k8s.io ListOptions
+    // (apimachinery/pkg/apis/meta/internalversion/validation, endpoints/handlers/get.go).
+    for (query, message) in [
+        (
+            "resourceVersion=0&resourceVersionMatch=Exact",
+            "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+        ),
+        (
+            "resourceVersionMatch=Exact",
+            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ),
+        (
+            "resourceVersion=1&resourceVersionMatch=Newest",
+            "Unsupported value: \"Newest\"",
+        ),
+        (
+            "sendInitialEvents=true",
+            "sendInitialEvents is forbidden for list",
+        ),
+    ] {
+        let (code, body) = c
+            .raw(
+                "GET",
+                &format!("/api/v1/namespaces/{}/configmaps?{query}", c.ns),
+                "",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            (
+                code,
+                body["reason"].as_str(),
+                body["details"]["kind"].as_str()
             ),
-            "",
-            vec![],
-        )
-        .await;
-    assert_eq!(code, 400);
-    let (code, _) = c
-        .raw(
-            "GET",
-            &format!(
-                "/api/v1/namespaces/{}/configmaps?resourceVersionMatch=Exact",
-                c.ns
-            ),
-            "",
-            vec![],
-        )
-        .await;
-    assert_eq!(code, 400);
+            (422, Some("Invalid"), Some("ListOptions")),
+            "{query}: {body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(message)),
+            "{query}: {body}"
+        );
+    }
 }
 
 #[tokio::test]
