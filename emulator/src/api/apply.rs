@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use super::ids::now;
 use super::managed::Op;
 use super::managed::{Manager, strip_tracked, sub_name};
-use super::meta::{meta, meta_str};
+use super::meta::meta;
 use super::validate::unknown_fields;
-use super::write::check_rv;
+use super::write::{check_name, check_rv};
 use super::{Api, Sub, WriteOptions, WriteResult};
 use crate::builtin_schema::schema_of;
 use crate::convert::to_version;
@@ -77,11 +77,11 @@ impl Api {
         }
         let mut inner = self.store.lock();
         let old = inner.get(&rt.storage, ns, name);
-        // Kubernetes checks the name of the merged object: a configuration
-        // without one keeps the live object's, but cannot create an object.
+        // Kubernetes checks the name of the merged object: a configuration without one
+        // keeps the live object's, but cannot create an object (the zero object it merges
+        // into has no name either).
         let mut config = config;
-        match meta_str(&config, "name").filter(|n| !n.is_empty()) {
-            Some(body) if body == name => {}
+        match meta(&config).get("name") {
             None if old.is_some() => {
                 if let Some(m) = config.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.insert("name".into(), Value::String(name.to_owned()));
@@ -89,12 +89,7 @@ impl Api {
                     o.insert("metadata".into(), json!({ "name": name }));
                 }
             }
-            body => {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({}) does not match the name on the URL ({name})",
-                    body.unwrap_or_default()
-                )));
-            }
+            merged => check_name(merged.and_then(Value::as_str).unwrap_or_default(), name)?,
         }
         if old.is_none() && sub == Sub::Status {
             return Err(ApiError::not_found(&rt.group, &rt.resource, name));

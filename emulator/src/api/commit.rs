@@ -48,6 +48,7 @@ impl Api {
             old.as_ref(),
             &mut new,
             opts.field_validation,
+            matches!(op, Op::Patch),
             &mut warnings,
         )?;
         check_name_and_meta(rt, name, &new, &mut errs);

@@ -140,8 +140,11 @@ pub(super) fn sub_name(sub: Sub) -> &'static str {
 pub(super) enum Op {
     /// A create: the manager's Update entry gets every field.
     Create,
-    /// An update or patch: the manager's Update entry gets the changed fields.
+    /// An update: the manager's Update entry gets the changed fields.
     Update,
+    /// A JSON, merge or strategic merge patch: recorded as an update; its decoding errors
+    /// are 422s.
+    Patch,
     /// Server-side apply, whose entries the apply computed.
     Apply(Vec<Manager>),
 }
@@ -165,7 +168,7 @@ pub(super) fn track(
     let subname = sub_name(sub);
     let managers = match op {
         Op::Apply(list) => list,
-        Op::Create | Op::Update => {
+        Op::Create | Op::Update | Op::Patch => {
             let base = Manager::parse(new);
             let changed =
                 changed_fields(old.map(strip_tracked).as_ref(), &strip_tracked(new), shape);

@@ -1402,9 +1402,39 @@ async fn crd_validation_defaulting_and_pruning() {
         )
         .await
         .unwrap_err();
-    let (code, _, msg) = api_err(e);
-    assert_eq!(code, 400);
-    assert!(msg.contains("unknown field \"spec.bogus\""), "{msg}");
+    // A patch's result that does not decode is a 422 on "patch"
+    // (endpoints/handlers/patch.go, applyPatchToCurrentObject).
+    let (code, reason, msg) = api_err(e);
+    assert_eq!((code, reason.as_str()), (422, "Invalid"), "{msg}");
+    assert!(
+        msg.contains("strict decoding error: unknown field \"spec.bogus\""),
+        "{msg}"
+    );
+    // A request body that does not decode is a 400 (create.go, transformDecodeError).
+    let body = json!({"apiVersion": ar.api_version, "kind": "Widget",
+        "metadata": {"name": "strict"}, "spec": {"image": "x", "bogus": 1}});
+    let (code, body) = c
+        .raw(
+            "POST",
+            &format!(
+                "/apis/{}/namespaces/{}/widgets?fieldValidation=Strict",
+                ar.api_version, c.ns
+            ),
+            "application/json",
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("strict decoding error: unknown field \"spec.bogus\"")),
+        "{body}"
+    );
     // Strategic merge patch is not supported for custom resources.
     let e = api
         .patch(
@@ -2477,9 +2507,10 @@ async fn deployment_and_pod_template_defaults() {
 
 #[tokio::test]
 async fn apply_without_a_name_updates_the_named_object_but_cannot_create_one() {
-    // Kubernetes checks the name of the merged object: a configuration that
-    // leaves the name out keeps the live one (kube-lease-manager renews its
-    // Lease so), but creates nothing.
+    // Kubernetes checks the name of the object it is about to store (endpoints/handlers
+    // rest.go checkName, called from patch.go applyPatch): an apply merges the
+    // configuration into the live object, whose name a nameless configuration keeps, but
+    // into an empty object when there is none, which has no name to keep.
     let c = Cluster::new().await;
     let api: Api<ConfigMap> = c.api();
     let nameless =
@@ -2490,9 +2521,9 @@ async fn apply_without_a_name_updates_the_named_object_but_cannot_create_one() {
             .unwrap_err(),
     );
     assert_eq!((code, reason.as_str()), (400, "BadRequest"), "{msg}");
-    assert!(
-        msg.contains("the name of the object () does not match the name on the URL (cm)"),
-        "{msg}"
+    assert_eq!(
+        msg,
+        "the name of the object (cm based on URL) was undeterminable: name must be provided"
     );
     api.create(&PostParams::default(), &cm("cm", json!({"was": "0"})))
         .await
@@ -2510,6 +2541,28 @@ async fn apply_without_a_name_updates_the_named_object_but_cannot_create_one() {
             .unwrap_err(),
     );
     assert_eq!(code, 400, "{msg}");
+    assert_eq!(
+        msg,
+        "the name of the object (other) does not match the name on the URL (cm)"
+    );
+    // An update (PUT) checks the body's own name (update.go).
+    let (code, body) = c
+        .raw(
+            "PUT",
+            &format!("/api/v1/namespaces/{}/configmaps/cm", c.ns),
+            "application/json",
+            serde_json::to_vec(&nameless("2")).unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (code, body["message"].as_str()),
+        (
+            400,
+            Some(
+                "the name of the object (cm based on URL) was undeterminable: name must be provided"
+            )
+        )
+    );
 }
 
 #[tokio::test]
