@@ -6,8 +6,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::ids::now;
-use super::managed::Op;
-use super::managed::{Manager, strip_tracked, sub_name};
+use super::managed::{Manager, Op, strip_tracked, sub_name, zero_of};
 use super::meta::meta;
 use super::validate::unknown_fields;
 use super::write::{check_name, check_rv};
@@ -111,10 +110,28 @@ impl Api {
         let schema = schema_of(rt);
         let config_for_fields =
             typed_configuration(&config, schema.as_deref(), shape, rt, ns, name)?;
-        let applied = fields_of(&strip_tracked(&config_for_fields), shape);
+        let applied = fields_of(&strip_tracked(&config_for_fields), shape, schema.as_deref());
         let merged = merge(&live, &config_for_fields, shape);
-        let managers = Manager::parse(&live);
-        let changed = changed_fields(Some(&strip_tracked(&live)), &strip_tracked(&merged), shape);
+        let zero = zero_of(schema.as_deref(), rt);
+        let mut managers = Manager::parse(&live);
+        if managers.is_empty() && old.is_some() {
+            // The first apply to an object without managed fields (they were reset) gives
+            // what it has to an Update manager, "before-first-apply", as Kubernetes does.
+            managers.push(Manager {
+                manager: "before-first-apply".into(),
+                operation: "Update".into(),
+                api_version: rt.api_version(),
+                time: now(),
+                subresource: String::new(),
+                fields: changed_fields(None, &strip_tracked(&live), shape, zero),
+            });
+        }
+        let changed = changed_fields(
+            Some(&strip_tracked(&live)),
+            &strip_tracked(&merged),
+            shape,
+            zero,
+        );
         let subname = sub_name(sub);
         let mut conflicts: Vec<(String, String, String)> = Vec::new();
         let mut new_managers = Vec::new();
@@ -157,11 +174,20 @@ impl Api {
         .difference(&others);
         let mut merged = merged;
         remove_fields(&mut merged, &to_remove);
+        // The applier's time moves only when the apply changes the object.
+        let previous_time = managers
+            .iter()
+            .find(|m| m.same(&manager, "Apply", subname))
+            .map(|m| m.time.clone());
+        let time = match previous_time {
+            Some(t) if strip_tracked(&merged) == strip_tracked(&live) => t,
+            _ => now(),
+        };
         new_managers.push(Manager {
             manager: manager.clone(),
             operation: "Apply".into(),
             api_version: rt.api_version(),
-            time: now(),
+            time,
             subresource: subname.to_string(),
             fields: applied,
         });

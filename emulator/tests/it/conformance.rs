@@ -1179,15 +1179,33 @@ async fn update_operations_track_managers() {
         )
         .await
         .unwrap();
-    let mf = o.metadata.managed_fields.unwrap();
-    let editor = mf
-        .iter()
-        .find(|m| m.manager.as_deref() == Some("editor"))
-        .expect("editor entry");
-    assert_eq!(editor.operation.as_deref(), Some("Update"));
-    assert!(serde_json::to_value(&editor.fields_v1).unwrap()["f:data"]["f:a"].is_object());
-    // The creator lost data.a to the editor (no creator entry left owning anything else).
-    assert!(mf.iter().all(|m| m.manager.as_deref() != Some("creator")));
+    // The creator added the `data` map itself, as structured-merge-diff's comparison with
+    // the empty ConfigMap counts it (`"f:data": {".": {}, "f:a": {}}`), and keeps it when
+    // the editor takes data.a (merge/update.go, Updater.update).
+    let fields: Vec<(String, String, Value)> = o
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            (
+                m.manager.unwrap_or_default(),
+                m.operation.unwrap_or_default(),
+                serde_json::to_value(m.fields_v1).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("creator".into(), "Update".into(), json!({"f:data": {}})),
+            (
+                "editor".into(),
+                "Update".into(),
+                json!({"f:data": {"f:a": {}}})
+            ),
+        ]
+    );
 }
 
 fn crd_manifest(group: &str) -> Value {
@@ -1947,49 +1965,97 @@ async fn list_resource_version_semantics() {
     }
 }
 
+fn managers(o: &ConfigMap) -> Vec<(String, String)> {
+    o.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn managed_fields_reset_and_kept() {
+    // Kubernetes 1.36 (managedfields/internal/fieldmanager.go, decodeLiveOrNew and
+    // isResetManagedFields; skipnonapplied.go): a write that leaves managedFields out keeps
+    // the stored entries; an empty list, or a list of one empty entry, resets them, and an
+    // update of an object without managers records none; the next apply first gives what
+    // the object has to "before-first-apply".
     let c = Cluster::new().await;
     let api: Api<ConfigMap> = c.api();
     let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mf"}, "data": {"a": "1"}});
     api.patch("mf", &PatchParams::apply("owner"), &Patch::Apply(cfg))
         .await
         .unwrap();
-    // An empty list keeps them.
+    let editor = PatchParams {
+        field_manager: Some("editor".into()),
+        ..Default::default()
+    };
     let o = api
-        .patch(
-            "mf",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"managedFields": []}, "data": {"b": "2"}})),
-        )
+        .patch("mf", &editor, &Patch::Merge(json!({"data": {"b": "2"}})))
         .await
         .unwrap();
-    assert!(
-        o.metadata
-            .managed_fields
-            .unwrap()
-            .iter()
-            .any(|m| m.manager.as_deref() == Some("owner"))
+    assert_eq!(
+        managers(&o),
+        [
+            ("owner".into(), "Apply".into()),
+            ("editor".into(), "Update".into())
+        ]
     );
-    // `[{}]` clears them (the writer of this request is recorded afresh).
-    let o = api
-        .patch(
-            "mf",
-            &PatchParams {
-                field_manager: Some("resetter".into()),
-                ..Default::default()
-            },
-            &Patch::Merge(json!({"metadata": {"managedFields": [{}]}})),
-        )
-        .await
-        .unwrap();
-    assert!(
-        o.metadata
-            .managed_fields
-            .unwrap_or_default()
-            .iter()
-            .all(|m| m.manager.as_deref() != Some("owner"))
-    );
+    for reset in [json!([]), json!([{}])] {
+        let o = api
+            .patch(
+                "mf",
+                &editor,
+                &Patch::Merge(json!({"metadata": {"managedFields": reset}, "data": {"c": "3"}})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(managers(&o), [], "{reset} resets them");
+        let o = api
+            .patch("mf", &editor, &Patch::Merge(json!({"data": {"c": "4"}})))
+            .await
+            .unwrap();
+        assert_eq!(
+            managers(&o),
+            [],
+            "an update tracks nothing without managers"
+        );
+        let apply = |a: &'static str| {
+            let api = api.clone();
+            async move {
+                let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "mf"}, "data": {"a": a}});
+                api.patch("mf", &PatchParams::apply("owner"), &Patch::Apply(cfg))
+                    .await
+            }
+        };
+        let (code, _, msg) = api_err(apply("5").await.unwrap_err());
+        assert_eq!(code, 409, "{msg}");
+        assert!(
+            msg.contains("conflict with \"before-first-apply\""),
+            "{msg}"
+        );
+        let o = apply("1").await.unwrap();
+        assert_eq!(
+            managers(&o),
+            [
+                ("owner".into(), "Apply".into()),
+                ("before-first-apply".into(), "Update".into())
+            ]
+        );
+        let before = o.metadata.managed_fields.unwrap()[1].clone();
+        assert_eq!(
+            serde_json::to_value(before.fields_v1).unwrap(),
+            json!({"f:data": {".": {}, "f:a": {}, "f:b": {}, "f:c": {}}}),
+            "shared with the owner, who set the same value"
+        );
+    }
 }
 
 #[tokio::test]
