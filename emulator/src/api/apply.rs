@@ -166,12 +166,10 @@ impl Api {
         let others = new_managers
             .iter()
             .fold(FieldSet::default(), |acc, m| acc.union(&m.fields));
-        let to_remove = widen_to_structs(
-            &previous.difference(&applied),
-            &applied.union(&others),
-            schema.as_deref(),
-        )
-        .difference(&others);
+        let kept = applied.union(&others);
+        let to_remove = widen_to_structs(&previous.difference(&applied), &kept, schema.as_deref())
+            .difference(&others)
+            .keeping_ancestors_of(&kept);
         let mut merged = merged;
         remove_fields(&mut merged, &to_remove);
         // The applier's time moves only when the apply changes the object.

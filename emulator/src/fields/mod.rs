@@ -136,6 +136,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_node_stays_while_anything_below_it_is_kept() {
+        // Applied as a map entry before (a looser schema), as a struct's fields now.
+        let before =
+            FieldSet::from_fields_v1(&json!({"f:spec": {".": {}, "f:a": {}, "f:b": {}}})).unwrap();
+        let now = FieldSet::from_fields_v1(&json!({"f:spec": {"f:a": {}}})).unwrap();
+        let removed = before.difference(&now).keeping_ancestors_of(&now);
+        assert_eq!(removed.paths(), vec![".spec.b"]);
+        let mut obj = json!({"spec": {"a": 1, "b": 2}});
+        remove_fields(&mut obj, &removed);
+        assert_eq!(obj, json!({"spec": {"a": 1}}));
+    }
+
     /// Random objects with built-in list types; `min` items in every list and map.
     fn arb_object_min(min: usize) -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
