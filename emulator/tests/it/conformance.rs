@@ -1217,12 +1217,14 @@ fn crd_manifest(group: &str) -> Value {
 }
 
 fn crd_base(group: &str) -> Value {
+    // Short names and categories are cluster-wide too: each test's are its own.
+    let id = group.split('.').next().unwrap_or_default().replace('-', "");
     json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": format!("widgets.{group}")},
         "spec": {
             "group": group, "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wdg"], "categories": ["conftest"]},
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": [format!("wdg{id}")], "categories": [format!("conftest{id}")]},
             "versions": [
                 {"name": "v1", "served": true, "storage": true,
                  "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
@@ -1256,6 +1258,7 @@ fn crd_base(group: &str) -> Value {
 async fn install_crd(c: &Cluster, group: &str) -> ApiResource {
     let crds: Api<DynamicObject> = Api::all_with(c.client.clone(), &ApiResource::erase::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(&()));
     let name = format!("widgets.{group}");
+    c.delete_at_end("customresourcedefinition", &name);
     crds.patch(
         &name,
         &PatchParams::apply("conftest").force(),
