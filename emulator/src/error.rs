@@ -99,6 +99,8 @@ pub struct Details {
     pub causes: Vec<Cause>,
     /// `details.retryAfterSeconds`.
     pub retry_after: Option<u32>,
+    /// Answered as Go's `http.NotFound` does (plain text), not as a Status.
+    pub plain: bool,
 }
 
 impl ApiError {
@@ -136,6 +138,16 @@ impl ApiError {
             "NotFound",
             "the server could not find the requested resource",
         )
+    }
+
+    /// A path no API handler claims: Kubernetes' handler chain ends in Go's
+    /// `http.NotFound`, a plain-text `404 page not found` rather than a Status
+    /// (apiserver/pkg/util/notfoundhandler). Unknown groups, and unknown versions and
+    /// resources of groups only CRDs serve, end there.
+    pub fn page_not_found() -> Self {
+        let mut e = ApiError::new(404, "NotFound", "404 page not found");
+        e.details.plain = true;
+        e
     }
 
     /// `<resource>.<group> "<name>" already exists` (409 AlreadyExists).

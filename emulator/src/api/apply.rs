@@ -6,11 +6,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::ids::now;
-use super::managed::Op;
-use super::managed::{Manager, strip_tracked, sub_name};
-use super::meta::{meta, meta_str};
+use super::managed::{Manager, Op, strip_tracked, sub_name, zero_of};
+use super::meta::meta;
 use super::validate::unknown_fields;
-use super::write::check_rv;
+use super::write::{check_name, check_rv};
 use super::{Api, Sub, WriteOptions, WriteResult};
 use crate::builtin_schema::schema_of;
 use crate::convert::to_version;
@@ -77,11 +76,11 @@ impl Api {
         }
         let mut inner = self.store.lock();
         let old = inner.get(&rt.storage, ns, name);
-        // Kubernetes checks the name of the merged object: a configuration
-        // without one keeps the live object's, but cannot create an object.
+        // Kubernetes checks the name of the merged object: a configuration without one
+        // keeps the live object's, but cannot create an object (the zero object it merges
+        // into has no name either).
         let mut config = config;
-        match meta_str(&config, "name").filter(|n| !n.is_empty()) {
-            Some(body) if body == name => {}
+        match meta(&config).get("name") {
             None if old.is_some() => {
                 if let Some(m) = config.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.insert("name".into(), Value::String(name.to_owned()));
@@ -89,12 +88,7 @@ impl Api {
                     o.insert("metadata".into(), json!({ "name": name }));
                 }
             }
-            body => {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({}) does not match the name on the URL ({name})",
-                    body.unwrap_or_default()
-                )));
-            }
+            merged => check_name(merged.and_then(Value::as_str).unwrap_or_default(), name)?,
         }
         if old.is_none() && sub == Sub::Status {
             return Err(ApiError::not_found(&rt.group, &rt.resource, name));
@@ -116,10 +110,28 @@ impl Api {
         let schema = schema_of(rt);
         let config_for_fields =
             typed_configuration(&config, schema.as_deref(), shape, rt, ns, name)?;
-        let applied = fields_of(&strip_tracked(&config_for_fields), shape);
+        let applied = fields_of(&strip_tracked(&config_for_fields), shape, schema.as_deref());
         let merged = merge(&live, &config_for_fields, shape);
-        let managers = Manager::parse(&live);
-        let changed = changed_fields(Some(&strip_tracked(&live)), &strip_tracked(&merged), shape);
+        let zero = zero_of(schema.as_deref(), rt);
+        let mut managers = Manager::parse(&live);
+        if managers.is_empty() && old.is_some() {
+            // The first apply to an object without managed fields (they were reset) gives
+            // what it has to an Update manager, "before-first-apply", as Kubernetes does.
+            managers.push(Manager {
+                manager: "before-first-apply".into(),
+                operation: "Update".into(),
+                api_version: rt.api_version(),
+                time: now(),
+                subresource: String::new(),
+                fields: changed_fields(None, &strip_tracked(&live), shape, zero),
+            });
+        }
+        let changed = changed_fields(
+            Some(&strip_tracked(&live)),
+            &strip_tracked(&merged),
+            shape,
+            zero,
+        );
         let subname = sub_name(sub);
         let mut conflicts: Vec<(String, String, String)> = Vec::new();
         let mut new_managers = Vec::new();
@@ -154,19 +166,26 @@ impl Api {
         let others = new_managers
             .iter()
             .fold(FieldSet::default(), |acc, m| acc.union(&m.fields));
-        let to_remove = widen_to_structs(
-            &previous.difference(&applied),
-            &applied.union(&others),
-            schema.as_deref(),
-        )
-        .difference(&others);
+        let kept = applied.union(&others);
+        let to_remove = widen_to_structs(&previous.difference(&applied), &kept, schema.as_deref())
+            .difference(&others)
+            .keeping_ancestors_of(&kept);
         let mut merged = merged;
         remove_fields(&mut merged, &to_remove);
+        // The applier's time moves only when the apply changes the object.
+        let previous_time = managers
+            .iter()
+            .find(|m| m.same(&manager, "Apply", subname))
+            .map(|m| m.time.clone());
+        let time = match previous_time {
+            Some(t) if strip_tracked(&merged) == strip_tracked(&live) => t,
+            _ => now(),
+        };
         new_managers.push(Manager {
             manager: manager.clone(),
             operation: "Apply".into(),
             api_version: rt.api_version(),
-            time: now(),
+            time,
             subresource: subname.to_string(),
             fields: applied,
         });

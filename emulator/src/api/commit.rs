@@ -40,7 +40,7 @@ impl Api {
         new["kind"] = json!(rt.kind);
         match &old {
             Some(old) => carry_over(rt, sub, old, &mut new),
-            None => initialize(rt, ns, name, matches!(op, Op::Apply(_)), &ts, &mut new),
+            None => initialize(rt, ns, name, &ts, &mut new),
         }
         self.type_defaults(rt, old.as_ref(), &mut new, inner.rv());
         let mut errs = check_schema(
@@ -48,6 +48,7 @@ impl Api {
             old.as_ref(),
             &mut new,
             opts.field_validation,
+            matches!(op, Op::Patch),
             &mut warnings,
         )?;
         check_name_and_meta(rt, name, &new, &mut errs);
@@ -117,8 +118,8 @@ impl Api {
 
 /// An update keeps what the endpoint does not write and what the system owns: the main
 /// resource never writes status, `/status` writes only status (and, for built-ins, what
-/// their status strategies let through); identity, timestamps and generation stay; absent
-/// managed fields stay.
+/// their status strategies let through); identity, timestamps and generation stay. (The
+/// request's managed fields are `managed::track`'s to judge.)
 fn carry_over(rt: &ResourceType, sub: Sub, old: &Value, new: &mut Value) {
     if rt.status && sub == Sub::Main {
         match old.get("status") {
@@ -132,7 +133,6 @@ fn carry_over(rt: &ResourceType, sub: Sub, old: &Value, new: &mut Value) {
     }
     if sub == Sub::Status {
         let status = new.get("status").cloned();
-        let mf = meta(new).get("managedFields").cloned();
         // Built-in status strategies reset the spec, not the metadata: annotations
         // written through /status stick (the deployment controller records its
         // revision annotation that way), and so do labels except on apps workloads,
@@ -161,9 +161,6 @@ fn carry_over(rt: &ResourceType, sub: Sub, old: &Value, new: &mut Value) {
                 None => m.remove("status"),
             };
         }
-        if let Some(mf) = mf {
-            meta_mut(new).insert("managedFields".into(), mf);
-        }
     }
     // Immutable and system-owned metadata.
     let om = meta(old).clone();
@@ -182,21 +179,11 @@ fn carry_over(rt: &ResourceType, sub: Sub, old: &Value, new: &mut Value) {
             None => m.remove(k),
         };
     }
-    // Absent, null or an empty list keeps the stored managers, as in Kubernetes
-    // (clients reset them with `[{}]`).
-    let keep = match m.get("managedFields") {
-        None | Some(Value::Null) => true,
-        Some(Value::Array(a)) => a.is_empty(),
-        Some(_) => false,
-    };
-    if keep && let Some(mf) = om.get("managedFields") {
-        m.insert("managedFields".into(), mf.clone());
-    }
 }
 
 /// A created object gets its identity: uid, creationTimestamp, name and namespace; status
-/// only through `/status`; managed fields only from an apply.
-fn initialize(rt: &ResourceType, ns: &str, name: &str, applied: bool, ts: &str, new: &mut Value) {
+/// only through `/status`.
+fn initialize(rt: &ResourceType, ns: &str, name: &str, ts: &str, new: &mut Value) {
     if rt.status
         && let Value::Object(m) = new
     {
@@ -219,9 +206,6 @@ fn initialize(rt: &ResourceType, ns: &str, name: &str, applied: bool, ts: &str, 
         m.remove("namespace");
     }
     m.insert("name".into(), json!(name));
-    if !applied {
-        m.remove("managedFields");
-    }
 }
 
 /// `metadata.generation`: 1 on create, bumped on any change outside metadata (and status,

@@ -71,7 +71,12 @@ impl Api {
                 vec![Cause::not_supported(
                     "propagationPolicy",
                     &json!(policy),
-                    &[json!("Foreground"), json!("Background"), json!("Orphan")],
+                    &[
+                        json!("Foreground"),
+                        json!("Background"),
+                        json!("Orphan"),
+                        json!("nil"),
+                    ],
                 )],
             ));
         }

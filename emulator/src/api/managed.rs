@@ -5,8 +5,10 @@ use serde_json::{Value, json};
 
 use super::Sub;
 use super::meta::{meta, meta_mut};
-use crate::fields::{FieldSet, Shape, changed_fields, fields_of};
+use crate::builtin_schema::schema_of;
+use crate::fields::{FieldSet, Shape, Zero, all_fields, changed_fields};
 use crate::registry::ResourceType;
+use crate::schema::Schema;
 
 /// Fields server-side apply and update tracking never assign to a manager.
 const STRIPPED_META: &[&str] = &[
@@ -52,32 +54,38 @@ pub(super) struct Manager {
 }
 
 impl Manager {
-    /// The entries of an object's `metadata.managedFields`; malformed ones are dropped.
+    /// The entries of a stored object's `metadata.managedFields` (always well-formed: the
+    /// emulator wrote them).
     pub(super) fn parse(v: &Value) -> Vec<Manager> {
-        let Some(list) = meta(v).get("managedFields").and_then(Value::as_array) else {
-            return Vec::new();
-        };
+        meta(v)
+            .get("managedFields")
+            .and_then(Value::as_array)
+            .and_then(|list| Manager::decode(list))
+            .unwrap_or_default()
+    }
+
+    /// Decodes a list of entries as Kubernetes does, all or nothing: each needs operation
+    /// `Apply` or `Update`, an apiVersion, fieldsType `FieldsV1` and a decodable `fieldsV1`.
+    fn decode(list: &[Value]) -> Option<Vec<Manager>> {
+        let text = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
         list.iter()
-            .filter_map(|e| {
+            .map(|e| {
+                let operation = text(e, "operation").filter(|o| o == "Apply" || o == "Update")?;
+                let api_version = text(e, "apiVersion").filter(|v| !v.is_empty())?;
+                if e.get("fieldsType").and_then(Value::as_str) != Some("FieldsV1") {
+                    return None;
+                }
+                let fields = match e.get("fieldsV1") {
+                    None | Some(Value::Null) => FieldSet::default(),
+                    Some(f) => FieldSet::from_fields_v1(f)?,
+                };
                 Some(Manager {
-                    manager: e.get("manager")?.as_str()?.to_string(),
-                    operation: e.get("operation")?.as_str()?.to_string(),
-                    api_version: e
-                        .get("apiVersion")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    time: e
-                        .get("time")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    subresource: e
-                        .get("subresource")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    fields: FieldSet::from_fields_v1(e.get("fieldsV1").unwrap_or(&json!({})))?,
+                    manager: text(e, "manager").unwrap_or_default(),
+                    operation,
+                    api_version,
+                    time: text(e, "time").unwrap_or_default(),
+                    subresource: text(e, "subresource").unwrap_or_default(),
+                    fields,
                 })
             })
             .collect()
@@ -88,10 +96,12 @@ impl Manager {
             "manager": self.manager,
             "operation": self.operation,
             "apiVersion": self.api_version,
-            "time": self.time,
             "fieldsType": "FieldsV1",
             "fieldsV1": self.fields.to_fields_v1(),
         });
+        if !self.time.is_empty() {
+            v["time"] = json!(self.time);
+        }
         if !self.subresource.is_empty() {
             v["subresource"] = json!(self.subresource);
         }
@@ -104,20 +114,26 @@ impl Manager {
     }
 }
 
-/// Writes the entries into `metadata.managedFields`, dropping empty ones.
-fn write_managers(obj: &mut Value, mut managers: Vec<Manager>, old: &[Manager]) {
+/// Writes the entries into `metadata.managedFields`, dropping empty ones, in Kubernetes'
+/// order (Apply before Update, then by time, manager, apiVersion and subresource).
+fn write_managers(obj: &mut Value, mut managers: Vec<Manager>) {
     managers.retain(|m| !m.fields.is_empty());
-    // Entries whose set did not change keep their time, so a no-op write stays a no-op.
-    for m in &mut managers {
-        if let Some(o) = old
-            .iter()
-            .find(|o| o.same(&m.manager, &m.operation, &m.subresource))
-            && o.fields == m.fields
-            && o.api_version == m.api_version
-        {
-            m.time = o.time.clone();
-        }
-    }
+    managers.sort_by(|p, q| {
+        (
+            &p.operation,
+            &p.time,
+            &p.manager,
+            &p.api_version,
+            &p.subresource,
+        )
+            .cmp(&(
+                &q.operation,
+                &q.time,
+                &q.manager,
+                &q.api_version,
+                &q.subresource,
+            ))
+    });
     let list: Vec<Value> = managers.iter().map(Manager::to_json).collect();
     let meta = meta_mut(obj);
     if list.is_empty() {
@@ -140,15 +156,57 @@ pub(super) fn sub_name(sub: Sub) -> &'static str {
 pub(super) enum Op {
     /// A create: the manager's Update entry gets every field.
     Create,
-    /// An update or patch: the manager's Update entry gets the changed fields.
+    /// An update: the manager's Update entry gets the changed fields.
     Update,
+    /// A JSON, merge or strategic merge patch: recorded as an update; its decoding errors
+    /// are 422s.
+    Patch,
     /// Server-side apply, whose entries the apply computed.
     Apply(Vec<Manager>),
 }
 
+/// What Kubernetes compares a write with when the object did not exist: the kind's zero
+/// value (see [`Zero`]).
+pub(super) fn zero_of<'s>(schema: Option<&'s Schema>, rt: &ResourceType) -> Zero<'s> {
+    Zero {
+        builtin: schema.filter(|_| !rt.custom),
+    }
+}
+
+/// The managers an update or patch starts from, as Kubernetes decides them from the request
+/// object's `metadata.managedFields`: absent, or not decodable, keeps the stored ones; an
+/// empty list or a list of one empty entry resets them; a decodable list replaces them.
+/// Writes to a subresource always keep the stored ones.
+fn requested_managers(old: Option<&Value>, new: &Value, sub: Sub) -> Vec<Manager> {
+    let live = || old.map(Manager::parse).unwrap_or_default();
+    if sub != Sub::Main {
+        return live();
+    }
+    let Some(Value::Array(list)) = meta(new).get("managedFields") else {
+        return live();
+    };
+    let zero_entry = |e: &Value| {
+        e.as_object().is_some_and(|m| {
+            m.values()
+                .all(|v| v.is_null() || v == "" || v == &json!({}))
+        })
+    };
+    match list.as_slice() {
+        [] => Vec::new(),
+        [e] if zero_entry(e) => Vec::new(),
+        _ => match Manager::decode(list) {
+            Some(m) if !m.is_empty() => m,
+            _ => live(),
+        },
+    }
+}
+
 /// Records a write in `new`'s `metadata.managedFields`: an apply's entries as computed, or
-/// for a create or update the changed fields moved from other managers to `manager`'s Update
-/// entry; every entry keeps only fields the object has. Unchanged entries keep their time.
+/// for a create or update what the write changed (structured-merge-diff's comparison with
+/// the stored object, or with the zero value on create) moved from other managers to
+/// `manager`'s Update entry; every entry keeps only fields the object has. An update of an
+/// object whose managers were reset records nothing (Kubernetes tracks again from the next
+/// apply, or a create).
 pub(super) fn track(
     rt: &ResourceType,
     old: Option<&Value>,
@@ -161,14 +219,22 @@ pub(super) fn track(
     let shape = Shape {
         schema: rt.schema.as_deref(),
     };
-    let old_managers = old.map(Manager::parse).unwrap_or_default();
+    let schema = schema_of(rt);
     let subname = sub_name(sub);
     let managers = match op {
         Op::Apply(list) => list,
-        Op::Create | Op::Update => {
-            let base = Manager::parse(new);
-            let changed =
-                changed_fields(old.map(strip_tracked).as_ref(), &strip_tracked(new), shape);
+        Op::Create | Op::Update | Op::Patch => {
+            let base = requested_managers(old, new, sub);
+            if base.is_empty() && old.is_some() {
+                meta_mut(new).remove("managedFields");
+                return;
+            }
+            let changed = changed_fields(
+                old.map(strip_tracked).as_ref(),
+                &strip_tracked(new),
+                shape,
+                zero_of(schema.as_deref(), rt),
+            );
             let mut list: Vec<Manager> = base
                 .into_iter()
                 .map(|mut m| {
@@ -178,25 +244,27 @@ pub(super) fn track(
                     m
                 })
                 .collect();
-            match list.iter_mut().find(|m| m.same(manager, "Update", subname)) {
-                Some(m) => {
-                    m.fields = m.fields.union(&changed);
-                    m.api_version = rt.api_version();
-                    m.time = ts.to_string();
+            if !changed.is_empty() {
+                match list.iter_mut().find(|m| m.same(manager, "Update", subname)) {
+                    Some(m) => {
+                        m.fields = m.fields.union(&changed);
+                        m.api_version = rt.api_version();
+                        m.time = ts.to_string();
+                    }
+                    None => list.push(Manager {
+                        manager: manager.to_string(),
+                        operation: "Update".into(),
+                        api_version: rt.api_version(),
+                        time: ts.to_string(),
+                        subresource: subname.to_string(),
+                        fields: changed,
+                    }),
                 }
-                None => list.push(Manager {
-                    manager: manager.to_string(),
-                    operation: "Update".into(),
-                    api_version: rt.api_version(),
-                    time: ts.to_string(),
-                    subresource: subname.to_string(),
-                    fields: changed,
-                }),
             }
             list
         }
     };
-    let present = fields_of(&strip_tracked(new), shape);
+    let present = all_fields(&strip_tracked(new), shape);
     let managers: Vec<Manager> = managers
         .into_iter()
         .map(|mut m| {
@@ -204,5 +272,5 @@ pub(super) fn track(
             m
         })
         .collect();
-    write_managers(new, managers, &old_managers);
+    write_managers(new, managers);
 }

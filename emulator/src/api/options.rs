@@ -1,6 +1,8 @@
 //! Tunables, request options and results of the in-process API.
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, Cause};
 
 /// Tunables of one emulator.
 #[derive(Debug, Clone)]
@@ -89,6 +91,94 @@ pub struct ListOptions {
     pub allow_bookmarks: bool,
     /// `sendInitialEvents`.
     pub send_initial_events: Option<bool>,
+}
+
+impl ListOptions {
+    /// Kubernetes' defaults and checks of a list's or watch's options
+    /// (`SetListOptionsDefaults` with the WatchList feature on, as since 1.34, then
+    /// `ValidateListOptions`, apimachinery/pkg/apis/meta/internalversion): a watch from
+    /// `""` or `"0"` that chooses neither `sendInitialEvents` nor `resourceVersionMatch`
+    /// sends initial events; what the checks refuse is a 422 on `ListOptions`.
+    pub(super) fn defaulted_and_checked(&self, watch: bool) -> Result<ListOptions, ApiError> {
+        let mut o = self.clone();
+        let rv = self.resource_version.as_deref().unwrap_or_default();
+        let continued = o.continue_token.as_deref().is_some_and(|c| !c.is_empty());
+        if watch
+            && o.send_initial_events.is_none()
+            && o.resource_version_match
+                .as_deref()
+                .is_none_or(str::is_empty)
+            && (rv.is_empty() || rv == "0")
+        {
+            o.send_initial_events = Some(true);
+            o.resource_version_match = Some("NotOlderThan".into());
+        }
+        let rv_match = o.resource_version_match.as_deref().unwrap_or_default();
+        let mut errs = Vec::new();
+        let forbidden = |detail: &str| Cause::forbidden("resourceVersionMatch", detail);
+        if watch {
+            if o.send_initial_events.is_some() && rv_match != "NotOlderThan" {
+                errs.push(forbidden(
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                ));
+            }
+            if !rv_match.is_empty() {
+                if o.send_initial_events.is_none() {
+                    errs.push(forbidden(
+                        "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                    ));
+                }
+                if rv_match != "NotOlderThan" {
+                    errs.push(Cause::not_supported(
+                        "resourceVersionMatch",
+                        &json!(rv_match),
+                        &[json!("NotOlderThan")],
+                    ));
+                }
+                if continued {
+                    errs.push(forbidden(
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    ));
+                }
+            }
+        } else {
+            if !rv_match.is_empty() {
+                if rv.is_empty() {
+                    errs.push(forbidden(
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    ));
+                }
+                if continued {
+                    errs.push(forbidden(
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    ));
+                }
+                if rv_match != "Exact" && rv_match != "NotOlderThan" {
+                    errs.push(Cause::not_supported(
+                        "resourceVersionMatch",
+                        &json!(rv_match),
+                        &[json!("Exact"), json!("NotOlderThan"), json!("")],
+                    ));
+                }
+                if rv_match == "Exact" && rv == "0" {
+                    errs.push(forbidden(
+                        "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    ));
+                }
+            }
+            if o.send_initial_events.is_some() {
+                errs.push(Cause::forbidden(
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for list",
+                ));
+            }
+        }
+        if errs.is_empty() {
+            Ok(o)
+        } else {
+            Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", errs))
+        }
+    }
 }
 
 /// The result of a write.

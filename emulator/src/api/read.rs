@@ -27,6 +27,7 @@ impl Api {
         ns: Option<&str>,
         o: &ListOptions,
     ) -> Result<Value, ApiError> {
+        let o = &o.defaulted_and_checked(false)?;
         let filter = self.filter(rt, ns, o)?;
         let parsed_rv = parse_rv(o.resource_version.as_deref())?;
         let (start_rv, start_key) = match &o.continue_token {
@@ -39,22 +40,7 @@ impl Api {
         let inner = self.store.lock();
         let at = match (start_rv, o.resource_version_match.as_deref(), parsed_rv) {
             (Some(rv), _, _) => Some(rv),
-            (None, Some("Exact"), Some(0)) => {
-                return Err(ApiError::bad_request(
-                    "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
-                ));
-            }
             (None, Some("Exact"), Some(rv)) => Some(rv),
-            (None, Some("Exact"), None) => {
-                return Err(ApiError::bad_request(
-                    "resourceVersionMatch=Exact requires a resourceVersion",
-                ));
-            }
-            (None, Some("NotOlderThan"), None) => {
-                return Err(ApiError::bad_request(
-                    "resourceVersionMatch=NotOlderThan requires a resourceVersion",
-                ));
-            }
             (None, Some("NotOlderThan") | None, Some(rv)) if rv > inner.rv() => {
                 return Err(ApiError::new(
                     504,
@@ -64,11 +50,6 @@ impl Api {
                         inner.rv()
                     ),
                 ));
-            }
-            (None, Some(m), _) if m != "NotOlderThan" && m != "Exact" => {
-                return Err(ApiError::bad_request(format!(
-                    "resourceVersionMatch: Unsupported value: \"{m}\": supported values: \"Exact\", \"NotOlderThan\""
-                )));
             }
             _ => None,
         };

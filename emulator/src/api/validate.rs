@@ -12,29 +12,38 @@ use crate::schema::Schema;
 use crate::validation::{NameRule, name_rule, validate_meta, validate_name};
 
 /// Prunes what the schema does not declare (refused or warned as `validation` says), applies
-/// the schema's defaults and validates; answers the validation errors (a 422 to be), or a 400
-/// for what Kubernetes already refuses when decoding a built-in kind.
+/// the schema's defaults and validates; answers the validation errors (a 422 to be), or the
+/// error Kubernetes already gives when decoding the object: a 400 for a request body, a 422
+/// for the result of a patch (endpoints/handlers/patch.go, `applyPatchToCurrentObject`).
 pub(super) fn check_schema(
     rt: &ResourceType,
     old: Option<&Value>,
     new: &mut Value,
     validation: FieldValidation,
+    patched: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Cause>, ApiError> {
     let Some(schema) = schema_of(rt) else {
         return Ok(Vec::new());
     };
     let before = new.clone();
+    let decoding_error = |detail: String| {
+        if patched {
+            patch_error(&before, &detail)
+        } else {
+            ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {detail}",
+                rt.kind, rt.version, rt.kind
+            ))
+        }
+    };
     schema.prune(new, true);
     let unknown = unknown_fields(&before, new, "");
     if !unknown.is_empty() {
         match validation {
             FieldValidation::Strict => {
-                return Err(ApiError::bad_request(format!(
-                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                    rt.kind,
-                    rt.version,
-                    rt.kind,
+                return Err(decoding_error(format!(
+                    "strict decoding error: {}",
                     unknown
                         .iter()
                         .map(|f| format!("unknown field \"{f}\""))
@@ -56,10 +65,7 @@ pub(super) fn check_schema(
     if !rt.custom
         && let Some(c) = errs.iter().find(|c| c.message.contains("must be of type"))
     {
-        return Err(ApiError::bad_request(format!(
-            "{} in version \"{}\" cannot be handled as a {}: {}: {}",
-            rt.kind, rt.version, rt.kind, c.field, c.message
-        )));
+        return Err(decoding_error(format!("{}: {}", c.field, c.message)));
     }
     // Validation ratcheting (Kubernetes 1.30+, GA in 1.33): an update may keep a value that
     // fails the schema as long as it leaves that value unchanged.
@@ -72,6 +78,23 @@ pub(super) fn check_schema(
         crate::cel::validate(&schema, new, old, &mut errs, warnings);
     }
     Ok(errs)
+}
+
+/// A patched object that does not decode: `"" is invalid: patch: Invalid value: "<the
+/// patched object>": <why>` (422, no kind or name).
+fn patch_error(patched: &Value, detail: &str) -> ApiError {
+    let mut e = ApiError::invalid(
+        "",
+        "",
+        "",
+        vec![Cause::invalid(
+            "patch",
+            &Value::String(patched.to_string()),
+            detail,
+        )],
+    );
+    e.details.kind = None;
+    e
 }
 
 /// The name rule of the resource and Kubernetes' metadata validation (labels, annotations,

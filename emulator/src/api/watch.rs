@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 use super::read::parse_rv;
 use super::{Api, Filter, ListOptions};
 use crate::convert::to_version;
-use crate::error::{ApiError, Cause};
+use crate::error::ApiError;
 use crate::registry::ResourceType;
 use crate::store::Event;
 
@@ -64,38 +64,16 @@ impl Api {
         ns: Option<&str>,
         o: &ListOptions,
     ) -> Result<(Watch, Filter), ApiError> {
+        let o = &o.defaulted_and_checked(true)?;
         let mut filter = self.filter(rt, ns, o)?;
         let rv = parse_rv(o.resource_version.as_deref())?;
         let send_initial = o.send_initial_events.unwrap_or(false);
-        if send_initial && !o.allow_bookmarks {
-            return Err(ApiError::invalid(
-                "meta.k8s.io",
-                "ListOptions",
-                "",
-                vec![Cause::forbidden(
-                    "allowWatchBookmarks",
-                    "sendInitialEvents requires setting allowWatchBookmarks to true",
-                )],
-            ));
-        }
-        if o.send_initial_events.is_some()
-            && o.resource_version_match.as_deref() != Some("NotOlderThan")
-        {
-            return Err(ApiError::invalid(
-                "meta.k8s.io",
-                "ListOptions",
-                "",
-                vec![Cause::forbidden(
-                    "resourceVersionMatch",
-                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                )],
-            ));
-        }
         let inner = self.store.lock();
         let rx = self.store.subscribe();
         let current = inner.rv();
-        let synthetic =
-            send_initial || rv.is_none() || rv == Some(0) && o.send_initial_events.is_none();
+        // Initial events are the current state (at least as new as `rv`); without them
+        // a watch replays from `rv`, or starts now when `rv` is unset or 0.
+        let synthetic = send_initial;
         let initial = if synthetic {
             inner
                 .list_current(&rt.storage, ns)
@@ -107,7 +85,7 @@ impl Api {
                 })
                 .collect()
         } else {
-            let from = rv.unwrap_or(current);
+            let from = rv.filter(|rv| *rv != 0).unwrap_or(current);
             filter.after = from;
             match inner.events_since(from) {
                 Some(events) => events.iter().filter_map(|e| filter.apply(e)).collect(),
@@ -127,7 +105,7 @@ impl Api {
                 initial,
                 rx,
                 rv: current,
-                initial_end_bookmark: send_initial,
+                initial_end_bookmark: send_initial && o.allow_bookmarks,
             },
             filter,
         ))

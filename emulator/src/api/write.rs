@@ -102,12 +102,7 @@ impl Api {
         }
         Self::check_body_type(rt, &body)?;
         Self::check_namespace(rt, ns, &body)?;
-        let body_name = meta_str(&body, "name").unwrap_or_default();
-        if body_name != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
-        }
+        check_name(meta_str(&body, "name").unwrap_or_default(), name)?;
         let manager = Self::manager(opts)?;
         let mut inner = self.store.lock();
         let old = stored(&inner, rt, ns, name)?;
@@ -193,12 +188,7 @@ impl Api {
             ));
         }
         check_rv(rt, name, &patched, &old)?;
-        if meta_str(&patched, "name") != Some(name) {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                meta_str(&patched, "name").unwrap_or_default()
-            )));
-        }
+        check_name(meta_str(&patched, "name").unwrap_or_default(), name)?;
         if sub == Sub::Scale {
             let replicas = requested_replicas(&patched, name)?;
             return self.commit_scale(&mut inner, rt, ns, name, old_v, replicas, &manager, opts);
@@ -215,7 +205,7 @@ impl Api {
             Some(old_v),
             patched,
             sub,
-            Op::Update,
+            Op::Patch,
             &manager,
             opts,
         )
@@ -317,6 +307,22 @@ impl Api {
         }
         Ok(m)
     }
+}
+
+/// The name of the object written (the body of an update, the patched or applied object)
+/// must be the URL's, as Kubernetes' `checkName` (endpoints/handlers/rest.go) answers.
+pub(super) fn check_name(object_name: &str, url_name: &str) -> Result<(), ApiError> {
+    if object_name.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({url_name} based on URL) was undeterminable: name must be provided"
+        )));
+    }
+    if object_name != url_name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({object_name}) does not match the name on the URL ({url_name})"
+        )));
+    }
+    Ok(())
 }
 
 /// Optimistic concurrency: a resourceVersion the body carries must be the stored one (409).

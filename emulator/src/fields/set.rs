@@ -138,6 +138,26 @@ impl FieldSet {
         out
     }
 
+    /// `self` without the membership of nodes below which `kept` still has paths: server-side
+    /// apply adds back what anyone owns after removing what a manager stopped applying, so
+    /// such a node stays (with what is kept in it).
+    pub fn keeping_ancestors_of(&self, kept: &FieldSet) -> FieldSet {
+        let mut out = FieldSet {
+            member: self.member && kept.children.values().all(FieldSet::is_empty),
+            children: BTreeMap::new(),
+        };
+        for (k, c) in &self.children {
+            let d = match kept.children.get(k) {
+                Some(o) => c.keeping_ancestors_of(o),
+                None => c.clone(),
+            };
+            if !d.is_empty() {
+                out.children.insert(k.clone(), d);
+            }
+        }
+        out
+    }
+
     /// Removes the top-level field `name` (and everything below it).
     pub fn without_field(&self, name: &str) -> FieldSet {
         let mut out = self.clone();

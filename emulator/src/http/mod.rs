@@ -176,7 +176,10 @@ async fn route(
         }
         ["api"] => get_only(discovery::api_versions(&state.addr)),
         ["apis"] => get_only(discovery::api_groups(&reg)),
-        ["apis", g] => get_only(discovery::api_group(&reg, g).ok_or_else(ApiError::no_route)?),
+        // Built-in groups are always served, so an unknown group is one nothing claims.
+        ["apis", g] => {
+            get_only(discovery::api_group(&reg, g).ok_or_else(ApiError::page_not_found)?)
+        }
         ["openapi", "v2"] => {
             let accept = headers
                 .get(header::ACCEPT)
@@ -204,12 +207,11 @@ async fn route(
         ["api", "v1", rest @ ..] => {
             resource(state, method, "", "v1", rest, query, headers, body).await
         }
-        ["api", v, ..] => {
-            Err(ApiError::not_found("", "version", v)).map_err(|_| ApiError::no_route())
-        }
+        // Kubernetes' `/api` web service claims every path below it.
+        ["api", ..] => Err(ApiError::no_route()),
         ["apis", g, v, rest @ ..] => {
             resource(state, method, g, v, rest, query, headers, body).await
         }
-        _ => Err(ApiError::no_route()),
+        _ => Err(ApiError::page_not_found()),
     }
 }

@@ -3,11 +3,11 @@
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, header};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::body::decode_body;
 use crate::api::{DeleteOptions, FieldValidation, ListOptions, WriteOptions};
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 
 /// Decodes `%xx` escapes of a path segment; malformed escapes stay as they are.
 pub(super) fn percent_decode(s: &str) -> String {
@@ -47,6 +47,15 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a parameter, in order.
+    pub(super) fn all(&self, k: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// A boolean parameter (`true`/`1`, `false`/`0`/empty; 400 otherwise).
     pub(super) fn flag(&self, k: &str) -> Result<bool, ApiError> {
         match self.get(k) {
@@ -60,44 +69,117 @@ impl Query {
 }
 
 /// The field manager of a write that names none: the client's product, as Kubernetes takes
-/// it from the user agent.
+/// it from the user agent (printable characters, at most 128 bytes; `unknown` if none).
 fn default_manager(headers: &HeaderMap) -> String {
-    headers
+    let ua = headers
         .get(header::USER_AGENT)
         .and_then(|h| h.to_str().ok())
-        .map(|ua| ua.split('/').next().unwrap_or(ua).to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+        .unwrap_or_default();
+    let mut m = String::new();
+    for c in ua.split('/').next().unwrap_or_default().chars() {
+        if c.is_control() {
+            continue;
+        }
+        if m.len() + c.len_utf8() > 128 {
+            break;
+        }
+        m.push(c);
+    }
+    if m.is_empty() { "unknown".into() } else { m }
 }
 
-/// `dryRun`, `fieldManager`, `force` and `fieldValidation` of a write.
-pub(super) fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
-    let dry_run = match q.get("dryRun") {
-        None | Some("") => false,
-        Some("All") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "dryRun: Unsupported value: \"{other}\": supported values: \"All\""
-            )));
-        }
-    };
+/// `dryRun` values other than `All` (`ValidateDryRun`).
+fn check_dry_run(values: &[&str], errs: &mut Vec<Cause>) {
+    if values.iter().any(|v| *v != "All") {
+        errs.push(Cause::not_supported(
+            "dryRun",
+            &json!(values),
+            &[json!("All")],
+        ));
+    }
+}
+
+/// The kind of options a write's query string carries, and whether it is an apply.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriteKind {
+    /// `CreateOptions` (POST).
+    Create,
+    /// `UpdateOptions` (PUT).
+    Update,
+    /// `PatchOptions` of a JSON, merge or strategic merge patch.
+    Patch,
+    /// `PatchOptions` of a server-side apply.
+    Apply,
+}
+
+/// `dryRun`, `fieldManager`, `force` and `fieldValidation` of a write, checked as Kubernetes'
+/// `Validate{Create,Update,Patch}Options` do (a 422 on the options kind).
+pub(super) fn write_options(
+    q: &Query,
+    headers: &HeaderMap,
+    kind: WriteKind,
+) -> Result<WriteOptions, ApiError> {
+    let mut errs = Vec::new();
+    let dry_run = q.all("dryRun");
+    check_dry_run(&dry_run, &mut errs);
     let field_validation = match q.get("fieldValidation") {
         None | Some("") | Some("Warn") => FieldValidation::Warn,
         Some("Strict") => FieldValidation::Strict,
         Some("Ignore") => FieldValidation::Ignore,
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "fieldValidation: Unsupported value: \"{other}\": supported values: \"Ignore\", \"Strict\", \"Warn\""
-            )));
+            errs.push(Cause::not_supported(
+                "fieldValidation",
+                &json!(other),
+                &[json!(""), json!("Ignore"), json!("Strict"), json!("Warn")],
+            ));
+            FieldValidation::Warn
         }
     };
+    let manager = q.get("fieldManager").unwrap_or_default();
+    if manager.len() > 128 {
+        errs.push(Cause::too_long(
+            "fieldManager",
+            "may not be more than 128 bytes",
+        ));
+    }
+    for (i, c) in manager.char_indices() {
+        if c.is_control() {
+            errs.push(Cause::invalid(
+                "fieldManager",
+                &json!(manager),
+                &format!("invalid character U+{:04X} (at position {i})", c as u32),
+            ));
+        }
+    }
+    let force = q.get("force").is_some();
+    match kind {
+        WriteKind::Apply if manager.is_empty() => {
+            errs.push(Cause::required(
+                "fieldManager",
+                "is required for apply patch",
+            ));
+        }
+        WriteKind::Patch if force => errs.push(Cause::forbidden(
+            "force",
+            "may not be specified for non-apply patch",
+        )),
+        _ => {}
+    }
+    if !errs.is_empty() {
+        let options = match kind {
+            WriteKind::Create => "CreateOptions",
+            WriteKind::Update => "UpdateOptions",
+            WriteKind::Patch | WriteKind::Apply => "PatchOptions",
+        };
+        return Err(ApiError::invalid("meta.k8s.io", options, "", errs));
+    }
     Ok(WriteOptions {
-        dry_run,
-        field_manager: Some(
-            q.get("fieldManager")
-                .map(str::to_string)
-                .unwrap_or_else(|| default_manager(headers)),
-        ),
+        dry_run: !dry_run.is_empty(),
+        field_manager: Some(if manager.is_empty() {
+            default_manager(headers)
+        } else {
+            manager.to_string()
+        }),
         force: q.flag("force")?,
         field_validation,
     })
@@ -168,14 +250,13 @@ pub(super) fn delete_options(
     if let Some(p) = q.get("propagationPolicy") {
         o.propagation = Some(p.to_string());
     }
-    if let Some(d) = q.get("dryRun") {
-        if d != "All" && !d.is_empty() {
-            return Err(ApiError::bad_request(format!(
-                "dryRun: Unsupported value: \"{d}\": supported values: \"All\""
-            )));
-        }
-        o.dry_run |= d == "All";
+    let dry_run = q.all("dryRun");
+    let mut errs = Vec::new();
+    check_dry_run(&dry_run, &mut errs);
+    if !errs.is_empty() {
+        return Err(ApiError::invalid("meta.k8s.io", "DeleteOptions", "", errs));
     }
+    o.dry_run |= !dry_run.is_empty();
     if q.get("orphanDependents") == Some("true") && o.propagation.is_none() {
         o.propagation = Some("Orphan".into());
     }

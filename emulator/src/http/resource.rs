@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::body::{content_type, decode_body, decode_yaml};
 use super::logs::pod_log;
-use super::query::{Query, delete_options, list_options, write_options};
+use super::query::{Query, WriteKind, delete_options, list_options, write_options};
 use super::response::{accepts_table, json_response, ok, with_objects, written};
 use super::watch::{expired_watch, watch_response};
 use super::{RequestInfo, ServerState};
@@ -36,9 +36,21 @@ pub(super) async fn resource(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let api = &state.api;
+    // What Kubernetes serves nothing at: its built-in groups' web services answer with a
+    // Status; for other groups the custom resource handler passes the request on to the
+    // plain-text 404 at the end of the handler chain.
+    let builtin_group =
+        group.is_empty() || api.registry().all().any(|t| t.group == group && !t.custom);
+    let missing = || {
+        if builtin_group {
+            ApiError::no_route()
+        } else {
+            ApiError::page_not_found()
+        }
+    };
     if rest.is_empty() {
         let reg = api.registry();
-        let list = discovery::resource_list(&reg, group, version).ok_or_else(ApiError::no_route)?;
+        let list = discovery::resource_list(&reg, group, version).ok_or_else(missing)?;
         return ok(200, &list);
     }
     let ResourcePath {
@@ -47,13 +59,15 @@ pub(super) async fn resource(
         resource,
         name,
         sub,
-    } = ResourcePath::parse(rest)?;
-    let rt = api.resolve(group, version, resource)?;
+    } = ResourcePath::parse(rest).map_err(|_| missing())?;
+    let rt = api
+        .resolve(group, version, resource)
+        .map_err(|_| missing())?;
     if ns.is_some() && !rt.namespaced {
-        return Err(ApiError::no_route());
+        return Err(missing());
     }
     if name.is_some() && rt.namespaced && ns.is_none() {
-        return Err(ApiError::no_route());
+        return Err(missing());
     }
     if group.is_empty() && resource == "pods" && sub == Some("log") {
         if method != Method::GET {
@@ -80,6 +94,14 @@ pub(super) async fn resource(
         None => Sub::Main,
         Some("status") if rt.status => Sub::Status,
         Some("scale") if rt.scale.is_some() => Sub::Scale,
+        // The custom resource handler answers an unknown subresource with the object's 404.
+        Some(_) if rt.custom => {
+            return Err(ApiError::not_found(
+                group,
+                resource,
+                name.unwrap_or_default(),
+            ));
+        }
         Some(_) => return Err(ApiError::no_route()),
     };
     let q = Query::parse(query);
@@ -175,20 +197,26 @@ pub(super) async fn resource(
             watch_response(state, rt, ns, lo, timeout, accepts_table(headers))
         }
         "create" => {
+            let opts = write_options(&q, headers, WriteKind::Create)?;
             let obj = decode_body(headers, &body)?;
-            let opts = write_options(&q, headers)?;
             let r = api.create(&rt, nsv, obj, &opts)?;
             Ok(json_response(201, &r.object, &r.warnings))
         }
         "update" => {
+            let opts = write_options(&q, headers, WriteKind::Update)?;
             let obj = decode_body(headers, &body)?;
-            let opts = write_options(&q, headers)?;
             written(api.update(&rt, nsv, name.unwrap_or_default(), subres, obj, &opts)?)
         }
         "patch" => {
             let ct = content_type(headers);
             let ptype = PatchType::from_content_type(&ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(&ct, PATCH_TYPES))?;
+            let kind = if ptype == PatchType::Apply {
+                WriteKind::Apply
+            } else {
+                WriteKind::Patch
+            };
+            let opts = write_options(&q, headers, kind)?;
             let patch = if ptype == PatchType::Apply {
                 decode_yaml(&body)?
             } else {
@@ -198,7 +226,6 @@ pub(super) async fn resource(
                     ))
                 })?
             };
-            let opts = write_options(&q, headers)?;
             written(api.patch(
                 &rt,
                 nsv,

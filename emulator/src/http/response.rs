@@ -30,6 +30,20 @@ pub(super) fn json_response(code: u16, body: &Value, warnings: &[String]) -> Res
 
 /// An error as its Status, with `Retry-After` when it has one.
 pub(super) fn error_response(e: &ApiError) -> Response {
+    if e.details.plain {
+        let mut r = Response::new(Body::from(format!("{}\n", e.message)));
+        *r.status_mut() = StatusCode::from_u16(e.code).unwrap_or(StatusCode::NOT_FOUND);
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        return r;
+    }
     let mut r = json_response(e.code, &e.to_status(), &[]);
     if let Some(s) = e.details.retry_after
         && let Ok(h) = HeaderValue::from_str(&s.to_string())

@@ -1,8 +1,11 @@
 //! The simulated cluster: one test per simulated controller behaviour, driven only through
 //! HTTP with kube-rs. Workloads use real images and commands, so that the same tests pass
-//! against a real cluster (`EMULATOR_CONFORMANCE_KUBECONFIG`); where the emulator needs to be
+//! against a real cluster (`EMULATOR_CONFORMANCE_KUBECONFIG`). Where the emulator needs to be
 //! told an outcome a real container would produce by itself (a failing command), the test
-//! tells it through the control API, and tests of emulator-only facilities are skipped there.
+//! tells it through the control API, in a rule scoped to its namespace (an emulator behind
+//! the kubeconfig may serve other tests at once). Tests whose pods must run are skipped
+//! where none run (a real cluster not declared with `EMULATOR_CONFORMANCE_WORKLOADS=1`), and
+//! tests that change the emulator's own settings need an emulator of their own.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +18,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
-use crate::common::{Cluster, emulator_only, eventually};
+use crate::common::{Cluster, emulator_only, eventually, needs_control_api, needs_workloads};
 
 /// An image that runs forever everywhere.
 const PAUSE: &str = "registry.k8s.io/pause:3.10";
@@ -95,6 +98,22 @@ async fn finished(api: &Api<Job>, name: &str) -> Job {
     .await
 }
 
+/// Waits until `n` pods with `labels` exist in the test's namespace (running or not).
+async fn pods_exist(c: &Cluster, labels: &str, n: usize) {
+    let pods = c.api::<Pod>();
+    eventually(&format!("{n} pods {labels}"), || {
+        let pods = pods.clone();
+        async move {
+            let l = pods
+                .list(&ListParams::default().labels(labels))
+                .await
+                .ok()?;
+            (l.items.len() == n).then_some(())
+        }
+    })
+    .await;
+}
+
 /// The pods of Job `job`, by the label the Job controller gives them.
 async fn job_pods(c: &Cluster, job: &str) -> kube::Result<Vec<Pod>> {
     let labels = format!("batch.kubernetes.io/job-name={job}");
@@ -120,6 +139,7 @@ async fn job_and_pods_gone(c: &Cluster, job: &str, what: &str) {
 #[tokio::test]
 async fn deployment_becomes_available_with_kubernetes_status() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Deployment> = c.api();
     api.create(&PostParams::default(), &deployment("web", 2, PAUSE))
         .await
@@ -205,6 +225,7 @@ async fn deployment_becomes_available_with_kubernetes_status() {
 #[tokio::test]
 async fn new_pod_template_rolls_out_a_new_replicaset() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Deployment> = c.api();
     api.create(&PostParams::default(), &deployment("web", 2, PAUSE))
         .await
@@ -289,6 +310,7 @@ async fn new_pod_template_rolls_out_a_new_replicaset() {
 #[tokio::test]
 async fn scale_subresource_scales_pods() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Deployment> = c.api();
     api.create(&PostParams::default(), &deployment("web", 1, PAUSE))
         .await
@@ -341,6 +363,7 @@ async fn scale_subresource_scales_pods() {
 #[tokio::test]
 async fn never_ready_image_exceeds_the_progress_deadline() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Deployment> = c.api();
     // `.invalid` is reserved: the image never pulls, in the emulator as in a real cluster.
     let mut d = deployment("stuck", 1, "registry.invalid/app:1");
@@ -423,6 +446,7 @@ async fn never_ready_marker_chosen_by_the_test() {
 #[tokio::test]
 async fn paused_deployment_reports_it() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Deployment> = c.api();
     api.create(&PostParams::default(), &deployment("web", 1, PAUSE))
         .await
@@ -481,6 +505,7 @@ async fn paused_deployment_reports_it() {
 #[tokio::test]
 async fn recreate_strategy_replaces_all_pods() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Deployment> = c.api();
     let mut d = deployment("web", 2, PAUSE);
     d.spec.as_mut().unwrap().strategy =
@@ -513,6 +538,7 @@ async fn recreate_strategy_replaces_all_pods() {
 #[tokio::test]
 async fn job_completes_with_a_succeeded_pod() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Job> = c.api();
     api.create(
         &PostParams::default(),
@@ -574,12 +600,12 @@ async fn job_completes_with_a_succeeded_pod() {
 
 /// Tells the emulator what a failing command does by itself in a real cluster.
 async fn emulate_failure(c: &Cluster, name: &str, message: &str) {
-    if c.emu.is_some() {
+    if c.control_api {
         let (code, v) = c
             .control(
                 "POST",
                 "outcomes",
-                json!({"name": name, "outcome": "Failed", "message": message, "exitCode": 3}),
+                json!({"namespace": c.ns, "name": name, "outcome": "Failed", "message": message, "exitCode": 3}),
             )
             .await;
         assert_eq!(code, 201, "{v}");
@@ -589,6 +615,7 @@ async fn emulate_failure(c: &Cluster, name: &str, message: &str) {
 #[tokio::test]
 async fn job_fails_after_its_backoff_limit_with_a_termination_message() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     emulate_failure(&c, "migrate-*", "relation users already exists").await;
     let api: Api<Job> = c.api();
     api.create(
@@ -646,14 +673,16 @@ async fn job_fails_after_its_backoff_limit_with_a_termination_message() {
 #[tokio::test]
 async fn job_outcome_by_label_retries_then_succeeds() {
     let c = Cluster::new().await;
-    emulator_only!(c);
-    let rule = emulator::OutcomeRule {
-        labels: Some("team=db".into()),
-        failed_attempts: Some(1),
-        message: Some("flaky".into()),
-        ..Default::default()
-    };
-    c.emu().control().add_outcome(rule).unwrap();
+    needs_control_api!(c);
+    needs_workloads!(c);
+    let (code, v) = c
+        .control(
+            "POST",
+            "outcomes",
+            json!({"namespace": c.ns, "labels": "team=db", "failedAttempts": 1, "message": "flaky"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
     let api: Api<Job> = c.api();
     let mut j = job("flaky", "true", json!({"backoffLimit": 3}));
     j.metadata.labels = Some([("team".to_string(), "db".to_string())].into());
@@ -666,13 +695,14 @@ async fn job_outcome_by_label_retries_then_succeeds() {
 #[tokio::test]
 async fn job_active_deadline_fails_it() {
     let c = Cluster::new().await;
-    if c.emu.is_some() {
+    needs_workloads!(c);
+    if c.control_api {
         // A long run, as `sleep 60` is in a real cluster.
         let (code, _) = c
             .control(
                 "POST",
                 "outcomes",
-                json!({"name": "slow", "durationMs": 60000}),
+                json!({"namespace": c.ns, "name": "slow", "durationMs": 60000}),
             )
             .await;
         assert_eq!(code, 201);
@@ -700,6 +730,7 @@ async fn job_active_deadline_fails_it() {
 #[tokio::test]
 async fn suspended_job_runs_when_resumed() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Job> = c.api();
     api.create(
         &PostParams::default(),
@@ -744,13 +775,16 @@ async fn suspended_job_runs_when_resumed() {
 #[tokio::test]
 async fn running_job_deleted_takes_its_pods() {
     let c = Cluster::new().await;
-    if c.emu.is_some() {
-        c.control(
-            "POST",
-            "outcomes",
-            json!({"name": "long*", "durationMs": 60000}),
-        )
-        .await;
+    needs_workloads!(c);
+    if c.control_api {
+        let (code, _) = c
+            .control(
+                "POST",
+                "outcomes",
+                json!({"namespace": c.ns, "name": "long*", "durationMs": 60000}),
+            )
+            .await;
+        assert_eq!(code, 201);
     }
     let api: Api<Job> = c.api();
     api.create(&PostParams::default(), &job("long", "sleep 60", json!({})))
@@ -777,6 +811,7 @@ async fn running_job_deleted_takes_its_pods() {
 #[tokio::test]
 async fn job_deleted_without_a_policy_orphans_its_pods_with_a_warning() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Job> = c.api();
     api.create(&PostParams::default(), &job("once", "true", json!({})))
         .await
@@ -820,6 +855,7 @@ async fn job_deleted_without_a_policy_orphans_its_pods_with_a_warning() {
 #[tokio::test]
 async fn finished_job_is_deleted_after_its_ttl() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Job> = c.api();
     api.create(
         &PostParams::default(),
@@ -858,6 +894,7 @@ fn applied(replicas: Option<i32>) -> Value {
 #[tokio::test]
 async fn autoscaler_takes_ownership_of_replicas() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let api: Api<Deployment> = c.api();
     let pp = PatchParams::apply("test-operator");
     api.patch("web", &pp, &Patch::Apply(applied(Some(1))))
@@ -930,7 +967,8 @@ async fn autoscaler_takes_ownership_of_replicas() {
 #[tokio::test]
 async fn autoscaler_follows_simulated_utilization_within_bounds() {
     let c = Cluster::new().await;
-    emulator_only!(c);
+    needs_control_api!(c);
+    needs_workloads!(c);
     let api: Api<Deployment> = c.api();
     api.patch(
         "web",
@@ -947,7 +985,7 @@ async fn autoscaler_follows_simulated_utilization_within_bounds() {
         .control(
             "POST",
             "metrics",
-            json!({"name": "web", "utilization": 100}),
+            json!({"namespace": c.ns, "name": "web", "utilization": 100}),
         )
         .await;
     assert_eq!(code, 201);
@@ -1017,6 +1055,7 @@ async fn namespaces_get_a_default_service_account_and_the_root_ca() {
 #[tokio::test]
 async fn bare_pods_run_and_complete_on_the_node() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let nodes: Api<Node> = Api::all(c.client.clone());
     let node = nodes.list(&ListParams::default()).await.unwrap().items;
     assert!(!node.is_empty());
@@ -1069,7 +1108,8 @@ async fn garbage_collector_removes_dependents_of_a_deleted_deployment() {
     api.create(&PostParams::default(), &deployment("web", 2, PAUSE))
         .await
         .unwrap();
-    available(&api, "web", 2).await;
+    // The controllers make the dependents whether or not the pods ever run.
+    pods_exist(&c, "app=web", 2).await;
     api.delete("web", &DeleteParams::default()).await.unwrap();
     eventually("replica sets and pods to go", || {
         let rss: Api<ReplicaSet> = c.api();
@@ -1235,11 +1275,23 @@ async fn namespace_deletion_empties_workloads() {
     )
     .await
     .unwrap();
+    c.delete_at_end("namespace", &name);
     let api: Api<Deployment> = Api::namespaced(c.client.clone(), &name);
     api.create(&PostParams::default(), &deployment("web", 1, PAUSE))
         .await
         .unwrap();
-    available(&api, "web", 1).await;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), &name);
+    eventually("the deployment's pod", || {
+        let pods = pods.clone();
+        async move {
+            let l = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .ok()?;
+            (!l.items.is_empty()).then_some(())
+        }
+    })
+    .await;
     nss.delete(&name, &DeleteParams::default()).await.unwrap();
     eventually("the namespace to go", || {
         let nss = nss.clone();
@@ -1252,6 +1304,7 @@ async fn namespace_deletion_empties_workloads() {
 #[tokio::test]
 async fn kubectl_waits_for_rollouts_and_jobs() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let manifest = format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: main, image: \"{PAUSE}\"}}]}}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {{name: task}}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{{name: main, image: \"busybox:1.36\", command: [\"true\"]}}]\n"
     );
@@ -1285,6 +1338,7 @@ async fn kubectl_waits_for_rollouts_and_jobs() {
 async fn kubectl_typed_commands_create_workloads() {
     // kubectl's typed subcommands send protobuf bodies.
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let ns = c.ns.as_str();
     let run = |args: &[&str]| {
         let mut all = vec!["-n", ns];
@@ -1361,6 +1415,7 @@ async fn kubectl_typed_commands_create_workloads() {
 #[tokio::test]
 async fn kubectl_logs_and_rollout_undo() {
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let ns = c.ns.as_str();
     let run = |args: &[&str]| {
         let mut all = vec!["-n", ns];
@@ -1372,12 +1427,12 @@ async fn kubectl_logs_and_rollout_undo() {
     // The emulator's log of a finished container is its termination message, which the test
     // chooses through the control API; the script writes the same to both places, so the
     // test holds on a real cluster too.
-    if c.emu.is_some() {
+    if c.control_api {
         let (code, _) = c
             .control(
                 "POST",
                 "outcomes",
-                json!({"name": "report", "message": "migrated 3 scripts"}),
+                json!({"namespace": c.ns, "name": "report", "message": "migrated 3 scripts"}),
             )
             .await;
         assert_eq!(code, 201);
@@ -1469,6 +1524,7 @@ async fn claims_are_provisioned_bound_and_protected_while_used() {
     // `standard`). A pod uses the claim first, so `WaitForFirstConsumer` classes bind too.
     use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
     let c = Cluster::new().await;
+    needs_workloads!(c);
     let pvcs: Api<PersistentVolumeClaim> = c.api();
     let pvs: Api<PersistentVolume> = Api::all(c.client.clone());
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "data"},

@@ -16,16 +16,44 @@ use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::{Value, json};
 
-/// Skips the rest of a test when it runs against a real cluster.
+/// Skips the rest of a test unless it has an emulator of its own: one it starts with its own
+/// settings, whose server-wide state (knobs, faults, pauses, history) it may change.
 macro_rules! emulator_only {
     ($c:expr) => {
         if $c.emu.is_none() {
-            eprintln!("skipped: needs the emulator");
+            eprintln!("skipped: needs an emulator of its own");
             return;
         }
     };
 }
 pub(crate) use emulator_only;
+
+/// Skips the rest of a test where no workloads run: pods that must start, become ready and
+/// finish need the emulator's simulated ones, or a real cluster whose nodes run containers
+/// (declared with `EMULATOR_CONFORMANCE_WORKLOADS=1`).
+macro_rules! needs_workloads {
+    ($c:expr) => {
+        if !$c.workloads {
+            eprintln!(
+                "skipped: needs the emulator's simulated workloads (or \
+                 EMULATOR_CONFORMANCE_WORKLOADS=1 for a cluster whose nodes run containers)"
+            );
+            return;
+        }
+    };
+}
+pub(crate) use needs_workloads;
+
+/// Skips the rest of a test where the emulator's control API does not answer.
+macro_rules! needs_control_api {
+    ($c:expr) => {
+        if !$c.control_api {
+            eprintln!("skipped: needs the emulator's control API");
+            return;
+        }
+    };
+}
+pub(crate) use needs_control_api;
 
 /// One test's view of the cluster.
 pub struct Cluster {
@@ -40,8 +68,40 @@ pub struct Cluster {
     /// ConfigMaps the cluster itself puts into every namespace (`kube-root-ca.crt`), present
     /// before the test starts.
     pub base_configmaps: Vec<String>,
+    /// Whether the emulator's control API answers: an emulator of the test's own, or an
+    /// emulator behind `EMULATOR_CONFORMANCE_KUBECONFIG` (shared with other tests: rules a
+    /// test adds there are scoped to its namespace).
+    pub control_api: bool,
+    /// Whether pods run: the emulator's simulated kubelet, or a real cluster declared to run
+    /// containers (`EMULATOR_CONFORMANCE_WORKLOADS=1`).
+    pub workloads: bool,
     /// kubectl's discovery cache, private to the test and removed with it.
     cache: tempfile::TempDir,
+    /// Cluster-scoped objects the test made (`resource`, `name`), deleted when it ends,
+    /// however it ends.
+    cleanup: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+/// The simulated controllers of an emulator that serves the control API at `client`'s
+/// server; `None` for a real cluster.
+async fn emulator_controllers(client: &Client) -> Option<Vec<String>> {
+    let req = http::Request::builder()
+        .uri("/emulator/v1/cluster")
+        .header("Accept", "application/json")
+        .body(kube::client::Body::empty())
+        .ok()?;
+    let resp = client.send(req).await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&http_body_util_collect(resp.into_body()).await).ok()?;
+    Some(
+        v["controllers"]
+            .as_array()?
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect(),
+    )
 }
 
 fn suffix() -> String {
@@ -94,6 +154,27 @@ impl Cluster {
             }
         };
         let client = client_for(&kubeconfig).await;
+        let controllers: Option<Vec<String>> = match &emu {
+            Some(e) => Some(
+                e.control()
+                    .controllers()
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect(),
+            ),
+            None => emulator_controllers(&client).await,
+        };
+        // A real cluster runs them all.
+        let runs = |c: emulator::Controller| {
+            controllers
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|n| n == c.name()))
+        };
+        let control_api = controllers.is_some();
+        let workloads = match &controllers {
+            Some(_) => runs(emulator::Controller::Kubelet),
+            None => std::env::var_os("EMULATOR_CONFORMANCE_WORKLOADS").is_some_and(|v| v == "1"),
+        };
         let ns = format!("conf-{}", suffix());
         let nsapi: kube::Api<k8s_openapi::api::core::v1::Namespace> =
             kube::Api::all(client.clone());
@@ -105,7 +186,6 @@ impl Cluster {
             .expect("create test namespace");
         // As Kubernetes' own e2e framework does, wait for what the cluster adds to a new
         // namespace, so the test sees a settled namespace.
-        let runs = |c: emulator::Controller| emu.as_ref().is_none_or(|e| e.control().runs(c));
         let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
             kube::Api::namespaced(client.clone(), &ns);
         let sas: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
@@ -138,8 +218,26 @@ impl Cluster {
             kubeconfig,
             ns,
             base_configmaps,
+            control_api,
+            workloads,
             cache: tempfile::tempdir().expect("kubectl cache dir"),
+            cleanup: Default::default(),
         }
+    }
+
+    /// A name no other test (of this run or another, on a shared cluster) uses, derived from
+    /// the test's namespace: for CRD short names, groups and other cluster-wide names.
+    pub fn unique(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.ns.replace('-', ""))
+    }
+
+    /// Deletes the cluster-scoped `resource/name` (a CRD, another namespace) when the test
+    /// ends, even if it fails.
+    pub fn delete_at_end(&self, resource: &str, name: &str) {
+        self.cleanup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((resource.to_string(), name.to_string()));
     }
 
     /// The API of a namespaced kind in this test's namespace.
@@ -308,12 +406,26 @@ async fn http_body_util_collect(body: kube::client::Body) -> Vec<u8> {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if self.emu.is_none() {
-            // Best effort: a real cluster keeps no test namespaces behind.
+        if self.emu.is_some() {
+            // Everything goes with the test's own emulator.
+            return;
+        }
+        // Best effort: a shared cluster keeps nothing a test made.
+        let mut objects =
+            std::mem::take(&mut *self.cleanup.lock().unwrap_or_else(|p| p.into_inner()));
+        objects.push(("namespace".into(), self.ns.clone()));
+        for (resource, name) in objects {
             let _ = std::process::Command::new("kubectl")
                 .arg("--kubeconfig")
                 .arg(&self.kubeconfig)
-                .args(["delete", "namespace", &self.ns, "--wait=false"])
+                .args([
+                    "delete",
+                    &resource,
+                    &name,
+                    "--ignore-not-found",
+                    "--wait=false",
+                ])
+                .env("KUBECACHEDIR", self.cache.path())
                 .output();
         }
     }

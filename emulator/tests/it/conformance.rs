@@ -232,10 +232,66 @@ async fn malformed_requests_get_status_errors() {
         (code, body["reason"].as_str()),
         (405, Some("MethodNotAllowed"))
     );
-    let (code, body) = c
-        .raw("GET", "/apis/nonexistent.example.com/v1/things", "", vec![])
+    // A path of a built-in group is claimed by its web service, which answers a Status;
+    // nothing claims a group nobody serves, and the handler chain ends in Go's plain
+    // `404 page not found` (apiserver's server/handler.go director, notfoundhandler).
+    for path in [
+        "/api/v1/things",
+        "/apis/apps/v1/things",
+        "/apis/apps/v9/things",
+    ] {
+        let (code, body) = c.raw("GET", path, "", vec![]).await;
+        assert_eq!(
+            (code, body["reason"].as_str()),
+            (404, Some("NotFound")),
+            "{path}"
+        );
+    }
+    let (code, headers, body) = c
+        .raw_with_headers("GET", "/apis/nonexistent.example.com/v1/things", "", vec![])
         .await;
-    assert_eq!((code, body["reason"].as_str()), (404, Some("NotFound")));
+    assert_eq!((code, body), (404, Value::Null), "not a Status");
+    assert!(
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{headers:?}"
+    );
+    // Options that Validate{Create,Patch}Options refuse are a 422 on the options kind
+    // (endpoints/handlers/create.go and patch.go; meta/v1/validation).
+    let (code, body) = c
+        .raw(
+            "POST",
+            &format!("{base}?dryRun=Yes"),
+            "application/json",
+            br#"{"metadata":{"name":"d"}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (code, body["details"]["kind"].as_str()),
+        (422, Some("CreateOptions")),
+        "{body}"
+    );
+    let (code, body) = c
+        .raw(
+            "PATCH",
+            &format!("{base}/p"),
+            "application/apply-patch+yaml",
+            br#"{"apiVersion":"v1","kind":"ConfigMap"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (code, body["details"]["kind"].as_str()),
+        (422, Some("PatchOptions")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(
+            |m| m.contains("fieldManager: Required value: is required for apply patch")
+        ),
+        "{body}"
+    );
     let (code, _) = c
         .raw(
             "GET",
@@ -538,6 +594,54 @@ async fn watch_list_with_initial_events_end_bookmark() {
         }
     }
     assert_eq!(added, 1 + c.base_configmaps.len());
+}
+
+#[tokio::test]
+async fn watch_initial_events_as_asked() {
+    // With the WatchList feature (on by default since 1.34) a watch from "" or "0" is
+    // defaulted to sendInitialEvents=true (SetListOptionsDefaults); an explicit false
+    // starts from now, and initial events need no bookmarks (the end bookmark does)
+    // (storage/cacher/watch_cache.go getAllEventsSinceLocked).
+    let c = Cluster::new().await;
+    c.create_cm("a").await;
+    let base = format!(
+        "/api/v1/namespaces/{}/configmaps?watch=true&timeoutSeconds=1",
+        c.ns
+    );
+    let lines = |v: Vec<u8>| -> Vec<Value> {
+        String::from_utf8_lossy(&v)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let watch = |query: &str| {
+        let req = http::Request::builder()
+            .uri(format!("{base}&{query}"))
+            .body(kube::client::Body::empty())
+            .unwrap();
+        let client = c.client.clone();
+        async move {
+            let resp = client.send(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            use http_body_util::BodyExt;
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        }
+    };
+    let added_a = |events: &[Value]| {
+        events
+            .iter()
+            .any(|e| e["type"] == "ADDED" && e["object"]["metadata"]["name"] == "a")
+    };
+    let events = lines(watch("sendInitialEvents=false&resourceVersionMatch=NotOlderThan").await);
+    assert!(!added_a(&events), "{events:?}");
+    let events = lines(watch("sendInitialEvents=true&resourceVersionMatch=NotOlderThan").await);
+    assert!(added_a(&events), "{events:?}");
+    assert!(events.iter().all(|e| e["type"] != "BOOKMARK"), "{events:?}");
 }
 
 #[tokio::test]
@@ -1075,15 +1179,33 @@ async fn update_operations_track_managers() {
         )
         .await
         .unwrap();
-    let mf = o.metadata.managed_fields.unwrap();
-    let editor = mf
-        .iter()
-        .find(|m| m.manager.as_deref() == Some("editor"))
-        .expect("editor entry");
-    assert_eq!(editor.operation.as_deref(), Some("Update"));
-    assert!(serde_json::to_value(&editor.fields_v1).unwrap()["f:data"]["f:a"].is_object());
-    // The creator lost data.a to the editor (no creator entry left owning anything else).
-    assert!(mf.iter().all(|m| m.manager.as_deref() != Some("creator")));
+    // The creator added the `data` map itself, as structured-merge-diff's comparison with
+    // the empty ConfigMap counts it (`"f:data": {".": {}, "f:a": {}}`), and keeps it when
+    // the editor takes data.a (merge/update.go, Updater.update).
+    let fields: Vec<(String, String, Value)> = o
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            (
+                m.manager.unwrap_or_default(),
+                m.operation.unwrap_or_default(),
+                serde_json::to_value(m.fields_v1).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("creator".into(), "Update".into(), json!({"f:data": {}})),
+            (
+                "editor".into(),
+                "Update".into(),
+                json!({"f:data": {"f:a": {}}})
+            ),
+        ]
+    );
 }
 
 fn crd_manifest(group: &str) -> Value {
@@ -1095,12 +1217,14 @@ fn crd_manifest(group: &str) -> Value {
 }
 
 fn crd_base(group: &str) -> Value {
+    // Short names and categories are cluster-wide too: each test's are its own.
+    let id = group.split('.').next().unwrap_or_default().replace('-', "");
     json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": format!("widgets.{group}")},
         "spec": {
             "group": group, "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wdg"], "categories": ["conftest"]},
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": [format!("wdg{id}")], "categories": [format!("conftest{id}")]},
             "versions": [
                 {"name": "v1", "served": true, "storage": true,
                  "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
@@ -1134,6 +1258,7 @@ fn crd_base(group: &str) -> Value {
 async fn install_crd(c: &Cluster, group: &str) -> ApiResource {
     let crds: Api<DynamicObject> = Api::all_with(c.client.clone(), &ApiResource::erase::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(&()));
     let name = format!("widgets.{group}");
+    c.delete_at_end("customresourcedefinition", &name);
     crds.patch(
         &name,
         &PatchParams::apply("conftest").force(),
@@ -1298,9 +1423,39 @@ async fn crd_validation_defaulting_and_pruning() {
         )
         .await
         .unwrap_err();
-    let (code, _, msg) = api_err(e);
-    assert_eq!(code, 400);
-    assert!(msg.contains("unknown field \"spec.bogus\""), "{msg}");
+    // A patch's result that does not decode is a 422 on "patch"
+    // (endpoints/handlers/patch.go, applyPatchToCurrentObject).
+    let (code, reason, msg) = api_err(e);
+    assert_eq!((code, reason.as_str()), (422, "Invalid"), "{msg}");
+    assert!(
+        msg.contains("strict decoding error: unknown field \"spec.bogus\""),
+        "{msg}"
+    );
+    // A request body that does not decode is a 400 (create.go, transformDecodeError).
+    let body = json!({"apiVersion": ar.api_version, "kind": "Widget",
+        "metadata": {"name": "strict"}, "spec": {"image": "x", "bogus": 1}});
+    let (code, body) = c
+        .raw(
+            "POST",
+            &format!(
+                "/apis/{}/namespaces/{}/widgets?fieldValidation=Strict",
+                ar.api_version, c.ns
+            ),
+            "application/json",
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("strict decoding error: unknown field \"spec.bogus\"")),
+        "{body}"
+    );
     // Strategic merge patch is not supported for custom resources.
     let e = api
         .patch(
@@ -1767,75 +1922,143 @@ async fn list_resource_version_semantics() {
         .collect();
     assert_eq!(names, c.with_base(&["a"]));
     assert_eq!(l.metadata.resource_version.as_deref(), Some(rv.as_str()));
-    let (code, _) = c
-        .raw(
-            "GET",
-            &format!(
-                "/api/v1/namespaces/{}/configmaps?resourceVersion=0&resourceVersionMatch=Exact",
-                c.ns
+    // ListOptions that ValidateListOptions refuses are a 422 on meta.k8s.io ListOptions
+    // (apimachinery/pkg/apis/meta/internalversion/validation, endpoints/handlers/get.go).
+    for (query, message) in [
+        (
+            "resourceVersion=0&resourceVersionMatch=Exact",
+            "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+        ),
+        (
+            "resourceVersionMatch=Exact",
+            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ),
+        (
+            "resourceVersion=1&resourceVersionMatch=Newest",
+            "Unsupported value: \"Newest\"",
+        ),
+        (
+            "sendInitialEvents=true",
+            "sendInitialEvents is forbidden for list",
+        ),
+    ] {
+        let (code, body) = c
+            .raw(
+                "GET",
+                &format!("/api/v1/namespaces/{}/configmaps?{query}", c.ns),
+                "",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            (
+                code,
+                body["reason"].as_str(),
+                body["details"]["kind"].as_str()
             ),
-            "",
-            vec![],
-        )
-        .await;
-    assert_eq!(code, 400);
-    let (code, _) = c
-        .raw(
-            "GET",
-            &format!(
-                "/api/v1/namespaces/{}/configmaps?resourceVersionMatch=Exact",
-                c.ns
-            ),
-            "",
-            vec![],
-        )
-        .await;
-    assert_eq!(code, 400);
+            (422, Some("Invalid"), Some("ListOptions")),
+            "{query}: {body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(message)),
+            "{query}: {body}"
+        );
+    }
+}
+
+fn managers(o: &ConfigMap) -> Vec<(String, String)> {
+    o.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]
 async fn managed_fields_reset_and_kept() {
+    // Kubernetes 1.36 (managedfields/internal/fieldmanager.go, decodeLiveOrNew and
+    // isResetManagedFields; skipnonapplied.go): a write that leaves managedFields out keeps
+    // the stored entries; an empty list, or a list of one empty entry, resets them, and an
+    // update of an object without managers records none; the next apply first gives what
+    // the object has to "before-first-apply".
     let c = Cluster::new().await;
     let api: Api<ConfigMap> = c.api();
     let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mf"}, "data": {"a": "1"}});
     api.patch("mf", &PatchParams::apply("owner"), &Patch::Apply(cfg))
         .await
         .unwrap();
-    // An empty list keeps them.
+    let editor = PatchParams {
+        field_manager: Some("editor".into()),
+        ..Default::default()
+    };
     let o = api
-        .patch(
-            "mf",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"managedFields": []}, "data": {"b": "2"}})),
-        )
+        .patch("mf", &editor, &Patch::Merge(json!({"data": {"b": "2"}})))
         .await
         .unwrap();
-    assert!(
-        o.metadata
-            .managed_fields
-            .unwrap()
-            .iter()
-            .any(|m| m.manager.as_deref() == Some("owner"))
+    assert_eq!(
+        managers(&o),
+        [
+            ("owner".into(), "Apply".into()),
+            ("editor".into(), "Update".into())
+        ]
     );
-    // `[{}]` clears them (the writer of this request is recorded afresh).
-    let o = api
-        .patch(
-            "mf",
-            &PatchParams {
-                field_manager: Some("resetter".into()),
-                ..Default::default()
-            },
-            &Patch::Merge(json!({"metadata": {"managedFields": [{}]}})),
-        )
-        .await
-        .unwrap();
-    assert!(
-        o.metadata
-            .managed_fields
-            .unwrap_or_default()
-            .iter()
-            .all(|m| m.manager.as_deref() != Some("owner"))
-    );
+    for reset in [json!([]), json!([{}])] {
+        let o = api
+            .patch(
+                "mf",
+                &editor,
+                &Patch::Merge(json!({"metadata": {"managedFields": reset}, "data": {"c": "3"}})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(managers(&o), [], "{reset} resets them");
+        let o = api
+            .patch("mf", &editor, &Patch::Merge(json!({"data": {"c": "4"}})))
+            .await
+            .unwrap();
+        assert_eq!(
+            managers(&o),
+            [],
+            "an update tracks nothing without managers"
+        );
+        let apply = |a: &'static str| {
+            let api = api.clone();
+            async move {
+                let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "mf"}, "data": {"a": a}});
+                api.patch("mf", &PatchParams::apply("owner"), &Patch::Apply(cfg))
+                    .await
+            }
+        };
+        let (code, _, msg) = api_err(apply("5").await.unwrap_err());
+        assert_eq!(code, 409, "{msg}");
+        assert!(
+            msg.contains("conflict with \"before-first-apply\""),
+            "{msg}"
+        );
+        let o = apply("1").await.unwrap();
+        assert_eq!(
+            managers(&o),
+            [
+                ("owner".into(), "Apply".into()),
+                ("before-first-apply".into(), "Update".into())
+            ]
+        );
+        let before = o.metadata.managed_fields.unwrap()[1].clone();
+        assert_eq!(
+            serde_json::to_value(before.fields_v1).unwrap(),
+            json!({"f:data": {".": {}, "f:a": {}, "f:b": {}, "f:c": {}}}),
+            "shared with the owner, who set the same value"
+        );
+    }
 }
 
 #[tokio::test]
@@ -2353,9 +2576,10 @@ async fn deployment_and_pod_template_defaults() {
 
 #[tokio::test]
 async fn apply_without_a_name_updates_the_named_object_but_cannot_create_one() {
-    // Kubernetes checks the name of the merged object: a configuration that
-    // leaves the name out keeps the live one (kube-lease-manager renews its
-    // Lease so), but creates nothing.
+    // Kubernetes checks the name of the object it is about to store (endpoints/handlers
+    // rest.go checkName, called from patch.go applyPatch): an apply merges the
+    // configuration into the live object, whose name a nameless configuration keeps, but
+    // into an empty object when there is none, which has no name to keep.
     let c = Cluster::new().await;
     let api: Api<ConfigMap> = c.api();
     let nameless =
@@ -2366,9 +2590,9 @@ async fn apply_without_a_name_updates_the_named_object_but_cannot_create_one() {
             .unwrap_err(),
     );
     assert_eq!((code, reason.as_str()), (400, "BadRequest"), "{msg}");
-    assert!(
-        msg.contains("the name of the object () does not match the name on the URL (cm)"),
-        "{msg}"
+    assert_eq!(
+        msg,
+        "the name of the object (cm based on URL) was undeterminable: name must be provided"
     );
     api.create(&PostParams::default(), &cm("cm", json!({"was": "0"})))
         .await
@@ -2386,6 +2610,28 @@ async fn apply_without_a_name_updates_the_named_object_but_cannot_create_one() {
             .unwrap_err(),
     );
     assert_eq!(code, 400, "{msg}");
+    assert_eq!(
+        msg,
+        "the name of the object (other) does not match the name on the URL (cm)"
+    );
+    // An update (PUT) checks the body's own name (update.go).
+    let (code, body) = c
+        .raw(
+            "PUT",
+            &format!("/api/v1/namespaces/{}/configmaps/cm", c.ns),
+            "application/json",
+            serde_json::to_vec(&nameless("2")).unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (code, body["message"].as_str()),
+        (
+            400,
+            Some(
+                "the name of the object (cm based on URL) was undeterminable: name must be provided"
+            )
+        )
+    );
 }
 
 #[tokio::test]

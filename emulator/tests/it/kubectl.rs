@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Cluster, real_cluster};
 
-fn crd_yaml(group: &str) -> String {
+fn crd_yaml(group: &str, short: &str) -> String {
     format!(
         r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -14,7 +14,7 @@ metadata:
 spec:
   group: {group}
   scope: Namespaced
-  names: {{plural: gadgets, singular: gadget, kind: Gadget, shortNames: [gdg]}}
+  names: {{plural: gadgets, singular: gadget, kind: Gadget, shortNames: [{short}]}}
   versions:
   - name: v1
     served: true
@@ -59,9 +59,14 @@ fn must(c: &Cluster, args: &[&str], stdin: Option<&str>) -> String {
     out
 }
 
-fn setup(c: &Cluster) -> String {
+/// The test's Gadget CRD: a group and a short name of its own (CRDs are cluster-wide, and
+/// on a shared cluster a common short name resolves to another test's resource), deleted
+/// when the test ends. Answers the group and the short name.
+fn setup(c: &Cluster) -> (String, String) {
     let group = format!("{}.kubectl.example.com", c.ns);
-    must(c, &["apply", "-f", "-"], Some(&crd_yaml(&group)));
+    let short = c.unique("gdg");
+    c.delete_at_end("customresourcedefinition", &format!("gadgets.{group}"));
+    must(c, &["apply", "-f", "-"], Some(&crd_yaml(&group, &short)));
     must(
         c,
         &[
@@ -72,7 +77,7 @@ fn setup(c: &Cluster) -> String {
         ],
         None,
     );
-    group
+    (group, short)
 }
 
 #[tokio::test]
@@ -89,7 +94,7 @@ async fn kubectl_get_namespaces() {
 #[tokio::test]
 async fn kubectl_apply_crd_and_custom_resource_then_get_by_short_name() {
     let c = Cluster::new().await;
-    let group = setup(&c);
+    let (group, short) = setup(&c);
     let out = must(
         &c,
         &["-n", &c.ns, "apply", "-f", "-"],
@@ -108,7 +113,7 @@ async fn kubectl_apply_crd_and_custom_resource_then_get_by_short_name() {
         Some(&gadget_yaml(&group, 4)),
     );
     assert!(out.contains("configured"), "{out}");
-    let out = must(&c, &["-n", &c.ns, "get", "gdg"], None);
+    let out = must(&c, &["-n", &c.ns, "get", &short], None);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
@@ -124,7 +129,7 @@ async fn kubectl_apply_crd_and_custom_resource_then_get_by_short_name() {
 #[tokio::test]
 async fn kubectl_apply_server_side() {
     let c = Cluster::new().await;
-    let group = setup(&c);
+    let (group, short) = setup(&c);
     let out = must(
         &c,
         &["-n", &c.ns, "apply", "--server-side", "-f", "-"],
@@ -137,7 +142,7 @@ async fn kubectl_apply_server_side() {
             "-n",
             &c.ns,
             "get",
-            "gdg",
+            &short,
             "g1",
             "-o",
             "json",
@@ -182,7 +187,7 @@ async fn kubectl_apply_server_side() {
             "-n",
             &c.ns,
             "get",
-            "gdg",
+            &short,
             "g1",
             "-o",
             "jsonpath={.spec.size}",
@@ -195,7 +200,7 @@ async fn kubectl_apply_server_side() {
 #[tokio::test]
 async fn kubectl_patch_status_and_wait_for_condition() {
     let c = Cluster::new().await;
-    let group = setup(&c);
+    let (group, short) = setup(&c);
     must(
         &c,
         &["-n", &c.ns, "apply", "-f", "-"],
@@ -209,7 +214,7 @@ async fn kubectl_patch_status_and_wait_for_condition() {
             "-n",
             &c.ns,
             "patch",
-            "gdg",
+            &short,
             "g1",
             "--subresource=status",
             "--type=merge",
@@ -225,26 +230,28 @@ async fn kubectl_patch_status_and_wait_for_condition() {
             &c.ns,
             "wait",
             "--for=condition=Ready",
-            "gdg/g1",
+            &format!("{short}/g1"),
             "--timeout=60s",
         ],
         None,
     );
     assert!(out.contains("condition met"), "{out}");
-    let out = must(&c, &["-n", &c.ns, "get", "gdg"], None);
+    let out = must(&c, &["-n", &c.ns, "get", &short], None);
     assert!(out.contains("True"), "{out}");
 }
 
 #[tokio::test]
 async fn kubectl_patch_status_of_a_builtin() {
+    // An Ingress: no controller of a bare cluster writes its status (a Deployment's would
+    // race the Deployment controller).
     let c = Cluster::new().await;
-    let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
-        "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
+    let ing = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web"},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}});
     must(
         &c,
         &["-n", &c.ns, "apply", "-f", "-"],
-        Some(&dep.to_string()),
+        Some(&ing.to_string()),
     );
     must(
         &c,
@@ -252,22 +259,34 @@ async fn kubectl_patch_status_of_a_builtin() {
             "-n",
             &c.ns,
             "patch",
-            "deployment",
+            "ingress",
             "web",
             "--subresource=status",
             "-p",
-            r#"{"status":{"replicas":1,"readyReplicas":1,"updatedReplicas":1,"availableReplicas":1}}"#,
+            r#"{"status":{"loadBalancer":{"ingress":[{"ip":"10.0.0.9"}]}}}"#,
         ],
         None,
     );
-    let out = must(&c, &["-n", &c.ns, "get", "deploy", "web"], None);
-    assert!(out.contains("1/1"), "{out}");
+    let out = must(
+        &c,
+        &[
+            "-n",
+            &c.ns,
+            "get",
+            "ingress",
+            "web",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ],
+        None,
+    );
+    assert_eq!(out, "10.0.0.9");
 }
 
 #[tokio::test]
 async fn kubectl_delete_waits_for_deletion() {
     let c = Cluster::new().await;
-    let group = setup(&c);
+    let (group, short) = setup(&c);
     must(
         &c,
         &["-n", &c.ns, "apply", "-f", "-"],
@@ -275,11 +294,11 @@ async fn kubectl_delete_waits_for_deletion() {
     );
     let out = must(
         &c,
-        &["-n", &c.ns, "delete", "gdg", "g1", "--timeout=60s"],
+        &["-n", &c.ns, "delete", &short, "g1", "--timeout=60s"],
         None,
     );
     assert!(out.contains("deleted"), "{out}");
-    let (ok, _, err) = c.kubectl(&["-n", &c.ns, "get", "gdg", "g1"]);
+    let (ok, _, err) = c.kubectl(&["-n", &c.ns, "get", &short, "g1"]);
     assert!(!ok && err.contains("NotFound"), "{err}");
 }
 
@@ -306,8 +325,18 @@ async fn kubectl_get_events() {
 #[tokio::test]
 async fn kubectl_explain_custom_resource() {
     let c = Cluster::new().await;
-    let group = setup(&c);
-    let out = must(&c, &["explain", &format!("gadgets.{group}.spec")], None);
+    // With the group version given apart: kubectl reads `gadgets.<group>.spec` as the
+    // resource `gadgets`, whichever group it finds first, and a shared cluster has many.
+    let (group, _) = setup(&c);
+    let out = must(
+        &c,
+        &[
+            "explain",
+            "gadgets.spec",
+            &format!("--api-version={group}/v1"),
+        ],
+        None,
+    );
     assert!(
         out.contains("What the gadget should be.") && out.contains("size"),
         "{out}"
@@ -342,6 +371,7 @@ async fn kubectl_create_from_file_and_label_selectors() {
 async fn kubectl_create_typed_subcommands() {
     let c = Cluster::new().await;
     let extra = format!("{}-typed", c.ns);
+    c.delete_at_end("namespace", &extra);
     must(&c, &["create", "namespace", &extra], None);
     must(
         &c,
@@ -480,7 +510,7 @@ async fn kubectl_explain_builtin() {
 #[tokio::test]
 async fn kube_emulator_binary_serves_kubectl() {
     if real_cluster().is_some() {
-        eprintln!("skipped: needs the emulator");
+        eprintln!("skipped: needs an emulator of its own");
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -520,7 +550,7 @@ async fn kube_emulator_binary_serves_kubectl() {
 async fn kubectl_over_tls_with_token() {
     let c = Cluster::with(emulator::Emulator::builder().tls(true).token("s3cret")).await;
     if c.emu.is_none() {
-        eprintln!("skipped: needs the emulator");
+        eprintln!("skipped: needs an emulator of its own");
         return;
     }
     let out = must(&c, &["get", "ns", "default", "-o", "name"], None);
@@ -530,7 +560,7 @@ async fn kubectl_over_tls_with_token() {
 #[tokio::test]
 async fn kube_emulator_cluster_mode_runs_workloads() {
     if real_cluster().is_some() {
-        eprintln!("skipped: needs the emulator");
+        eprintln!("skipped: needs an emulator of its own");
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
