@@ -2,8 +2,7 @@
 //! CRDs register and reject invalid objects with the offending field, and
 //! every rendered object passes `kubectl apply --dry-run=server`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -14,7 +13,7 @@ use kube::discovery::ApiResource;
 use portfolio_operator::crds;
 use serde_json::json;
 
-use crate::common::{client, repo};
+use crate::common::{client, kubectl, repo};
 
 /// Register both CRDs and wait until they are served.
 async fn install(client: &kube::Client) {
@@ -146,26 +145,6 @@ async fn the_crds_register_and_reject_invalid_objects_by_field() {
         .expect("valid app");
     assert_eq!(stored.data["spec"]["replicas"], 1);
     assert_eq!(stored.data["spec"]["serviceType"], "ClusterIP");
-}
-
-/// Run kubectl against the emulator with `input` on stdin.
-fn kubectl(emulator: &emulator::Emulator, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(emulator.kubeconfig_path())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl is installed");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    child.wait_with_output().expect("kubectl")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

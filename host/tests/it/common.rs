@@ -100,3 +100,25 @@ pub async fn client(emulator: &emulator::Emulator) -> kube::Client {
         .await
         .expect("client")
 }
+
+/// Run kubectl against the emulator with `input` on stdin.
+pub fn kubectl(emulator: &emulator::Emulator, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(emulator.kubeconfig_path())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl is installed (scripts/install-helm installs it when missing)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("kubectl")
+}

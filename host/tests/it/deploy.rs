@@ -14,9 +14,8 @@
 //! render the same objects, for its defaults and for each values file in its
 //! `ci/` folder whose `# manifests:` line names the equivalent flags.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -25,7 +24,7 @@ use portfolio_operator::builtin::BUILTINS;
 use portfolio_operator::plugin::{Digest, WIT_VERSION};
 use serde_json::{Value, json};
 
-use crate::common::{client, repo};
+use crate::common::{client, kubectl, repo};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -587,26 +586,6 @@ fn service_monitor_crd() -> Value {
                               "type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
         },
     })
-}
-
-/// Run kubectl against the emulator with `input` on stdin.
-fn kubectl(emulator: &emulator::Emulator, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(emulator.kubeconfig_path())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl is installed (scripts/install-helm installs it when missing)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    child.wait_with_output().expect("kubectl")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
