@@ -78,21 +78,23 @@ pub fn app_rules(kinds: &ChildKinds) -> Vec<PolicyRule> {
     let mut rules = vec![
         rule(
             &["portfolio.dev"],
-            &["portfolioapps"],
+            &["portfolioapps", "databasemigrations"],
             &["get", "list", "watch", "update", "patch"],
         ),
         rule(
             &["portfolio.dev"],
-            &["portfolioapps/status"],
+            &["portfolioapps/status", "databasemigrations/status"],
             &["get", "update", "patch"],
         ),
         // Owner references with blockOwnerDeletion need it where the
         // OwnerReferencesPermissionEnforcement admission plugin is on.
         rule(
             &["portfolio.dev"],
-            &["portfolioapps/finalizers"],
+            &["portfolioapps/finalizers", "databasemigrations/finalizers"],
             &["update"],
         ),
+        // The termination message of a migration Job's pod says how it went.
+        rule(&[""], &["pods"], &["list"]),
     ];
     // One rule per API group, in the registry's order.
     let mut by_group: Vec<(&str, Vec<&str>)> = Vec::new();
@@ -128,12 +130,13 @@ pub fn own_namespace_rules() -> Vec<PolicyRule> {
     rules
 }
 
-/// What leader election needs in the operator's namespace: its Lease.
+/// What the operator's namespace holds for it: the leadership Lease, and
+/// the per-database migration locks (Leases deleted when released).
 pub fn lease_rules() -> Vec<PolicyRule> {
     vec![rule(
         &["coordination.k8s.io"],
         &["leases"],
-        &["get", "create", "update", "patch"],
+        &["get", "create", "update", "patch", "delete"],
     )]
 }
 

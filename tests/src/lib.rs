@@ -17,6 +17,7 @@ use kube::discovery::ApiResource;
 use portfolio_api::PortfolioApp;
 use portfolio_operator::controller::ControllerConfig;
 use portfolio_operator::controller::metrics::Metrics;
+use portfolio_operator::controller::migration::MigrationConfig;
 use portfolio_operator::leader::LeaderElection;
 use portfolio_operator::operator::OperatorOptions;
 use portfolio_operator::plugin::{Runtime, RuntimeConfig};
@@ -219,6 +220,14 @@ impl Harness {
             ops_addr: None,
             instance: format!("e2e-{}", self.namespace),
             leader_election: Some(leader_election),
+            migrations: MigrationConfig {
+                namespace: Some(self.namespace.clone()),
+                lock_namespace: self.namespace.clone(),
+                retry_backoff: Duration::from_millis(500),
+                max_retry_backoff: Duration::from_secs(2),
+                cleanup_timeout: Duration::from_secs(30),
+                ..MigrationConfig::default()
+            },
         };
         self.metrics = Arc::new(Metrics::new());
         let metrics = Arc::clone(&self.metrics);

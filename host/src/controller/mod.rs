@@ -16,6 +16,7 @@ pub mod cleanup;
 pub mod conditions;
 pub mod decide;
 pub mod metrics;
+pub mod migration;
 pub mod status;
 pub mod watched;
 

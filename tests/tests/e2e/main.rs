@@ -9,4 +9,5 @@
 
 mod apps;
 mod lifecycle;
+mod migrations;
 mod plugins;
