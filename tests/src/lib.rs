@@ -4,6 +4,8 @@
 //! exactly as it runs against a real cluster. The tests that use it are the
 //! modules of `tests/e2e/`, one test binary.
 
+pub mod jobs;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +29,10 @@ use serde_json::Value;
 /// Kubeconfig of a real cluster to run against instead of the emulator.
 pub const KUBECONFIG_ENV: &str = "PORTFOLIO_E2E_KUBECONFIG";
 
+/// `off`: the emulator serves the API only, as envtest's kube-apiserver
+/// does, and tests run their Jobs themselves ([`jobs`]).
+pub const WORKLOADS_ENV: &str = "PORTFOLIO_E2E_WORKLOADS";
+
 /// How long to wait for anything to converge.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -47,6 +53,10 @@ pub struct Harness {
     )>,
     /// On the emulator: every request the operator made.
     rbac: Option<Arc<RbacRecorder>>,
+    /// Whether the emulator simulates workloads (its Job controller, kubelet, …).
+    workloads: bool,
+    /// Where nothing runs Jobs: the test runs them.
+    job_driver: Option<jobs::JobDriver>,
 }
 
 /// The service account the operator acts as on the emulator, as
@@ -124,11 +134,12 @@ impl Harness {
             )
             .with_test_writer()
             .try_init();
+        let workloads = std::env::var(WORKLOADS_ENV).map_or(true, |value| value != "off");
         let (emulator, kubeconfig) = match std::env::var_os(KUBECONFIG_ENV) {
             Some(path) => (None, PathBuf::from(path)),
             None => {
                 let emulator = emulator::Emulator::builder()
-                    .cluster(true)
+                    .cluster(workloads)
                     .pod_start_delay(Duration::from_millis(50))
                     .job_duration(Duration::from_millis(200))
                     .never_ready_marker("never-ready")
@@ -138,6 +149,7 @@ impl Harness {
                 (Some(emulator), path)
             }
         };
+        let simulated = workloads && emulator.is_some();
         let client = client(&kubeconfig).await;
         install_crds(&client).await;
         let namespace = format!(
@@ -162,7 +174,49 @@ impl Harness {
             metrics: Arc::new(Metrics::new()),
             operator: None,
             rbac: None,
+            workloads: simulated,
+            job_driver: None,
         }
+    }
+
+    /// Whether Jobs and Deployments run by themselves: on the emulator's
+    /// simulated cluster (not with `PORTFOLIO_E2E_WORKLOADS=off`).
+    pub fn simulates_workloads(&self) -> bool {
+        self.workloads
+    }
+
+    /// Pods of Jobs whose name matches `pattern` (`*` for any run of
+    /// characters) end after `duration` with exit code 0 (`succeed`) or 1
+    /// and `message` as their termination message; the latest rule that
+    /// matches wins, and without one they succeed. On the simulated cluster
+    /// this is an outcome rule of the emulator; elsewhere the test runs the
+    /// Jobs itself ([`jobs::JobDriver`]).
+    pub fn job_outcome(&mut self, pattern: &str, succeed: bool, message: &str, duration: Duration) {
+        if self.workloads
+            && let Some(emulator) = &self.emulator
+        {
+            let mut rule = if succeed {
+                emulator::OutcomeRule::succeed(message)
+            } else {
+                emulator::OutcomeRule::fail(message)
+            };
+            rule.duration_ms = Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+            emulator
+                .control()
+                .add_outcome(rule.name(pattern).namespace(&self.namespace))
+                .expect("outcome rule");
+            return;
+        }
+        let client = self.client.clone();
+        let namespace = self.namespace.clone();
+        self.job_driver
+            .get_or_insert_with(|| jobs::JobDriver::start(client, &namespace))
+            .add(jobs::JobRule {
+                pattern: pattern.to_owned(),
+                succeed,
+                message: message.to_owned(),
+                duration,
+            });
     }
 
     /// Whether the test runs against the emulator (tests that need its control API skip otherwise).

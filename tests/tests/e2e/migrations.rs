@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use emulator::OutcomeRule;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
 use kube::ResourceExt;
@@ -38,27 +37,19 @@ fn liquibase(name: &str, db: &str, metadata: &str, extra: &str) -> String {
     )
 }
 
-/// Pods of Jobs named like `pattern` end with `rule` (the latest rule that matches wins).
-fn outcome(h: &Harness, pattern: &str, rule: OutcomeRule) {
-    let emulator = h.emulator.as_ref().expect("emulated");
-    emulator
-        .control()
-        .add_outcome(rule.name(pattern).namespace(&h.namespace))
-        .expect("outcome rule");
+/// Pods of Jobs named like `pattern` succeed with `message` (the latest rule that matches wins).
+fn succeed(h: &mut Harness, pattern: &str, message: &str) {
+    h.job_outcome(pattern, true, message, Duration::from_millis(200));
 }
 
-fn succeed(h: &Harness, pattern: &str, message: &str) {
-    outcome(h, pattern, OutcomeRule::succeed(message));
+/// Pods of Jobs named like `pattern` fail with `message`.
+fn fail(h: &mut Harness, pattern: &str, message: &str) {
+    h.job_outcome(pattern, false, message, Duration::from_millis(200));
 }
 
-fn fail(h: &Harness, pattern: &str, message: &str) {
-    outcome(h, pattern, OutcomeRule::fail(message));
-}
-
-fn slow(h: &Harness, pattern: &str, message: &str, millis: u64) {
-    let mut rule = OutcomeRule::succeed(message);
-    rule.duration_ms = Some(millis);
-    outcome(h, pattern, rule);
+/// Pods of Jobs named like `pattern` run for `millis`, then succeed with `message`.
+fn slow(h: &mut Harness, pattern: &str, message: &str, millis: u64) {
+    h.job_outcome(pattern, true, message, Duration::from_millis(millis));
 }
 
 async fn status_of(h: &Harness, name: &str) -> Option<DatabaseMigrationStatus> {
@@ -133,22 +124,21 @@ async fn event_reasons(h: &Harness, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn skip_unless_emulated(h: &Harness) -> bool {
-    if h.emulated() {
+fn skip_unless_simulated(h: &Harness) -> bool {
+    if h.simulates_workloads() {
         return false;
     }
-    eprintln!("skipped: needs the emulator's simulated Jobs and their outcome rules");
+    eprintln!(
+        "skipped: needs a Job controller that enforces activeDeadlineSeconds (the emulator's simulated cluster)"
+    );
     true
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flyway_migration_plans_runs_and_records_its_version() {
     let mut h = Harness::new("flyway-success").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
-    succeed(&h, "shop-v3-plan-*", FLYWAY_PLAN);
-    succeed(&h, "shop-v3-migrate-*", FLYWAY_MIGRATED);
+    succeed(&mut h, "shop-v3-plan-*", FLYWAY_PLAN);
+    succeed(&mut h, "shop-v3-migrate-*", FLYWAY_MIGRATED);
     h.start_operator().await;
     h.apply_yaml(&flyway("shop-v3", "db", "")).await;
     let status = await_phase(&h, "shop-v3", MigrationStatusPhase::Succeeded).await;
@@ -215,11 +205,8 @@ async fn a_flyway_migration_plans_runs_and_records_its_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_liquibase_migration_succeeds() {
     let mut h = Harness::new("liquibase-success").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
-    succeed(&h, "orders-plan-*", LIQUIBASE_PLAN);
-    succeed(&h, "orders-update-*", LIQUIBASE_UPDATED);
+    succeed(&mut h, "orders-plan-*", LIQUIBASE_PLAN);
+    succeed(&mut h, "orders-update-*", LIQUIBASE_UPDATED);
     h.start_operator().await;
     h.apply_yaml(&liquibase("orders", "db", "", "")).await;
     let status = await_phase(&h, "orders", MigrationStatusPhase::Succeeded).await;
@@ -231,12 +218,9 @@ async fn a_liquibase_migration_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retryable_failure_is_retried_with_a_new_job_and_then_succeeds() {
     let mut h = Harness::new("retry").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
-    succeed(&h, "retried-plan-*", FLYWAY_PLAN);
-    fail(&h, "retried-migrate-*", FLYWAY_REFUSED);
-    succeed(&h, "retried-migrate-*-2", FLYWAY_MIGRATED);
+    succeed(&mut h, "retried-plan-*", FLYWAY_PLAN);
+    fail(&mut h, "retried-migrate-*", FLYWAY_REFUSED);
+    succeed(&mut h, "retried-migrate-*-2", FLYWAY_MIGRATED);
     h.start_operator().await;
     h.apply_yaml(&flyway("retried", "db", "  backoffLimit: 2\n"))
         .await;
@@ -267,11 +251,8 @@ async fn a_retryable_failure_is_retried_with_a_new_job_and_then_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sql_fails_for_good_with_the_tools_message() {
     let mut h = Harness::new("bad-sql").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
-    succeed(&h, "broken-plan-*", FLYWAY_PLAN);
-    fail(&h, "broken-migrate-*", FLYWAY_SQL_ERROR);
+    succeed(&mut h, "broken-plan-*", FLYWAY_PLAN);
+    fail(&mut h, "broken-migrate-*", FLYWAY_SQL_ERROR);
     h.start_operator().await;
     h.apply_yaml(&flyway("broken", "db", "  backoffLimit: 3\n"))
         .await;
@@ -310,11 +291,11 @@ async fn bad_sql_fails_for_good_with_the_tools_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_that_runs_past_the_timeout_is_stopped_and_fails() {
     let mut h = Harness::new("timeout").await;
-    if skip_unless_emulated(&h) {
+    if skip_unless_simulated(&h) {
         return h.cleanup().await;
     }
-    succeed(&h, "slowpoke-plan-*", FLYWAY_PLAN);
-    slow(&h, "slowpoke-migrate-*", FLYWAY_MIGRATED, 60_000);
+    succeed(&mut h, "slowpoke-plan-*", FLYWAY_PLAN);
+    slow(&mut h, "slowpoke-migrate-*", FLYWAY_MIGRATED, 60_000);
     h.start_operator().await;
     h.apply_yaml(&flyway(
         "slowpoke",
@@ -343,11 +324,8 @@ async fn a_step_that_runs_past_the_timeout_is_stopped_and_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_mid_step_adopts_the_job_and_a_success_is_never_run_again() {
     let mut h = Harness::new("restart-mid-step").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
-    succeed(&h, "steady-plan-*", FLYWAY_PLAN);
-    slow(&h, "steady-migrate-*", FLYWAY_MIGRATED, 2_500);
+    succeed(&mut h, "steady-plan-*", FLYWAY_PLAN);
+    slow(&mut h, "steady-migrate-*", FLYWAY_MIGRATED, 2_500);
     h.start_operator().await;
     h.apply_yaml(&flyway("steady", "db", "")).await;
     h.eventually("the migrate Job runs", || async {
@@ -420,12 +398,9 @@ async fn watch_runs(h: &Harness, migrations: &[&str]) -> (usize, Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_migrations_of_one_database_run_one_after_the_other() {
     let mut h = Harness::new("same-database").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
     for name in ["first", "second"] {
-        slow(&h, &format!("{name}-plan-*"), FLYWAY_PLAN, 400);
-        slow(&h, &format!("{name}-migrate-*"), FLYWAY_MIGRATED, 400);
+        slow(&mut h, &format!("{name}-plan-*"), FLYWAY_PLAN, 400);
+        slow(&mut h, &format!("{name}-migrate-*"), FLYWAY_MIGRATED, 400);
     }
     h.start_operator().await;
     // The same database, written differently.
@@ -463,12 +438,9 @@ async fn two_migrations_of_one_database_run_one_after_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_of_different_databases_run_in_parallel() {
     let mut h = Harness::new("other-databases").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
     for name in ["left", "right"] {
-        slow(&h, &format!("{name}-plan-*"), FLYWAY_PLAN, 1_500);
-        slow(&h, &format!("{name}-migrate-*"), FLYWAY_MIGRATED, 300);
+        slow(&mut h, &format!("{name}-plan-*"), FLYWAY_PLAN, 1_500);
+        slow(&mut h, &format!("{name}-migrate-*"), FLYWAY_MIGRATED, 300);
     }
     h.start_operator().await;
     h.apply_yaml(&flyway("left", "left-db", "")).await;
@@ -481,11 +453,8 @@ async fn migrations_of_different_databases_run_in_parallel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_approval_runs_only_the_approved_plan() {
     let mut h = Harness::new("approval").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
-    succeed(&h, "gated-plan-*", FLYWAY_PLAN);
-    succeed(&h, "gated-migrate-*", FLYWAY_MIGRATED);
+    succeed(&mut h, "gated-plan-*", FLYWAY_PLAN);
+    succeed(&mut h, "gated-migrate-*", FLYWAY_MIGRATED);
     h.start_operator().await;
     h.apply_yaml(&flyway("gated", "db", "  approval: Manual\n"))
         .await;
@@ -555,13 +524,10 @@ async fn manual_approval_runs_only_the_approved_plan() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_tool_lock_is_released_once_and_the_update_retried() {
     let mut h = Harness::new("stale-lock").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
-    succeed(&h, "locked-plan-*", LIQUIBASE_PLAN);
-    fail(&h, "locked-update-*", LIQUIBASE_LOCK_HELD);
-    succeed(&h, "locked-release-locks-*", LIQUIBASE_RELEASED);
-    succeed(&h, "locked-update-*-2", LIQUIBASE_UPDATED);
+    succeed(&mut h, "locked-plan-*", LIQUIBASE_PLAN);
+    fail(&mut h, "locked-update-*", LIQUIBASE_LOCK_HELD);
+    succeed(&mut h, "locked-release-locks-*", LIQUIBASE_RELEASED);
+    succeed(&mut h, "locked-update-*-2", LIQUIBASE_UPDATED);
     h.start_operator().await;
     h.apply_yaml(&liquibase(
         "locked",
@@ -612,10 +578,7 @@ async fn a_stale_tool_lock_is_released_once_and_the_update_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_only_plans() {
     let mut h = Harness::new("dry-run").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
-    succeed(&h, "rehearsal-plan-*", FLYWAY_PLAN);
+    succeed(&mut h, "rehearsal-plan-*", FLYWAY_PLAN);
     h.start_operator().await;
     h.apply_yaml(&flyway("rehearsal", "db", "  dryRun: true\n"))
         .await;
@@ -635,11 +598,8 @@ async fn a_dry_run_only_plans() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_running_migration_stops_its_job_and_lets_go() {
     let mut h = Harness::new("delete-running").await;
-    if skip_unless_emulated(&h) {
-        return h.cleanup().await;
-    }
-    succeed(&h, "doomed-plan-*", FLYWAY_PLAN);
-    slow(&h, "doomed-migrate-*", FLYWAY_MIGRATED, 60_000);
+    succeed(&mut h, "doomed-plan-*", FLYWAY_PLAN);
+    slow(&mut h, "doomed-migrate-*", FLYWAY_MIGRATED, 60_000);
     h.start_operator().await;
     h.apply_yaml(&flyway("doomed", "db", "")).await;
     let job = h
