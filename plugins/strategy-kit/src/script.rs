@@ -67,6 +67,8 @@ function flush(    i) {
 /// arguments are `"$@"`), then `awk` turns the files `out` (stdout), `err`
 /// (stderr) and `sql` (whatever the tool was asked to write there) into
 /// facts, and a fact `{"failed":true}` turns a zero exit status into 1.
+/// The program sees the tool's exit status as `rc`, so that it can keep
+/// output it does not recognise only when the tool failed.
 pub fn wrapper(tool: &str, body: &str, awk: &str) -> String {
     let budget = MAX_BYTES - 200;
     format!(
@@ -89,7 +91,7 @@ rc=0
 {body}
 cat "$w/out"
 cat "$w/err" >&2
-facts=$(awk 'BEGIN {{ budget = {budget} }}
+facts=$(awk -v rc="$rc" 'BEGIN {{ budget = {budget} }}
 {AWK_LIBRARY}
 {awk}' "$w/out" "$w/err" "$w/sql" 2>/dev/null)
 case "$facts" in *'{{"failed":true}}'*) if [ "$rc" -eq 0 ]; then rc=1; fi ;; esac
