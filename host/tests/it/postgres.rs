@@ -94,10 +94,14 @@ impl Postgres {
         if !status.success() {
             return Err(format!("chown {USER} {}: {status}", dir.path().display()));
         }
+        // The temporary directory's random name: enough for a server on
+        // loopback that lives as long as a test run.
         let password = format!(
-            "pw-{}-{}",
-            std::process::id(),
-            dir.path().display().to_string().len()
+            "pw{}",
+            dir.path()
+                .file_name()
+                .map(|name| name.to_string_lossy().replace(['-', '.'], ""))
+                .unwrap_or_default()
         );
         let password_file = dir.path().join("password");
         std::fs::write(&password_file, &password).map_err(|e| e.to_string())?;
