@@ -121,4 +121,23 @@ mod tests {
         assert!(script.contains(r#""tool":"flyway""#));
         assert!(script.contains(FORMAT));
     }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn the_program_sees_the_tools_exit_status() {
+        let dir = std::env::temp_dir().join(format!("strategy-kit-rc-{}", std::process::id()));
+        for (body, expected) in [("run true", "{\"rc\":0}"), ("run false", "{\"rc\":1}")] {
+            let script = wrapper("tool", body, "END { raw(\"rc\", rc); flush() }");
+            let status = std::process::Command::new("/bin/sh")
+                .args(["-c", &script, "step"])
+                .env("PORTFOLIO_WORK", dir.join("work"))
+                .env("PORTFOLIO_TERMINATION_LOG", dir.join("log"))
+                .output()
+                .expect("/bin/sh runs");
+            let log = std::fs::read_to_string(dir.join("log")).expect("a termination message");
+            assert!(log.lines().any(|line| line == expected), "{body}: {log}");
+            assert_eq!(status.status.success(), body == "run true");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
