@@ -27,8 +27,20 @@ pub struct Postgres {
 /// Where `postgres`, `initdb` and `pg_ctl` are: `PG_BIN`, else `PATH`, else
 /// Debian's versioned directories; `Err` says how to get them.
 fn server_bin() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("PG_BIN") {
-        return Ok(PathBuf::from(dir));
+    let has_server = |dir: &Path| {
+        ["postgres", "initdb", "pg_ctl"]
+            .iter()
+            .all(|tool| dir.join(tool).is_file())
+    };
+    if let Some(dir) = std::env::var_os("PG_BIN").map(PathBuf::from) {
+        return if has_server(&dir) {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "PG_BIN={} has no postgres, initdb and pg_ctl",
+                dir.display()
+            ))
+        };
     }
     let on_path = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
@@ -44,7 +56,7 @@ fn server_bin() -> Result<PathBuf, String> {
     }
     candidates
         .into_iter()
-        .find(|dir| ["postgres", "initdb", "pg_ctl"].iter().all(|tool| dir.join(tool).is_file()))
+        .find(|dir| has_server(dir))
         .ok_or_else(|| {
             "the PostgreSQL server binaries (postgres, initdb, pg_ctl) are not on PATH: install them (Debian: apt-get install postgresql; or set PG_BIN to their directory)".to_owned()
         })
