@@ -200,6 +200,7 @@ fn volumes(pod: &Value, cluster: &Cluster, dir: &Path) -> BTreeMap<String, PathB
     volumes
 }
 
+/// Give `path` the permission bits `mode`.
 fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
@@ -388,6 +389,7 @@ fn run_container(
     }
 }
 
+/// Send `signal` to the process group led by `pid` (the container and everything it started).
 fn signal_group(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .args([&format!("-{signal}"), "--", &format!("-{pid}")])
@@ -528,6 +530,7 @@ fn fill(
     }
 }
 
+/// Bind `source` at `target` in the new root, read-only if asked.
 fn bind(script: &mut String, source: &Path, target: &str, read_only: bool) {
     let from = shell_quote(&source.to_string_lossy());
     let at = shell_quote(target);
@@ -537,6 +540,7 @@ fn bind(script: &mut String, source: &Path, target: &str, read_only: bool) {
     }
 }
 
+/// `text` as one single-quoted shell word.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }

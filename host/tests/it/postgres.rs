@@ -77,6 +77,7 @@ fn as_server_user(program: &Path) -> Command {
     command
 }
 
+/// `output` if it succeeded, else an error with what it printed.
 fn checked(output: Output, what: &str) -> Result<Output, String> {
     if output.status.success() {
         Ok(output)

@@ -859,6 +859,7 @@ struct Flyway {
 }
 
 impl Flyway {
+    /// Case `name` (also its database) with `migrations` in the example's ConfigMap.
     fn new(name: &str, home: &Path, migrations: &[(&str, &str)]) -> Flyway {
         require_java();
         let server = server();
