@@ -317,6 +317,40 @@ impl Harness {
         }
     }
 
+    /// On the emulator: the requests the operator made so far, as
+    /// `verb group/resource[/subresource]`, counted.
+    pub fn operator_requests(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        if let Some(recorder) = &self.rbac {
+            for r in recorder
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+            {
+                let mut key = format!("{} {}/{}", r.verb, r.group, r.resource);
+                if !r.subresource.is_empty() {
+                    key.push('/');
+                    key.push_str(&r.subresource);
+                }
+                *counts.entry(key).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// On the emulator: forget the requests recorded so far (the RBAC check
+    /// at [`Harness::stop_operator`] then covers only later ones).
+    pub fn forget_operator_requests(&self) {
+        if let Some(recorder) = &self.rbac {
+            recorder
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+    }
+
     /// The PortfolioApp API of the test's namespace.
     pub fn apps(&self) -> Api<PortfolioApp> {
         Api::namespaced(self.client.clone(), &self.namespace)

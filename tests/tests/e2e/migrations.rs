@@ -636,3 +636,57 @@ async fn deleting_a_running_migration_stops_its_job_and_lets_go() {
     assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_operator_asks_nothing_of_finished_migrations() {
+    let mut h = Harness::new("restart-finished").await;
+    succeed(&mut h, "done-plan-*", FLYWAY_PLAN);
+    succeed(&mut h, "done-migrate-*", FLYWAY_MIGRATED);
+    fail(&mut h, "broken-migrate-*", FLYWAY_SQL_ERROR);
+    h.start_operator().await;
+    h.apply_yaml(&flyway("done", "db-a", "")).await;
+    h.apply_yaml(&flyway("broken", "db-b", "")).await;
+    h.apply_yaml(&flyway("waiting", "db-c", "  approval: Manual\n"))
+        .await;
+    await_phase(&h, "done", MigrationStatusPhase::Succeeded).await;
+    await_phase(&h, "broken", MigrationStatusPhase::Failed).await;
+    await_phase(&h, "waiting", MigrationStatusPhase::AwaitingApproval).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.stop_operator().await;
+
+    if !h.emulated() {
+        eprintln!("skipped the request count: it needs the emulator's view of the requests");
+        return h.cleanup().await;
+    }
+    h.forget_operator_requests();
+    h.start_operator().await;
+    let metrics = std::sync::Arc::clone(&h.metrics);
+    h.eventually("the new operator reconciled every migration", || async {
+        let count: u64 = metrics
+            .encode()
+            .lines()
+            .find(|l| l.starts_with("portfolio_reconciles_total{result=\"ok\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        (count >= 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = h.operator_requests();
+    let asked: Vec<_> = requests
+        .iter()
+        .filter(|(request, _)| !request.starts_with("list ") && !request.starts_with("watch "))
+        .filter(|(request, _)| {
+            !request.contains("coordination.k8s.io/leases") || !request.starts_with("get ")
+        })
+        .collect();
+    // The leadership Lease is read and renewed; nothing else is asked.
+    assert!(
+        asked.iter().all(|(request, _)| request.contains("leases")),
+        "a restart must not touch finished migrations: {requests:?}"
+    );
+    assert_eq!(h.metrics.writes(), 0, "{requests:?}");
+    assert_eq!(h.metrics.applies(), 0, "{requests:?}");
+    h.cleanup().await;
+}

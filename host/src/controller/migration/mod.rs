@@ -101,6 +101,10 @@ pub struct MigrationContext {
     pub locks: Locks,
     /// The Jobs the operator made (label-filtered).
     pub jobs: Store<Job>,
+    /// Whether the Job watch has listed. One task waits on the store and
+    /// tells every reconcile: kube's `Store::wait_until_ready` wakes only the
+    /// last of several concurrent waiters.
+    jobs_listed: tokio::sync::watch::Receiver<bool>,
     /// The apps, for contract migrations waiting on a rollout.
     pub apps: Store<WatchedApp>,
     /// The migrations, for the expand migrations of an app.
@@ -137,6 +141,17 @@ impl MigrationContext {
         let waiting = lock_map(&self.waiting).remove(&database.lease);
         for migration in waiting.into_iter().flatten() {
             let _ = self.wake.send(migration);
+        }
+    }
+
+    /// Wait (at most `timeout`) until the Job watch has listed.
+    async fn jobs_listed(&self, timeout: Duration) {
+        let mut listed = self.jobs_listed.clone();
+        if !matches!(
+            tokio::time::timeout(timeout, listed.wait_for(|listed| *listed)).await,
+            Ok(Ok(_))
+        ) {
+            tracing::warn!("the Job watch has not listed yet; reconciling without it");
         }
     }
 
@@ -312,6 +327,13 @@ pub async fn run(
         receiver.recv().await.map(|m| (m, receiver))
     });
 
+    let (tell, jobs_listed) = tokio::sync::watch::channel(false);
+    let listing = jobs.clone();
+    tokio::spawn(async move {
+        if listing.wait_until_ready().await.is_ok() {
+            let _ = tell.send(true);
+        }
+    });
     let context = Arc::new(MigrationContext {
         recorder: Recorder::new(client.clone(), reporter),
         locks: Locks::new(client.clone(), config.lock_namespace.clone()),
@@ -321,6 +343,7 @@ pub async fn run(
         metrics,
         config: config.clone(),
         jobs,
+        jobs_listed,
         apps,
         migrations: migration_store,
         waiting: Mutex::new(HashMap::new()),

@@ -126,7 +126,7 @@ pub async fn reconcile(
 ) -> Result<Action, Error> {
     // Decisions rest on the observed Jobs: before the Job watch has listed,
     // a running Job would look absent.
-    let _ = tokio::time::timeout(Duration::from_secs(30), ctx.jobs.wait_until_ready()).await;
+    ctx.jobs_listed(Duration::from_secs(30)).await;
     let before = migration.status.clone().unwrap_or_default();
     let mut run = Run {
         ctx,
