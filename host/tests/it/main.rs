@@ -20,6 +20,7 @@ mod hostile;
 mod leader;
 mod local_job;
 mod manifests;
+mod migration_lock;
 mod ops;
 mod plugin_dir;
 mod postgres;
