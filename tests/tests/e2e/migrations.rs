@@ -690,3 +690,55 @@ async fn a_restarted_operator_asks_nothing_of_finished_migrations() {
     assert_eq!(h.metrics.applies(), 0, "{requests:?}");
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_reported_and_never_run() {
+    let mut h = Harness::new("migration-bad-input").await;
+    h.start_operator().await;
+    // Credentials in the URL: the strategy refuses the spec.
+    h.apply_yaml(&flyway("leaky", "alice:secret@db", "")).await;
+    // A strategy nobody published.
+    h.apply_yaml(&flyway(
+        "orphan",
+        "db",
+        "  strategy:\n    plugin: team-flyway@^2\n",
+    ))
+    .await;
+    let leaky = await_phase(&h, "leaky", MigrationStatusPhase::Failed).await;
+    let degraded = leaky
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    assert_eq!(degraded.reason, "InvalidSpec", "{degraded:?}");
+    assert!(
+        degraded.message.contains("spec.database.url"),
+        "{}",
+        degraded.message
+    );
+    assert!(
+        !degraded.message.contains("secret"),
+        "the password is not repeated: {}",
+        degraded.message
+    );
+    let orphan = h
+        .eventually("the missing strategy is reported", || async {
+            let status = status_of(&h, "orphan").await?;
+            let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded")?;
+            (degraded.reason == "PluginNotFound").then_some(status)
+        })
+        .await;
+    assert_eq!(orphan.phase, Some(MigrationStatusPhase::Pending));
+    assert!(
+        orphan
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("team-flyway")),
+        "{orphan:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for name in ["leaky", "orphan"] {
+        assert!(jobs_of(&h, name).await.is_empty(), "{name} ran nothing");
+    }
+    h.cleanup().await;
+}
