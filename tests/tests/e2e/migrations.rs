@@ -742,3 +742,51 @@ async fn bad_input_is_reported_and_never_run() {
     }
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_changed_mid_run_lets_the_running_job_finish_first() {
+    let mut h = Harness::new("changed-mid-run").await;
+    succeed(&mut h, "moving-plan-*", FLYWAY_PLAN);
+    slow(&mut h, "moving-migrate-*", FLYWAY_MIGRATED, 1_500);
+    h.start_operator().await;
+    h.apply_yaml(&flyway("moving", "db", "  flyway:\n    target: \"3\"\n"))
+        .await;
+    h.eventually("the migrate Job runs", || async {
+        status_of(&h, "moving")
+            .await?
+            .current_job
+            .filter(|job| job.contains("-migrate-"))
+    })
+    .await;
+    h.apply_yaml(&flyway("moving", "db", "  flyway:\n    target: \"4\"\n"))
+        .await;
+    let mut most = 0;
+    let deadline = tokio::time::Instant::now() + portfolio_e2e::PATIENCE;
+    loop {
+        let active = jobs_of(&h, "moving")
+            .await
+            .iter()
+            .filter(|j| !finished(j))
+            .count();
+        most = most.max(active);
+        let status = status_of(&h, "moving").await.unwrap_or_default();
+        if status.observed_generation == Some(2)
+            && status.phase == Some(MigrationStatusPhase::Succeeded)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(most, 1, "the new plan's Jobs waited for the old one");
+    let steps: Vec<String> = jobs_of(&h, "moving").await.iter().map(step_of).collect();
+    assert_eq!(
+        steps,
+        ["plan", "plan", "migrate", "migrate"],
+        "both plans ran whole"
+    );
+    h.cleanup().await;
+}

@@ -564,6 +564,26 @@ impl Run<'_> {
         hash: &str,
         repairs: Option<u32>,
     ) -> Result<Decision, ReconcileError> {
+        // A Job of an earlier plan (the spec changed while it ran) is let
+        // finish, never stopped half-way, and never run beside another.
+        let base = step.job.key().name.clone();
+        let name = jobs::attempt_name(&base, attempt);
+        if let Some(other) = self
+            .own_jobs()
+            .into_iter()
+            .find(|job| jobs::state(job) == JobState::Active && job.name_any() != name)
+        {
+            self.set(
+                Phase::Running,
+                "WaitingForPreviousJob",
+                format!(
+                    "Job {} of an earlier plan is still running; step {} starts when it has finished",
+                    other.name_any(),
+                    step.key
+                ),
+            );
+            return Ok(Decision::wait(Action::requeue(WAIT)));
+        }
         match self
             .ctx
             .locks
@@ -588,8 +608,6 @@ impl Run<'_> {
                 return Ok(Decision::wait(Action::requeue(WAIT)));
             }
         }
-        let base = step.job.key().name.clone();
-        let name = jobs::attempt_name(&base, attempt);
         let mut job = step.job.renamed(&name);
         job.set_label(STEP_LABEL, &step.key);
         job.set_label(ATTEMPT_LABEL, &attempt.to_string());
