@@ -15,6 +15,7 @@ pub mod children;
 pub mod cleanup;
 pub mod conditions;
 pub mod decide;
+pub mod gates;
 pub mod metrics;
 pub mod status;
 pub mod watched;
