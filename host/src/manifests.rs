@@ -73,7 +73,8 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// What the operator does wherever it watches apps: read and update them,
-/// manage their children (the registered `kinds`), and record Events.
+/// read their DatabaseMigrations, manage their children (the registered
+/// `kinds`), and record Events.
 pub fn app_rules(kinds: &ChildKinds) -> Vec<PolicyRule> {
     let mut rules = vec![
         rule(
@@ -92,6 +93,13 @@ pub fn app_rules(kinds: &ChildKinds) -> Vec<PolicyRule> {
             &["portfolio.dev"],
             &["portfolioapps/finalizers"],
             &["update"],
+        ),
+        // The rollout gates: an app's new pod template waits for its expand
+        // DatabaseMigrations (read only).
+        rule(
+            &["portfolio.dev"],
+            &["databasemigrations"],
+            &["get", "list", "watch"],
         ),
     ];
     // One rule per API group, in the registry's order.
@@ -377,6 +385,20 @@ mod tests {
             ""
         ));
         assert!(!allows(&rules, "get", "", "pods", ""));
+        assert!(allows(
+            &rules,
+            "watch",
+            "portfolio.dev",
+            "databasemigrations",
+            ""
+        ));
+        assert!(!allows(
+            &rules,
+            "patch",
+            "portfolio.dev",
+            "databasemigrations",
+            ""
+        ));
         assert!(!allows(&rules, "update", "", "configmaps", "status"));
         for rule in rules.iter().chain(own_namespace_rules().iter()) {
             assert!(!rule.verbs.iter().any(|v| v == "*"), "{rule:?}");

@@ -135,7 +135,7 @@ cluster-scoped.
 
 {{/*
 What the operator does wherever it watches apps (manifests::app_rules): read
-and update PortfolioApps, manage their children (one rule per API group, in
+and update PortfolioApps, read DatabaseMigrations, manage their children (one rule per API group, in
 the registry's order), record Events.
 */}}
 {{- define "portfolio-operator.appRules" -}}
@@ -150,6 +150,11 @@ the registry's order), record Events.
 - apiGroups: [portfolio.dev]
   resources: [portfolioapps/finalizers]
   verbs: [update]
+# The rollout gates: an app's new pod template waits for its expand
+# DatabaseMigrations (read only).
+- apiGroups: [portfolio.dev]
+  resources: [databasemigrations]
+  verbs: [get, list, watch]
 {{- $groups := list }}
 {{- $plurals := dict }}
 {{- range include "portfolio-operator.kinds" . | fromYamlArray }}
