@@ -8,5 +8,6 @@
 //! `cargo test -p portfolio-e2e --test e2e <subject>::`.
 
 mod apps;
+mod choreography;
 mod lifecycle;
 mod plugins;
