@@ -71,6 +71,20 @@ impl Rollout {
         let updated = status.updated_replicas.unwrap_or(0);
         let available = status.available_replicas.unwrap_or(0);
         let total = status.replicas.unwrap_or(0);
+        // `replicas` leaves out terminating pods, which may still serve the
+        // old version through their grace period; where the cluster reports
+        // them (`terminatingReplicas`), the rollout waits for them too, so a
+        // contract migration never runs under an old pod.
+        let terminating = status.terminating_replicas.unwrap_or(0);
+        if terminating > 0 && updated >= desired && available >= desired && total <= desired {
+            return Rollout::InProgress {
+                message: if terminating == 1 {
+                    "1 old pod still terminating".to_owned()
+                } else {
+                    format!("{terminating} old pods still terminating")
+                },
+            };
+        }
         if updated >= desired && available >= desired && total <= desired {
             Rollout::Complete {
                 ready: status.ready_replicas.unwrap_or(0),
@@ -350,6 +364,14 @@ mod tests {
         assert_eq!(
             Rollout::of(Some(2), Some(3), Some(&status(2, 3, 3, 3))),
             Rollout::Complete { ready: 3 }
+        );
+        let mut terminating = status(2, 3, 3, 3);
+        terminating.terminating_replicas = Some(1);
+        assert_eq!(
+            Rollout::of(Some(2), Some(3), Some(&terminating)),
+            Rollout::InProgress {
+                message: "1 old pod still terminating".into()
+            }
         );
         // With autoscaling the Deployment's own replica count is the target.
         assert_eq!(
