@@ -4,9 +4,10 @@
 //!
 //! The first tests run the PortfolioApp controller alone and write the
 //! migrations' status by hand (as envtest tests do), so that they prove the
-//! app's side whatever the migration controller does. The last two tell the
-//! whole story with the operator as shipped: its migration controller runs
-//! the emulator's simulated Jobs.
+//! app's side whatever the migration controller does; one of them asks
+//! `contract_may_start` what the migration controller would ask, against the
+//! live app. The last two tell the whole story with the operator as
+//! shipped: its migration controller runs the emulator's simulated Jobs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use kube::runtime::events::Reporter;
 use portfolio_api::{DatabaseMigration, MigrationGate, PortfolioApp};
 use portfolio_e2e::Harness;
 use portfolio_operator::controller::metrics::Metrics;
-use portfolio_operator::controller::{self, ControllerConfig, Setup};
+use portfolio_operator::controller::{self, ControllerConfig, Setup, gates};
 use portfolio_operator::health::Health;
 use portfolio_operator::plugin::{Runtime, RuntimeConfig};
 use portfolio_operator::policy::OutputPolicy;
@@ -340,6 +341,116 @@ async fn a_new_app_gets_no_children_until_its_listed_expand_succeeded() {
     h.await_condition("shop", "Ready", "True", Some("Available"))
         .await;
     assert_eq!(image(&h).await.as_deref(), Some("example/shop:1"));
+    operator.stop().await;
+    h.cleanup().await;
+}
+
+/// What `contract_may_start` says now, as the migration controller would ask it.
+async fn may_contract_start(h: &Harness) -> Result<(), String> {
+    let app = h.apps().get_opt("shop").await.expect("app");
+    let migrations = h
+        .api::<DatabaseMigration>()
+        .list(&Default::default())
+        .await
+        .expect("migrations");
+    let migrations: Vec<Arc<DatabaseMigration>> =
+        migrations.items.into_iter().map(Arc::new).collect();
+    gates::contract_may_start(app.as_ref(), &migrations)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_may_start_only_after_a_completed_rollout() {
+    let h = Harness::new("gate-contract").await;
+    if !h.emulated() {
+        eprintln!("skipped: needs the emulator's never-ready images");
+        h.cleanup().await;
+        return;
+    }
+    let operator = AppController::start(&h).await;
+    h.apply_yaml(&migration(
+        "shop-contract",
+        "contract",
+        "  appRef:\n    name: shop\n",
+    ))
+    .await;
+    assert_eq!(
+        may_contract_start(&h).await,
+        Err("waiting for its PortfolioApp, which does not exist".to_owned())
+    );
+    h.apply_yaml(&shop("example/shop:1", "info", "")).await;
+    h.await_condition("shop", "Ready", "True", Some("Available"))
+        .await;
+    h.eventually("contract may start under v1", || async {
+        may_contract_start(&h).await.ok()
+    })
+    .await;
+
+    // v2 with its expand migration: held, then rolled out, and only then
+    // may contract start. Checks read contract_may_start first, so a Yes
+    // followed by an incomplete rollout is a real violation.
+    h.apply_yaml(&migration(
+        "shop-v2-expand",
+        "expand",
+        "  appRef:\n    name: shop\n",
+    ))
+    .await;
+    h.apply_yaml(&shop("example/shop:2", "debug", "")).await;
+    let held = h
+        .eventually("contract waits for the held rollout", || async {
+            may_contract_start(&h)
+                .await
+                .err()
+                .filter(|e| e.contains("held"))
+        })
+        .await;
+    assert!(held.contains("shop-v2-expand (Pending)"), "{held}");
+    set_phase(&h, "shop-v2-expand", "Succeeded", None).await;
+    let deployments = h.api::<Deployment>();
+    h.eventually("contract may start under v2", || async {
+        let answer = may_contract_start(&h).await;
+        let deployment = deployments.get("shop").await.ok()?;
+        if answer.is_ok() {
+            assert!(
+                rolled_out(&deployment, "example/shop:2"),
+                "contract may start before the rollout completed: {:?}",
+                deployment.status
+            );
+        }
+        answer.ok()
+    })
+    .await;
+
+    // v3 never becomes ready and its rollout fails: contract may not start.
+    deployments
+        .patch(
+            "shop",
+            &PatchParams::apply("e2e-deadline"),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "shop"},
+                "spec": {"progressDeadlineSeconds": 1},
+            })),
+        )
+        .await
+        .expect("progress deadline");
+    h.apply_yaml(&shop("example/never-ready:3", "debug", ""))
+        .await;
+    let failed = h
+        .eventually("contract waits for a fixed rollout", || async {
+            may_contract_start(&h)
+                .await
+                .err()
+                .filter(|e| e.contains("failed"))
+        })
+        .await;
+    assert!(
+        failed.starts_with("the rollout of PortfolioApp shop failed: "),
+        "{failed}"
+    );
+    assert!(
+        failed.ends_with("; contract will not start until it is fixed"),
+        "{failed}"
+    );
     operator.stop().await;
     h.cleanup().await;
 }
