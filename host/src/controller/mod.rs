@@ -105,6 +105,11 @@ pub type Error = crate::failure::ReconcileError;
 pub struct MigrationStore {
     store: reflector::Store<DynamicObject>,
     listed: tokio::sync::watch::Receiver<bool>,
+    /// When the watch started: reconciles wait for its first list only
+    /// until a timeout from then, not each for a timeout of its own.
+    started: tokio::time::Instant,
+    /// Whether the wait has timed out and said so once.
+    warned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MigrationStore {
@@ -118,7 +123,12 @@ impl MigrationStore {
                 let _ = tell.send(true);
             }
         });
-        MigrationStore { store, listed }
+        MigrationStore {
+            store,
+            listed,
+            started: tokio::time::Instant::now(),
+            warned: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
     }
 
     /// The migrations of `namespace`.
@@ -136,15 +146,20 @@ impl MigrationStore {
         *self.listed.borrow()
     }
 
-    /// Wait (at most `timeout`) for the first list.
+    /// Wait for the first list, at most until `timeout` after the watch
+    /// started. Until it lists, new pod templates wait (see [`app`]).
     pub async fn wait_until_listed(&self, timeout: Duration) {
         let mut listed = self.listed.clone();
-        if tokio::time::timeout(timeout, listed.wait_for(|done| *done))
-            .await
-            .is_err()
-        {
+        let first_list = listed.wait_for(|done| *done);
+        let listed_in_time = match self.started.checked_add(timeout) {
+            Some(deadline) => tokio::time::timeout_at(deadline, first_list)
+                .await
+                .is_ok_and(|r| r.is_ok()),
+            None => first_list.await.is_ok(),
+        };
+        if !listed_in_time && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(
-                "the watch of DatabaseMigrations has not listed yet; new pod templates wait for it"
+                "the watch of DatabaseMigrations has not listed yet (is their CRD installed?); new pod templates wait for it"
             );
         }
     }
@@ -434,6 +449,26 @@ mod tests {
         assert_eq!(backoff(2, max), Duration::from_secs(4));
         assert_eq!(backoff(5, max), Duration::from_secs(32));
         assert_eq!(backoff(30, max), max);
+    }
+
+    #[tokio::test]
+    async fn reconciles_wait_for_the_first_list_of_migrations_only_so_long() {
+        let resource = ApiResource::erase::<DatabaseMigration>(&());
+        let mut writer = reflector::store::Writer::new(resource);
+        let store = MigrationStore::new(writer.as_reader());
+        // The deadline counts from the start of the watch: past, no wait.
+        store.wait_until_listed(Duration::ZERO).await;
+        assert!(!store.listed());
+        assert!(store.warned.load(std::sync::atomic::Ordering::Relaxed));
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            store.wait_until_listed(Duration::MAX),
+        )
+        .await
+        .expect("woken by the first list");
+        assert!(store.listed());
     }
 
     #[tokio::test]
