@@ -370,7 +370,13 @@ pub struct PlanStepSummary {
 pub struct MigrationRun {
     /// Hash of the plan that ran (`sha256:…`).
     pub plan_hash: String,
-    /// `Succeeded` or `Failed`.
+    /// Key of the step that ran, e.g. `plan` or `migrate`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub step: String,
+    /// The Job that ran it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub job: String,
+    /// `Succeeded`, `Failed` or `LockHeld`.
     pub result: String,
     /// Schema version after the run, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -413,12 +419,21 @@ pub struct DatabaseMigrationStatus {
     /// Schema version now applied, when the tool reports one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_version: Option<String>,
-    /// Runs of the current plan so far.
+    /// Attempts of the current step so far.
     #[serde(default)]
     pub attempts: i32,
+    /// Key of the step running now (or next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step: Option<String>,
     /// Name of the Job running now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_job: Option<String>,
+    /// Keys of the steps of the current plan that succeeded, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub completed_steps: Vec<String>,
+    /// When the next attempt may start (RFC 3339), after a retryable failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
     /// The last runs, newest first (at most 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<MigrationRun>,

@@ -88,6 +88,60 @@ impl DesiredObject {
         self.object
     }
 
+    /// The same object under another name (a retry of a Job, for instance).
+    pub fn renamed(&self, name: &str) -> Self {
+        let mut object = self.object.clone();
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.insert("name".into(), json!(name));
+        }
+        DesiredObject {
+            key: ObjectKey {
+                name: name.to_owned(),
+                ..self.key.clone()
+            },
+            object,
+        }
+    }
+
+    /// Set a label of the object (the host's own bookkeeping).
+    pub fn set_label(&mut self, key: &str, value: &str) {
+        self.set_metadata_entry("labels", key, value);
+    }
+
+    /// Set an annotation of the object (the host's own bookkeeping).
+    pub fn set_annotation(&mut self, key: &str, value: &str) {
+        self.set_metadata_entry("annotations", key, value);
+    }
+
+    /// Set a field of the object's `spec` (the host's own rules, such as a
+    /// Job's deadline).
+    pub fn set_spec_field(&mut self, field: &str, value: Value) {
+        let Some(object) = self.object.as_object_mut() else {
+            return;
+        };
+        if let Some(spec) = object
+            .entry("spec")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+        {
+            spec.insert(field.to_owned(), value);
+        }
+    }
+
+    fn set_metadata_entry(&mut self, map: &str, key: &str, value: &str) {
+        let Some(object) = self.object.as_object_mut() else {
+            return;
+        };
+        let metadata = object.entry("metadata").or_insert_with(|| json!({}));
+        let Some(metadata) = metadata.as_object_mut() else {
+            return;
+        };
+        let entries = metadata.entry(map).or_insert_with(|| json!({}));
+        if let Some(entries) = entries.as_object_mut() {
+            entries.insert(key.to_owned(), json!(value));
+        }
+    }
+
     /// A desired object as written, for tests of what follows decoration.
     #[cfg(test)]
     pub(crate) fn from_value(object: Value) -> Option<Self> {

@@ -73,34 +73,28 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// What the operator does wherever it watches apps: read and update them,
-/// read their DatabaseMigrations, manage their children (the registered
-/// `kinds`), and record Events.
+/// manage their children (the registered `kinds`), and record Events.
 pub fn app_rules(kinds: &ChildKinds) -> Vec<PolicyRule> {
     let mut rules = vec![
         rule(
             &["portfolio.dev"],
-            &["portfolioapps"],
+            &["portfolioapps", "databasemigrations"],
             &["get", "list", "watch", "update", "patch"],
         ),
         rule(
             &["portfolio.dev"],
-            &["portfolioapps/status"],
+            &["portfolioapps/status", "databasemigrations/status"],
             &["get", "update", "patch"],
         ),
         // Owner references with blockOwnerDeletion need it where the
         // OwnerReferencesPermissionEnforcement admission plugin is on.
         rule(
             &["portfolio.dev"],
-            &["portfolioapps/finalizers"],
+            &["portfolioapps/finalizers", "databasemigrations/finalizers"],
             &["update"],
         ),
-        // The rollout gates: an app's new pod template waits for its expand
-        // DatabaseMigrations (read only).
-        rule(
-            &["portfolio.dev"],
-            &["databasemigrations"],
-            &["get", "list", "watch"],
-        ),
+        // The termination message of a migration Job's pod says how it went.
+        rule(&[""], &["pods"], &["list"]),
     ];
     // One rule per API group, in the registry's order.
     let mut by_group: Vec<(&str, Vec<&str>)> = Vec::new();
@@ -136,12 +130,13 @@ pub fn own_namespace_rules() -> Vec<PolicyRule> {
     rules
 }
 
-/// What leader election needs in the operator's namespace: its Lease.
+/// What the operator's namespace holds for it: the leadership Lease, and
+/// the per-database migration locks (Leases deleted when released).
 pub fn lease_rules() -> Vec<PolicyRule> {
     vec![rule(
         &["coordination.k8s.io"],
         &["leases"],
-        &["get", "create", "update", "patch"],
+        &["get", "create", "update", "patch", "delete"],
     )]
 }
 
@@ -385,20 +380,6 @@ mod tests {
             ""
         ));
         assert!(!allows(&rules, "get", "", "pods", ""));
-        assert!(allows(
-            &rules,
-            "watch",
-            "portfolio.dev",
-            "databasemigrations",
-            ""
-        ));
-        assert!(!allows(
-            &rules,
-            "patch",
-            "portfolio.dev",
-            "databasemigrations",
-            ""
-        ));
         assert!(!allows(&rules, "update", "", "configmaps", "status"));
         for rule in rules.iter().chain(own_namespace_rules().iter()) {
             assert!(!rule.verbs.iter().any(|v| v == "*"), "{rule:?}");

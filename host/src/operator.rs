@@ -37,6 +37,8 @@ pub struct OperatorOptions {
     pub instance: String,
     /// Act only while holding this Lease; none to act at once, alone.
     pub leader_election: Option<LeaderElection>,
+    /// The migration controller's settings.
+    pub migrations: crate::controller::migration::MigrationConfig,
 }
 
 /// The operator could not start.
@@ -227,7 +229,19 @@ async fn lead(
         plugins = registry.entries().len(),
         "operator started"
     );
-    let controller = controller::run(
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let migrations = controller::migration::run(
+        controller::migration::MigrationSetup {
+            client: client.clone(),
+            registry: Arc::clone(&registry),
+            policy: options.policy.clone(),
+            config: options.migrations.clone(),
+            metrics: Arc::clone(&metrics),
+            reporter: reporter.clone(),
+        },
+        shutdown.clone(),
+    );
+    let apps = controller::run(
         Setup {
             client,
             registry,
@@ -239,6 +253,13 @@ async fn lead(
         },
         shutdown,
     );
+    // Both controllers end together: on shutdown, or when one stops.
+    let controller = async move {
+        tokio::select! {
+            () = apps => {}
+            () = migrations => {}
+        }
+    };
     // The controller runs on a task of its own, so that the lease's renewals
     // and the reconciles never share one task's wake-ups.
     health.controller_started();

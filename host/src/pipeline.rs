@@ -15,7 +15,7 @@ use crate::decorate::{DesiredObject, Owner, decorate};
 use crate::failure::Failure;
 use crate::plugin::{
     CallContext, ChildObject, GenerateInput, GeneratedOutput, Plan, PlanStep, Plugin, PluginError,
-    World,
+    StepOutcome, StepPhase, World,
 };
 use crate::policy::{OutputPolicy, PolicyViolation};
 use crate::registry::{PluginRef, PluginRefError, Registry, ResolveError};
@@ -167,14 +167,18 @@ pub struct Generated {
 }
 
 /// One step of a migration plan, its Job checked and decorated.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PlannedStep {
-    /// The step as the strategy described it (its raw Job left out).
+    /// The step's key within the plan.
     pub key: String,
+    /// When it runs.
+    pub phase: StepPhase,
     /// What the step is for.
     pub description: String,
     /// The Job to run.
     pub job: DesiredObject,
+    /// The step as the strategy returned it: `interpret` is handed this.
+    pub raw: PlanStep,
 }
 
 /// Resolves plugins in a registry and polices their output.
@@ -251,28 +255,42 @@ impl<'a> Pipeline<'a> {
             .plan_async(subject.input(observed), subject.context())
             .await
             .map_err(|e| PipelineError::Plugin(Box::new(e)))?;
-        let mut planned = Vec::with_capacity(steps.len());
-        let mut jobs = Vec::with_capacity(steps.len());
-        let mut described = Vec::with_capacity(steps.len());
-        for PlanStep {
-            key,
-            job,
-            description,
-            ..
-        } in steps
-        {
-            jobs.push(job);
-            described.push((key, description));
-        }
+        let jobs = steps.iter().map(|step| step.job.clone()).collect();
         let jobs = self.police(plugin, subject, jobs)?;
-        for ((key, description), job) in described.into_iter().zip(jobs) {
-            planned.push(PlannedStep {
-                key,
-                description,
+        let planned = steps
+            .into_iter()
+            .zip(jobs)
+            .map(|(raw, job)| PlannedStep {
+                key: raw.key.clone(),
+                phase: raw.phase,
+                description: raw.description.clone(),
                 job,
-            });
-        }
+                raw,
+            })
+            .collect();
         Ok((planned, summary))
+    }
+
+    /// What `plugin` (a migration strategy) makes of `step`, whose Job is
+    /// now `job` and whose pod left `termination_message`.
+    pub async fn interpret(
+        &self,
+        plugin: &Arc<Plugin>,
+        subject: &Subject,
+        step: &PlannedStep,
+        job: Value,
+        termination_message: Option<String>,
+    ) -> Result<StepOutcome, PipelineError> {
+        plugin
+            .interpret_async(
+                subject.input(Vec::new()),
+                step.raw.clone(),
+                job,
+                termination_message,
+                subject.context(),
+            )
+            .await
+            .map_err(|e| PipelineError::Plugin(Box::new(e)))
     }
 
     /// Every object passes the policy before any is decorated: a plugin

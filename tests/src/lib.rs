@@ -4,6 +4,8 @@
 //! exactly as it runs against a real cluster. The tests that use it are the
 //! modules of `tests/e2e/`, one test binary.
 
+pub mod jobs;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use kube::discovery::ApiResource;
 use portfolio_api::PortfolioApp;
 use portfolio_operator::controller::ControllerConfig;
 use portfolio_operator::controller::metrics::Metrics;
+use portfolio_operator::controller::migration::MigrationConfig;
 use portfolio_operator::leader::LeaderElection;
 use portfolio_operator::operator::OperatorOptions;
 use portfolio_operator::plugin::{Runtime, RuntimeConfig};
@@ -25,6 +28,10 @@ use serde_json::Value;
 
 /// Kubeconfig of a real cluster to run against instead of the emulator.
 pub const KUBECONFIG_ENV: &str = "PORTFOLIO_E2E_KUBECONFIG";
+
+/// `off`: the emulator serves the API only, as envtest's kube-apiserver
+/// does, and tests run their Jobs themselves ([`jobs`]).
+pub const WORKLOADS_ENV: &str = "PORTFOLIO_E2E_WORKLOADS";
 
 /// How long to wait for anything to converge.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -46,6 +53,10 @@ pub struct Harness {
     )>,
     /// On the emulator: every request the operator made.
     rbac: Option<Arc<RbacRecorder>>,
+    /// Whether the emulator simulates workloads (its Job controller, kubelet, …).
+    workloads: bool,
+    /// Where nothing runs Jobs: the test runs them.
+    job_driver: Option<jobs::JobDriver>,
 }
 
 /// The service account the operator acts as on the emulator, as
@@ -123,11 +134,12 @@ impl Harness {
             )
             .with_test_writer()
             .try_init();
+        let workloads = std::env::var(WORKLOADS_ENV).map_or(true, |value| value != "off");
         let (emulator, kubeconfig) = match std::env::var_os(KUBECONFIG_ENV) {
             Some(path) => (None, PathBuf::from(path)),
             None => {
                 let emulator = emulator::Emulator::builder()
-                    .cluster(true)
+                    .cluster(workloads)
                     .pod_start_delay(Duration::from_millis(50))
                     .job_duration(Duration::from_millis(200))
                     .never_ready_marker("never-ready")
@@ -137,6 +149,7 @@ impl Harness {
                 (Some(emulator), path)
             }
         };
+        let simulated = workloads && emulator.is_some();
         let client = client(&kubeconfig).await;
         install_crds(&client).await;
         let namespace = format!(
@@ -161,7 +174,49 @@ impl Harness {
             metrics: Arc::new(Metrics::new()),
             operator: None,
             rbac: None,
+            workloads: simulated,
+            job_driver: None,
         }
+    }
+
+    /// Whether Jobs and Deployments run by themselves: on the emulator's
+    /// simulated cluster (not with `PORTFOLIO_E2E_WORKLOADS=off`).
+    pub fn simulates_workloads(&self) -> bool {
+        self.workloads
+    }
+
+    /// Pods of Jobs whose name matches `pattern` (`*` for any run of
+    /// characters) end after `duration` with exit code 0 (`succeed`) or 1
+    /// and `message` as their termination message; the latest rule that
+    /// matches wins, and without one they succeed. On the simulated cluster
+    /// this is an outcome rule of the emulator; elsewhere the test runs the
+    /// Jobs itself ([`jobs::JobDriver`]).
+    pub fn job_outcome(&mut self, pattern: &str, succeed: bool, message: &str, duration: Duration) {
+        if self.workloads
+            && let Some(emulator) = &self.emulator
+        {
+            let mut rule = if succeed {
+                emulator::OutcomeRule::succeed(message)
+            } else {
+                emulator::OutcomeRule::fail(message)
+            };
+            rule.duration_ms = Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+            emulator
+                .control()
+                .add_outcome(rule.name(pattern).namespace(&self.namespace))
+                .expect("outcome rule");
+            return;
+        }
+        let client = self.client.clone();
+        let namespace = self.namespace.clone();
+        self.job_driver
+            .get_or_insert_with(|| jobs::JobDriver::start(client, &namespace))
+            .add(jobs::JobRule {
+                pattern: pattern.to_owned(),
+                succeed,
+                message: message.to_owned(),
+                duration,
+            });
     }
 
     /// Whether the test runs against the emulator (tests that need its control API skip otherwise).
@@ -219,6 +274,14 @@ impl Harness {
             ops_addr: None,
             instance: format!("e2e-{}", self.namespace),
             leader_election: Some(leader_election),
+            migrations: MigrationConfig {
+                namespace: Some(self.namespace.clone()),
+                lock_namespace: self.namespace.clone(),
+                retry_backoff: Duration::from_millis(500),
+                max_retry_backoff: Duration::from_secs(2),
+                cleanup_timeout: Duration::from_secs(30),
+                ..MigrationConfig::default()
+            },
         };
         self.metrics = Arc::new(Metrics::new());
         let metrics = Arc::clone(&self.metrics);

@@ -122,6 +122,15 @@ struct RunArgs {
     /// between nodes that the election tolerates.
     #[arg(long, value_name = "S", default_value_t = 5)]
     leader_elect_grace_seconds: u64,
+    /// Namespace of the per-database migration lock Leases; every operator
+    /// that may migrate the same databases must use the same one
+    /// [default: the leadership Lease's namespace].
+    #[arg(long, value_name = "NS")]
+    migration_lock_namespace: Option<String>,
+    /// Seconds before the second attempt of a failed migration step; doubled
+    /// for each further attempt, up to five minutes.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    migration_retry_backoff_seconds: u64,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }

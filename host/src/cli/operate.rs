@@ -45,9 +45,15 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         .discover(&client)
         .await
         .context("--allow-kind")?;
+    // The locks are where the leadership Lease is: the operator's namespace.
+    let migration_lock_namespace = args
+        .migration_lock_namespace
+        .clone()
+        .or_else(|| args.leader_elect_namespace.clone())
+        .unwrap_or_else(|| args.plugin_namespace.clone());
     let options = portfolio_operator::operator::OperatorOptions {
         controller: portfolio_operator::controller::ControllerConfig {
-            namespace: args.namespace,
+            namespace: args.namespace.clone(),
             max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
             cleanup_timeout: Duration::from_secs(args.cleanup_timeout_seconds),
             ..Default::default()
@@ -58,6 +64,13 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         ops_addr: Some(args.ops_addr),
         instance: std::env::var("POD_NAME").unwrap_or_else(|_| "portfolio-operator".into()),
         leader_election,
+        migrations: portfolio_operator::controller::migration::MigrationConfig {
+            lock_namespace: migration_lock_namespace,
+            retry_backoff: Duration::from_secs(args.migration_retry_backoff_seconds.max(1)),
+            max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
+            namespace: args.namespace,
+            ..Default::default()
+        },
     };
     let metrics = Arc::new(portfolio_operator::controller::metrics::Metrics::new());
     portfolio_operator::operator::run(options, client, runtime, metrics, shutdown_signal())

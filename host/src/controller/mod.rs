@@ -19,6 +19,7 @@ pub mod conditions;
 pub mod decide;
 pub mod gates;
 pub mod metrics;
+pub mod migration;
 pub mod status;
 pub mod watched;
 

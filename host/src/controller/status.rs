@@ -17,6 +17,29 @@ use super::conditions::{self, Transition};
 use crate::decorate::FIELD_MANAGER;
 use crate::events::{self, Severity};
 
+/// What a controller's context offers the status writer: the client, the
+/// counters and the Event recorder.
+pub trait Writer {
+    /// The API client.
+    fn client(&self) -> &kube::Client;
+    /// Status writes are counted here.
+    fn metrics(&self) -> &super::metrics::Metrics;
+    /// Where Events go.
+    fn recorder(&self) -> &kube::runtime::events::Recorder;
+}
+
+impl Writer for Context {
+    fn client(&self) -> &kube::Client {
+        &self.client
+    }
+    fn metrics(&self) -> &super::metrics::Metrics {
+        &self.metrics
+    }
+    fn recorder(&self) -> &kube::runtime::events::Recorder {
+        &self.recorder
+    }
+}
+
 /// The custom resource whose status is written.
 pub struct Target {
     /// Its kind's API resource (`portfolioapps`, `databasemigrations`).
@@ -73,7 +96,7 @@ impl From<StatusError> for crate::failure::ReconcileError {
 /// Apply `after` as the status of `target` unless it equals `before` (the
 /// stored status). Returns whether it was written.
 pub async fn write<S: Serialize>(
-    ctx: &Context,
+    ctx: &impl Writer,
     target: &Target,
     before: &S,
     after: &S,
@@ -85,7 +108,7 @@ pub async fn write<S: Serialize>(
     }
     tracing::debug!(object = %target.path(), before = %before, after = %after, "writing status");
     let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), &target.namespace, &target.resource);
+        Api::namespaced_with(ctx.client().clone(), &target.namespace, &target.resource);
     let patch = json!({
         "apiVersion": target.resource.api_version,
         "kind": target.resource.kind,
@@ -102,17 +125,22 @@ pub async fn write<S: Serialize>(
         object: target.path(),
         source,
     })?;
-    ctx.metrics.status_written();
+    ctx.metrics().status_written();
     Ok(true)
 }
 
 /// Record an Event for each transition from `before` to `after`.
-pub async fn announce(ctx: &Context, target: &Target, before: &[Condition], after: &[Condition]) {
+pub async fn announce(
+    ctx: &impl Writer,
+    target: &Target,
+    before: &[Condition],
+    after: &[Condition],
+) {
     announce_all(ctx, target, conditions::transitions(before, after)).await;
 }
 
 /// Record an Event for each of `transitions`.
-pub async fn announce_all(ctx: &Context, target: &Target, transitions: Vec<Transition>) {
+pub async fn announce_all(ctx: &impl Writer, target: &Target, transitions: Vec<Transition>) {
     for transition in transitions {
         let severity = if transition.warning {
             Severity::Warning
@@ -120,7 +148,7 @@ pub async fn announce_all(ctx: &Context, target: &Target, transitions: Vec<Trans
             Severity::Normal
         };
         events::publish(
-            &ctx.recorder,
+            ctx.recorder(),
             &target.reference,
             severity,
             &transition.reason,

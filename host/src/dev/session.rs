@@ -72,6 +72,10 @@ pub async fn run(
         },
         policy: options.policy,
         plugin_dir: options.plugin_dir,
+        migrations: crate::controller::migration::MigrationConfig {
+            lock_namespace: options.plugin_namespace.clone(),
+            ..Default::default()
+        },
         plugin_namespace: Some(options.plugin_namespace),
         ops_addr: options.ops_addr,
         instance: FIELD_MANAGER.to_owned(),

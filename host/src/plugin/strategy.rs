@@ -267,6 +267,32 @@ impl Plugin {
     }
 }
 
+impl Plugin {
+    /// [`Plugin::interpret`] on the blocking pool.
+    pub async fn interpret_async(
+        self: &Arc<Self>,
+        input: GenerateInput,
+        step: PlanStep,
+        job: Value,
+        termination_message: Option<String>,
+        context: CallContext,
+    ) -> Result<StepOutcome, PluginError> {
+        let plugin = Arc::clone(self);
+        let label = self.label.to_string();
+        tokio::task::spawn_blocking(move || {
+            plugin.interpret(
+                &input,
+                &step,
+                &job,
+                termination_message.as_deref(),
+                &context,
+            )
+        })
+        .await
+        .unwrap_or_else(|join| Err(call::worker_died(label, "interpret", join)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

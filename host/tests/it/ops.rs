@@ -98,6 +98,7 @@ impl Operator {
             ops_addr: None,
             instance: "ops-test".into(),
             leader_election,
+            migrations: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(operator::run_with_health(
@@ -262,6 +263,7 @@ async fn healthz_fails_while_a_reconcile_is_stuck() {
                 ops_addr: None,
                 instance: "ops-test".into(),
                 leader_election: None,
+                migrations: Default::default(),
             },
             client.clone(),
             crate::common::runtime(),

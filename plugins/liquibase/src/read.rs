@@ -135,16 +135,20 @@ impl LiquibaseReader<'_> {
     }
 
     fn failure(&self, summary: &Summary<'_>, text: &str) -> Outcome {
-        // The line Liquibase leads with says the most; causes follow it.
+        // The line Liquibase leads with says the most; the indented lines
+        // under it (Reason:, Position:, - Caused by:) belong to it, and what
+        // follows (the exception, repeated) does not.
         let headline = text
             .lines()
             .position(|line| line.starts_with("Unexpected error running Liquibase:"))
             .map_or(text.to_owned(), |start| {
-                text.lines()
-                    .skip(start)
-                    .take_while(|line| {
-                        !line.starts_with("liquibase.exception.CommandExecutionException")
-                    })
+                let mut lines = text.lines().skip(start);
+                lines
+                    .next()
+                    .into_iter()
+                    .chain(lines.take_while(|line| {
+                        line.starts_with([' ', '\t']) && !line.trim_start().starts_with("at ")
+                    }))
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -320,5 +324,53 @@ mod tests {
         );
         assert!(!failure.message.contains("noise"));
         assert!(!failure.message.contains("repeated"));
+    }
+
+    #[test]
+    fn the_headline_is_the_unexpected_error_block_whatever_follows_it() {
+        // The summary puts the block first and the other error lines after it.
+        let Outcome::Failed(failure) = outcome(
+            "update",
+            1,
+            &[
+                "Unexpected error running Liquibase: Connection could not be created to jdbc:postgresql://127.0.0.1:1/shop with driver org.postgresql.Driver.  Connection to 127.0.0.1:1 refused.",
+                "  - Caused by: Connection refused",
+                "ERROR: Exception Details",
+                "ERROR: Exception Primary Class:  ConnectException",
+            ],
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (failure.reason, failure.retryable),
+            ("ConnectionRefused", true)
+        );
+        let Outcome::Failed(failure) = outcome(
+            "update",
+            1,
+            &[
+                "Unexpected error running Liquibase: Migration failed for changeset c.yaml::6::carol:",
+                "     Reason: liquibase.exception.DatabaseException: ERROR: syntax error at or near \\\"TABL\\\"",
+                "  Position: 8 [Failed SQL: (0) CREATE TABL shop.broken (id BIGINT)]",
+                "[2026-12-06 23:36:27] SEVERE [liquibase.changelog] ChangeSet c.yaml::6::carol encountered an exception.",
+                "ERROR: Exception Details",
+            ],
+        ) else {
+            panic!()
+        };
+        assert_eq!((failure.reason, failure.retryable), ("SqlError", false));
+        assert!(
+            failure
+                .message
+                .contains("Position: 8 [Failed SQL: (0) CREATE TABL shop.broken (id BIGINT)]"),
+            "{}",
+            failure.message
+        );
+        assert!(!failure.message.contains("SEVERE"), "{}", failure.message);
+        assert!(
+            !failure.message.contains("Exception Details"),
+            "{}",
+            failure.message
+        );
     }
 }

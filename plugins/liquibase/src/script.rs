@@ -25,11 +25,51 @@ const UPDATE_BODY: &str = "run liquibase update --show-summary=summary \"$@\"";
 const RELEASE_BODY: &str = "run liquibase release-locks";
 
 /// The awk program (after [`strategy_kit::script::AWK_LIBRARY`]).
+///
+/// Liquibase writes its progress and banners to stderr beside its errors
+/// ("Starting Liquibase at …", "Liquibase command 'update' was executed
+/// successfully."), and each error several times over (a `SEVERE` log line,
+/// `ERROR: Exception …` details, the exception and every cause, then the
+/// `Unexpected error running Liquibase:` block). Recording every stderr line
+/// filled the 4 KB message with that noise and could push the real error out.
+/// So: lines known to be informational are dropped; the `Unexpected error`
+/// block (its first line and the indented lines under it: `Reason:`,
+/// `Position:`, `- Caused by:`) comes first, since it is what a person acts
+/// on; then the other error lines, each text once (a cause chain repeats one
+/// message behind different exception class names); and only when the tool
+/// failed (`rc`, set by the wrapper), lines nobody recognised, in case they
+/// say why.
 const AWK: &str = r#"
+function errkey(s,    k) {
+  k = s
+  sub(/^[ \t]+/, "", k)
+  sub(/^\[[^]]*\] [A-Z]+ \[[^]]*\] /, "", k)
+  sub(/^Unexpected error running Liquibase: */, "", k)
+  sub(/^ERROR: Exception Primary Reason: */, "", k)
+  sub(/^Caused by: /, "", k)
+  while (k ~ /^[A-Za-z0-9_$]+(\.[A-Za-z0-9_$]+)+: /) sub(/^[A-Za-z0-9_$]+(\.[A-Za-z0-9_$]+)+: /, "", k)
+  gsub(/[ \t]+/, " ", k)
+  return k
+}
+function keep(list, line) {
+  if (list == "block") { if (nblock < 100) block[++nblock] = line }
+  else if (list == "err") { if (nerr < 200) errs[++nerr] = line }
+  else if (nother < 40) other[++nother] = line
+}
+function emit(line,    k) {
+  k = errkey(line)
+  if (k == "" || (k in seen)) return
+  seen[k] = 1
+  fact("error", line, 1000)
+}
 FILENAME == ARGV[1] || FILENAME == ARGV[2] {
   line = $0
   sub(/\r$/, "", line)
-  if (line ~ /^Running Changeset: /) { ran++; last = substr(line, 20); next }
+  if (FNR == 1) { inblock = 0; after = 0 }
+  if (line ~ /^Unexpected error running Liquibase:/) { keep("block", line); inblock = 1; next }
+  if (inblock && line ~ /^[ \t]+[^ \t]/ && line !~ /^[ \t]+at /) { keep("block", line); next }
+  inblock = 0
+  if (line ~ /^Running Changeset: /) { ran++; last = substr(line, 20); after = 0; next }
   if (line ~ /^Run: +[0-9]+/) { n = split(line, f, / +/); run = f[n]; next }
   if (line ~ /^Previously run: +[0-9]+/) { n = split(line, f, / +/); previously = f[n]; next }
   if (line ~ /^Filtered out: +[0-9]+/) { n = split(line, f, / +/); filtered = f[n]; next }
@@ -39,14 +79,19 @@ FILENAME == ARGV[1] || FILENAME == ARGV[2] {
   if (FILENAME == ARGV[1] && line ~ /^     [^ ].*::.*::/) { sub(/^ +/, "", line); if (npend < 10) pend[++npend] = line; next }
   if (line ~ /Successfully released all database change ?log locks/) { released = 1; next }
   if (line ~ /Waiting for changelog lock/) { waited = 1; next }
-  if (line ~ /^[ \t]*$/ || line ~ /^[ \t]+at / || line ~ /^[ \t]*\.\.\. [0-9]+ more/ || line ~ /^For more information/ || line ~ /^WARNING: / || line ~ /^Picked up JAVA_TOOL_OPTIONS/) next
-  if (FILENAME == ARGV[2] || line ~ /ERROR|Exception|Could not acquire|Validation Failed|check ?sum|[Ff]ailed/) {
-    if (nerr < 40) errs[++nerr] = line
+  # Stack frames, and what Liquibase and the JVM print on every run.
+  if (line ~ /^[ \t]*$/ || line ~ /^[ \t]+at / || line ~ /^[ \t]*\.\.\. [0-9]+ more/ || line ~ /^[ \t]*#/ || line ~ /^For more information/ || line ~ /^WARNING:/ || line ~ /^Picked up (JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS)/ || line ~ /^Starting Liquibase at / || line ~ /^Liquibase (Version|Home|Library|Community|Open Source|Pro|Secure)/ || line ~ /^Liquibase command .* was executed successfully/ || line ~ /^Liquibase: Update has been successful/ || line ~ /^Database is up to date, no changesets to execute/ || line ~ /^Output saved to / || line ~ /^Liquibase detected the following invalid/ || line ~ /^- LIQUIBASE_[A-Z0-9_]+$/ || line ~ /^Find the list of valid environment variables/ || line ~ /^\[[^]]*\] (INFO|WARNING|CONFIG|FINE|FINER|FINEST) \[/ || line ~ /^(UPDATE SUMMARY|FILTERED CHANGE SETS SUMMARY)$/ || line ~ /^-+$/ || line ~ /^[A-Za-z ]+ mismatch: +[0-9]+$/) { after = 0; next }
+  # An error line, or an indented line right under one (Position:, Reason:).
+  if (line ~ /ERROR|Exception|SEVERE|Caused by|Could not acquire|Currently locked by|Validation Failed|check ?sum|[Ff]ailed|[Rr]efused|[Dd]enied/ || (after && line ~ /^[ \t]/)) {
+    keep("err", line); after = 1; next
   }
+  after = 0
+  if (FILENAME == ARGV[2]) keep("other", line)
   next
 }
 FILENAME == ARGV[3] {
-  if ($0 ~ /^[ \t]*(--.*)?$/ || $0 ~ /DATABASECHANGELOG/) next
+  # The bookkeeping of Liquibase (lock and changelog tables, search path) is not the change.
+  if ($0 ~ /^[ \t]*(--.*)?$/ || tolower($0) ~ /databasechangelog/ || $0 ~ /^SET SEARCH_PATH /) next
   if ($0 ~ /;[ \t\r]*$/) statements++
   if (nsql < 40) sql[++nsql] = $0
   next
@@ -62,7 +107,9 @@ END {
   if (released) raw("locksReleased", "true")
   if (waited) raw("waitedForLock", "true")
   if (nsql > 0) raw("sqlStatements", statements + 0)
-  for (i = 1; i <= nerr; i++) fact("error", errs[i], 1000)
+  for (i = 1; i <= nblock; i++) emit(block[i])
+  for (i = 1; i <= nerr; i++) emit(errs[i])
+  if (rc != 0) for (i = 1; i <= nother; i++) emit(other[i])
   for (i = 1; i <= npend; i++) fact("pendingChangeset", pend[i], 300)
   for (i = 1; i <= nsql; i++) fact("sql", sql[i], 300)
   flush()
@@ -128,6 +175,134 @@ mod tests {
         assert_eq!(summary.first("previouslyRun"), Some(&Value::Int(1)));
         assert_eq!(summary.first("totalChangesets"), Some(&Value::Int(3)));
         assert!(summary.first("error").is_none());
+    }
+
+    /// What Liquibase 4.28 writes to stderr on every run, error or not.
+    const NOISE: &str = "Picked up JAVA_TOOL_OPTIONS: -XX:MaxRAMPercentage=70
+Starting Liquibase at 23:36:01 (version 4.28.0 #2272 built at 2024-05-16 19:00+0000)
+Liquibase Version: 4.28.0
+Liquibase Open Source 4.28.0 by Liquibase
+WARNING: 
+
+Liquibase detected the following invalid LIQUIBASE_* environment variables:
+
+- LIQUIBASE_ANALYTICS_ENABLED
+
+Find the list of valid environment variables at https://docs.liquibase.com/environment-variables
+";
+
+    #[test]
+    fn informational_lines_are_not_errors() {
+        let stderr = format!(
+            "{NOISE}Running Changeset: changelog.yaml::1::alice\n[2026-12-06 23:36:01] INFO [liquibase.changelog] Table created\nLiquibase: Update has been successful. Rows affected: 3\nDatabase is up to date, no changesets to execute\nOutput saved to /tmp/portfolio/sql\nLiquibase command 'update' was executed successfully.\n##  Get documentation at docs.liquibase.com  ##\nsomething new Liquibase says\n"
+        );
+        let out = run(
+            &program("update"),
+            "update",
+            &[],
+            "liquibase",
+            &fake(&[("update", "", &stderr, 0)]),
+        );
+        assert_eq!(out.status, 0);
+        let summary = Summary::parse(&out.termination_message).unwrap();
+        assert_eq!(summary.first("ran"), Some(&Value::Int(1)));
+        assert!(
+            summary.first("error").is_none(),
+            "{}",
+            out.termination_message
+        );
+    }
+
+    #[test]
+    fn the_unexpected_error_block_comes_first_and_each_error_once() {
+        let stderr = format!(
+            "{NOISE}Running Changeset: changelog.yaml::6::carol
+[2026-12-06 23:36:27] SEVERE [liquibase.changelog] ChangeSet changelog.yaml::6::carol encountered an exception.
+liquibase.exception.DatabaseException: ERROR: syntax error at or near \"TABL\"
+  Position: 8 [Failed SQL: (0) CREATE TABL shop.broken (id BIGINT)]
+\tat liquibase.executor.jvm.JdbcExecutor.execute(JdbcExecutor.java:83)
+Caused by: org.postgresql.util.PSQLException: ERROR: syntax error at or near \"TABL\"
+  Position: 8
+\t... 52 more
+
+ERROR: Exception Details
+ERROR: Exception Primary Reason:  ERROR: syntax error at or near \"TABL\"
+  Position: 8
+[2026-12-06 23:36:27] SEVERE [liquibase.integration] Migration failed for changeset changelog.yaml::6::carol:
+     Reason: liquibase.exception.DatabaseException: ERROR: syntax error at or near \"TABL\"
+  Position: 8 [Failed SQL: (0) CREATE TABL shop.broken (id BIGINT)]
+liquibase.exception.CommandExecutionException: liquibase.exception.LiquibaseException: liquibase.exception.MigrationFailedException: Migration failed for changeset changelog.yaml::6::carol:
+     Reason: liquibase.exception.DatabaseException: ERROR: syntax error at or near \"TABL\"
+\tat liquibase.command.CommandScope.execute(CommandScope.java:257)
+
+
+Unexpected error running Liquibase: Migration failed for changeset changelog.yaml::6::carol:
+     Reason: liquibase.exception.DatabaseException: ERROR: syntax error at or near \"TABL\"
+  Position: 8 [Failed SQL: (0) CREATE TABL shop.broken (id BIGINT)]
+
+liquibase.exception.CommandExecutionException: liquibase.exception.LiquibaseException: liquibase.exception.MigrationFailedException: Migration failed for changeset changelog.yaml::6::carol:
+"
+        );
+        let out = run(
+            &program("update"),
+            "update",
+            &[],
+            "liquibase",
+            &fake(&[("update", "", &stderr, 1)]),
+        );
+        assert_eq!(out.status, 1);
+        let summary = Summary::parse(&out.termination_message).unwrap();
+        let errors: Vec<&str> = summary.strings("error").collect();
+        assert_eq!(
+            errors,
+            [
+                "Unexpected error running Liquibase: Migration failed for changeset changelog.yaml::6::carol:",
+                "     Reason: liquibase.exception.DatabaseException: ERROR: syntax error at or near \"TABL\"",
+                "  Position: 8 [Failed SQL: (0) CREATE TABL shop.broken (id BIGINT)]",
+                "[2026-12-06 23:36:27] SEVERE [liquibase.changelog] ChangeSet changelog.yaml::6::carol encountered an exception.",
+                "liquibase.exception.DatabaseException: ERROR: syntax error at or near \"TABL\"",
+                "  Position: 8",
+                "ERROR: Exception Details",
+            ]
+        );
+    }
+
+    #[test]
+    fn unrecognised_lines_are_kept_only_when_the_tool_failed() {
+        for (code, kept) in [(0, false), (1, true)] {
+            let stderr = format!("{NOISE}the disk is full, says something\n");
+            let out = run(
+                &program("update"),
+                "update",
+                &[],
+                "liquibase",
+                &fake(&[("update", "", &stderr, code)]),
+            );
+            let summary = Summary::parse(&out.termination_message).unwrap();
+            assert_eq!(
+                summary.first_str("error") == Some("the disk is full, says something"),
+                kept,
+                "exit {code}: {}",
+                out.termination_message
+            );
+            assert_eq!(summary.strings("error").count(), usize::from(kept));
+        }
+    }
+
+    #[test]
+    fn liquibase_bookkeeping_is_not_counted_as_sql() {
+        let stdout = "";
+        let sql = "SET SEARCH_PATH TO public, \"$user\",\"public\";\n-- Create Database Lock Table\nCREATE TABLE public.databasechangeloglock (ID INTEGER NOT NULL);\nINSERT INTO public.databasechangelog (ID) VALUES ('1');\n-- Changeset changelog.yaml::1::alice\nCREATE SCHEMA IF NOT EXISTS shop;\n";
+        let fake = format!(
+            "for a in \"$@\"; do case \"$a\" in --output-file=*) f=${{a#--output-file=}} ;; esac; done\nif [ -n \"${{f:-}}\" ]; then cat >\"$f\" <<'SQL'\n{sql}SQL\nfi\necho '{stdout}'\n"
+        );
+        let out = run(&program("plan"), "plan", &[], "liquibase", &fake);
+        let summary = Summary::parse(&out.termination_message).unwrap();
+        assert_eq!(summary.first("sqlStatements"), Some(&Value::Int(1)));
+        assert_eq!(
+            summary.strings("sql").collect::<Vec<_>>(),
+            ["CREATE SCHEMA IF NOT EXISTS shop;"]
+        );
     }
 
     #[test]

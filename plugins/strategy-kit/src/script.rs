@@ -67,6 +67,8 @@ function flush(    i) {
 /// arguments are `"$@"`), then `awk` turns the files `out` (stdout), `err`
 /// (stderr) and `sql` (whatever the tool was asked to write there) into
 /// facts, and a fact `{"failed":true}` turns a zero exit status into 1.
+/// The program sees the tool's exit status as `rc`, so that it can keep
+/// output it does not recognise only when the tool failed.
 pub fn wrapper(tool: &str, body: &str, awk: &str) -> String {
     let budget = MAX_BYTES - 200;
     format!(
@@ -89,7 +91,7 @@ rc=0
 {body}
 cat "$w/out"
 cat "$w/err" >&2
-facts=$(awk 'BEGIN {{ budget = {budget} }}
+facts=$(awk -v rc="$rc" 'BEGIN {{ budget = {budget} }}
 {AWK_LIBRARY}
 {awk}' "$w/out" "$w/err" "$w/sql" 2>/dev/null)
 case "$facts" in *'{{"failed":true}}'*) if [ "$rc" -eq 0 ]; then rc=1; fi ;; esac
@@ -118,5 +120,24 @@ mod tests {
         assert!(script.contains("END { flush() }'"));
         assert!(script.contains(r#""tool":"flyway""#));
         assert!(script.contains(FORMAT));
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn the_program_sees_the_tools_exit_status() {
+        let dir = std::env::temp_dir().join(format!("strategy-kit-rc-{}", std::process::id()));
+        for (body, expected) in [("run true", "{\"rc\":0}"), ("run false", "{\"rc\":1}")] {
+            let script = wrapper("tool", body, "END { raw(\"rc\", rc); flush() }");
+            let status = std::process::Command::new("/bin/sh")
+                .args(["-c", &script, "step"])
+                .env("PORTFOLIO_WORK", dir.join("work"))
+                .env("PORTFOLIO_TERMINATION_LOG", dir.join("log"))
+                .output()
+                .expect("/bin/sh runs");
+            let log = std::fs::read_to_string(dir.join("log")).expect("a termination message");
+            assert!(log.lines().any(|line| line == expected), "{body}: {log}");
+            assert_eq!(status.status.success(), body == "run true");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

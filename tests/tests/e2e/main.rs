@@ -10,4 +10,5 @@
 mod apps;
 mod choreography;
 mod lifecycle;
+mod migrations;
 mod plugins;

@@ -135,26 +135,25 @@ cluster-scoped.
 
 {{/*
 What the operator does wherever it watches apps (manifests::app_rules): read
-and update PortfolioApps, read DatabaseMigrations, manage their children (one rule per API group, in
+and update PortfolioApps, manage their children (one rule per API group, in
 the registry's order), record Events.
 */}}
 {{- define "portfolio-operator.appRules" -}}
 - apiGroups: [portfolio.dev]
-  resources: [portfolioapps]
+  resources: [portfolioapps, databasemigrations]
   verbs: [get, list, watch, update, patch]
 - apiGroups: [portfolio.dev]
-  resources: [portfolioapps/status]
+  resources: [portfolioapps/status, databasemigrations/status]
   verbs: [get, update, patch]
 # Owner references with blockOwnerDeletion need it where the
 # OwnerReferencesPermissionEnforcement admission plugin is on.
 - apiGroups: [portfolio.dev]
-  resources: [portfolioapps/finalizers]
+  resources: [portfolioapps/finalizers, databasemigrations/finalizers]
   verbs: [update]
-# The rollout gates: an app's new pod template waits for its expand
-# DatabaseMigrations (read only).
-- apiGroups: [portfolio.dev]
-  resources: [databasemigrations]
-  verbs: [get, list, watch]
+# The termination message of a migration Job's pod says how it went.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 {{- $groups := list }}
 {{- $plurals := dict }}
 {{- range include "portfolio-operator.kinds" . | fromYamlArray }}
@@ -174,11 +173,11 @@ the registry's order), record Events.
   verbs: [create, patch]
 {{- end }}
 
-{{/* The Lease, in the operator's namespace (manifests::lease_rules). */}}
+{{/* The leadership Lease and the migration locks, in the operator's namespace (manifests::lease_rules). */}}
 {{- define "portfolio-operator.leaseRules" -}}
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
-  verbs: [get, create, update, patch]
+  verbs: [get, create, update, patch, delete]
 {{- end }}
 
 {{/* Plugin ConfigMaps, read only, and Events on them (manifests::plugin_rules). */}}

@@ -54,6 +54,51 @@ pub async fn ensure_finalizer(app: &PortfolioApp, ctx: &Context) -> Result<(), E
     })
 }
 
+/// Add [`FINALIZER`] to the object `meta` describes, through `api` (any kind).
+pub async fn add_finalizer<K>(api: &Api<K>, meta: &ObjectMeta) -> Result<(), kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let current = meta.finalizers.clone().unwrap_or_default();
+    if current.iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    // The test guards against racing another writer of the list.
+    let patch = if meta.finalizers.is_none() {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ])
+    } else {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": current},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ])
+    };
+    patch_metadata(api, meta.name.as_deref().unwrap_or_default(), patch).await
+}
+
+/// Remove [`FINALIZER`] from the object `meta` describes, through `api`
+/// (any kind); an object already gone is no error.
+pub async fn remove_finalizer_from<K>(api: &Api<K>, meta: &ObjectMeta) -> Result<(), kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let finalizers = meta.finalizers.as_deref().unwrap_or_default();
+    let Some(index) = finalizers.iter().position(|f| f == FINALIZER) else {
+        return Ok(());
+    };
+    let path = format!("/metadata/finalizers/{index}");
+    let patch = json!([
+        {"op": "test", "path": path, "value": FINALIZER},
+        {"op": "remove", "path": path},
+    ]);
+    match patch_metadata(api, meta.name.as_deref().unwrap_or_default(), patch).await {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
 /// Take the finalizer off: garbage collection takes the rest.
 async fn remove_finalizer(meta: &ObjectMeta, ctx: &Context) -> Result<(), Error> {
     let finalizers = meta.finalizers.as_deref().unwrap_or_default();
