@@ -361,7 +361,7 @@ async fn may_contract_start(h: &Harness) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_may_start_only_after_a_completed_rollout() {
     let h = Harness::new("gate-contract").await;
-    if !h.emulated() {
+    if !h.simulates_workloads() {
         eprintln!("skipped: needs the emulator's never-ready images");
         h.cleanup().await;
         return;
@@ -498,8 +498,8 @@ fn started(migration: &DatabaseMigration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expand_then_rollout_then_contract() {
     let mut h = Harness::new("choreography").await;
-    if !h.emulated() {
-        eprintln!("skipped: needs the emulator's simulated Jobs");
+    if !h.simulates_workloads() {
+        eprintln!("skipped: needs the emulator's simulated Jobs and Deployments");
         h.cleanup().await;
         return;
     }
@@ -578,7 +578,7 @@ async fn expand_then_rollout_then_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_rollout_never_starts_contract() {
     let mut h = Harness::new("choreography-fail").await;
-    if !h.emulated() {
+    if !h.simulates_workloads() {
         eprintln!("skipped: needs the emulator's never-ready images");
         h.cleanup().await;
         return;
