@@ -26,6 +26,13 @@ pub const ANNOTATION_PLUGIN_DIGEST: &str = "portfolio.dev/plugin-digest";
 /// including a field it no longer sets, the hash changes and it applies.
 pub const ANNOTATION_DESIRED_HASH: &str = "portfolio.dev/desired-hash";
 
+/// Annotation on a workload (an `apps/v1` Deployment, StatefulSet or
+/// DaemonSet) with a hash of its pod template as the operator applies it.
+/// Comparing it with the desired template's hash says whether applying
+/// would start a rollout; comparing the templates themselves cannot, because
+/// the API server fills defaults into the live one.
+pub const ANNOTATION_TEMPLATE_HASH: &str = "portfolio.dev/template-hash";
+
 /// Annotation by which the owner of an existing object lets the operator
 /// adopt it: its value names the custom resource, as `PortfolioApp/shop`.
 /// Without it, an object the operator did not create is never taken over.
@@ -196,10 +203,15 @@ pub fn decorate(child: ChildObject, owner: &Owner<'_>, plugin: &Plugin) -> Desir
     }
     object.insert("metadata".into(), Value::Object(metadata));
     let hash = desired_hash(&object);
+    // Derived from what the desired hash covers, so left out of it.
+    let template = template_hash(&key, &object);
     if let Some(Value::Object(metadata)) = object.get_mut("metadata")
         && let Some(Value::Object(annotations)) = metadata.get_mut("annotations")
     {
         annotations.insert(ANNOTATION_DESIRED_HASH.into(), json!(hash));
+        if let Some(template) = template {
+            annotations.insert(ANNOTATION_TEMPLATE_HASH.into(), json!(template));
+        }
     }
     DesiredObject {
         key,
@@ -219,6 +231,20 @@ fn desired_hash(object: &Map<String, Value>) -> String {
     }
     let text = serde_json::to_vec(&object).unwrap_or_default();
     crate::plugin::Digest::of(&text).hex()[..16].to_owned()
+}
+
+/// The kinds whose `spec.template` is a pod template that rolls out.
+const WORKLOADS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
+
+/// First 16 hex digits of the SHA-256 of the pod template's canonical JSON,
+/// for a workload ([`WORKLOADS`] of `apps/v1`) that has one.
+fn template_hash(key: &ObjectKey, object: &Map<String, Value>) -> Option<String> {
+    if key.api_version != "apps/v1" || !WORKLOADS.contains(&key.kind.as_str()) {
+        return None;
+    }
+    let template = object.get("spec")?.get("template")?;
+    let text = serde_json::to_vec(template).ok()?;
+    Some(crate::plugin::Digest::of(&text).hex()[..16].to_owned())
 }
 
 /// Remove `field` from `map` and return it if it is an object, else an empty one.
@@ -251,6 +277,38 @@ pub fn label_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_workload_templates_are_hashed_and_any_change_shows() {
+        let key = |kind: &str| ObjectKey {
+            api_version: "apps/v1".into(),
+            kind: kind.into(),
+            name: "shop".into(),
+        };
+        let object = |image: &str| -> Map<String, Value> {
+            let value = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [
+                {"name": "app", "image": image}]}}}});
+            value.as_object().cloned().unwrap_or_default()
+        };
+        let before = template_hash(&key("Deployment"), &object("shop:1"));
+        assert_eq!(before.as_deref().map(str::len), Some(16));
+        assert_ne!(before, template_hash(&key("Deployment"), &object("shop:2")));
+        let mut scaled = object("shop:1");
+        scaled["spec"]["replicas"] = json!(5);
+        assert_eq!(
+            before,
+            template_hash(&key("Deployment"), &scaled),
+            "replicas are no template"
+        );
+        assert!(template_hash(&key("StatefulSet"), &object("shop:1")).is_some());
+        assert_eq!(template_hash(&key("ReplicaSet"), &object("shop:1")), None);
+        let job = ObjectKey {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            name: "migrate".into(),
+        };
+        assert_eq!(template_hash(&job, &object("shop:1")), None);
+    }
 
     #[test]
     fn label_values_are_valid() {

@@ -24,6 +24,11 @@ pub enum Failure {
     CleanupFailed,
     /// A read or a bookkeeping write (status, finalizer) failed at the API server.
     ApiError,
+    /// A new pod template waits for expand migrations to succeed (not a
+    /// failure: the rollout is held, the old template keeps serving).
+    MigrationsPending,
+    /// An expand migration failed, so a new pod template stays held.
+    MigrationFailed,
 }
 
 impl Failure {
@@ -39,6 +44,8 @@ impl Failure {
             Failure::RolloutFailed => "RolloutFailed",
             Failure::CleanupFailed => "CleanupFailed",
             Failure::ApiError => "ApiError",
+            Failure::MigrationsPending => "MigrationsPending",
+            Failure::MigrationFailed => "MigrationFailed",
         }
     }
 

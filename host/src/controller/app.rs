@@ -17,7 +17,8 @@ use serde_json::Value;
 use super::act::Children;
 use super::children::Observed;
 use super::conditions::{self, Rollout, Verdict};
-use super::decide::{Existing, OwnerRef, decide, verdict};
+use super::decide::{Existing, OwnerRef, decide, template_changes, verdict};
+use super::gates::{self, GateInfo, Hold};
 use super::status::{self, Target};
 use super::{Context, Error};
 use crate::builtin::DEFAULT_GENERATOR;
@@ -55,13 +56,43 @@ impl Outcome {
     }
 }
 
+/// The migrations of an app, as the watch holds them.
+struct Gates {
+    /// Every migration of the app.
+    migrations: Vec<GateInfo>,
+    /// Whether the watch of migrations has listed them: until then an
+    /// expand migration naming the app may exist unseen.
+    listed: bool,
+}
+
+impl Gates {
+    fn of(app: &PortfolioApp, ctx: &Context) -> Self {
+        let namespace = app.namespace().unwrap_or_default();
+        Gates {
+            migrations: gates::migrations_of(app, &ctx.migrations.in_namespace(&namespace)),
+            listed: ctx.migrations.listed(),
+        }
+    }
+
+    /// Why a new pod template must wait, if it must.
+    fn hold(&self) -> Option<Hold> {
+        if !self.listed {
+            return Some(Hold::Pending {
+                message: "the new pod template waits for the first list of DatabaseMigrations: whether an expand migration gates it is not known yet".to_owned(),
+            });
+        }
+        gates::hold(&self.migrations)
+    }
+}
+
 /// Bring the children of `app` in line with its spec, and say so in status.
 pub async fn apply(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, Error> {
-    let outcome = match converge(&app, ctx).await {
+    let gates = Gates::of(&app, ctx);
+    let outcome = match converge(&app, ctx, &gates).await {
         Ok(outcome) => outcome,
         Err((error, plugin)) => Outcome::failed(error, plugin),
     };
-    report(&app, ctx, &outcome).await?;
+    report(&app, ctx, &outcome, &gates).await?;
     Ok(match &outcome.verdict {
         Verdict::Failed { failure, .. } if failure.waits_for_change() => Action::await_change(),
         Verdict::Failed { failure, message } => {
@@ -101,7 +132,7 @@ pub fn pipeline_failure(ctx: &Context, error: &PipelineError) -> ReconcileError 
 
 type Failed = (ReconcileError, Option<Arc<Plugin>>);
 
-async fn converge(app: &PortfolioApp, ctx: &Context) -> Result<Outcome, Failed> {
+async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Outcome, Failed> {
     if app.spec.paused {
         return Ok(Outcome {
             verdict: Verdict::Paused,
@@ -131,6 +162,43 @@ async fn converge(app: &PortfolioApp, ctx: &Context) -> Result<Outcome, Failed> 
         .await
         .map_err(|e| with_plugin(pipeline_failure(ctx, &e)))?;
     let desired = generated.desired;
+
+    // Gate: a new pod template waits until every expand migration of the
+    // app has succeeded. While it waits nothing of the new spec is applied
+    // or pruned, not only the workload: the children of one spec are one
+    // version of the app. The built-in generator's ConfigMap keeps its name
+    // (`<app>-config`) and changes in place, and pods read it through
+    // `envFrom` when they start, so an old pod that restarts (a crash, an
+    // eviction, a scale-up) would run the old image with the new version's
+    // config; a Service whose ports changed would send traffic to ports the
+    // old pods do not have. Which children old pods depend on is the
+    // plugin's business (a team's plugin may make anything), so all are
+    // held; the cost is that changes made together with the template wait
+    // for the migration too.
+    let changes = template_changes(&desired, &observed);
+    if !changes.is_empty()
+        && let Some(hold) = gates.hold()
+    {
+        let workloads: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            app = %format!("{namespace}/{name}"),
+            workloads = ?workloads,
+            reason = hold.failure().reason(),
+            message = hold.message(),
+            "rollout held"
+        );
+        let live = observed
+            .iter()
+            .find(|child| child.resource.kind == "Deployment")
+            .and_then(|child| deployment_status(&child.object));
+        return Ok(Outcome {
+            verdict: Verdict::Held(hold),
+            plugin: Some(plugin),
+            output: Some(generated.output),
+            applied: Vec::new(),
+            deployment: live,
+        });
+    }
 
     // Names the watches do not hold as ours are read once: usually nothing
     // is there yet, but it may be someone else's object.
@@ -236,7 +304,12 @@ fn deployment_status(object: &DynamicObject) -> Option<DeploymentStatus> {
 }
 
 /// Write status (only when it changes) and record Events on transitions.
-async fn report(app: &PortfolioApp, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
+async fn report(
+    app: &PortfolioApp,
+    ctx: &Context,
+    outcome: &Outcome,
+    gates: &Gates,
+) -> Result<(), Error> {
     let current = app.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let generation = app.metadata.generation;
@@ -270,6 +343,7 @@ async fn report(app: &PortfolioApp, ctx: &Context, outcome: &Outcome) -> Result<
         .and_then(|output| {
             RawJson::from_text(Value::Object(output.status.clone()).to_string()).ok()
         });
+    // Held counts as paused: the children are still those of an earlier spec.
     let paused_or_failed = !matches!(outcome.verdict, Verdict::Applied(_));
     let status = PortfolioAppStatus {
         observed_generation: generation,
@@ -291,7 +365,7 @@ async fn report(app: &PortfolioApp, ctx: &Context, outcome: &Outcome) -> Result<
         } else {
             outcome.applied.clone()
         },
-        migrations: current.migrations.clone(),
+        migrations: gates.migrations.iter().map(GateInfo::gate_status).collect(),
         plugin_status: plugin_status.or(if paused_or_failed {
             current.plugin_status.clone()
         } else {

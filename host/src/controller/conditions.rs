@@ -13,6 +13,8 @@ pub const DEGRADED: &str = "Degraded";
 
 pub use crate::failure::Failure;
 
+use super::gates::Hold;
+
 /// Where the app's Deployment stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rollout {
@@ -69,6 +71,20 @@ impl Rollout {
         let updated = status.updated_replicas.unwrap_or(0);
         let available = status.available_replicas.unwrap_or(0);
         let total = status.replicas.unwrap_or(0);
+        // `replicas` leaves out terminating pods, which may still serve the
+        // old version through their grace period; where the cluster reports
+        // them (`terminatingReplicas`), the rollout waits for them too, so a
+        // contract migration never runs under an old pod.
+        let terminating = status.terminating_replicas.unwrap_or(0);
+        if terminating > 0 && updated >= desired && available >= desired && total <= desired {
+            return Rollout::InProgress {
+                message: if terminating == 1 {
+                    "1 old pod still terminating".to_owned()
+                } else {
+                    format!("{terminating} old pods still terminating")
+                },
+            };
+        }
         if updated >= desired && available >= desired && total <= desired {
             Rollout::Complete {
                 ready: status.ready_replicas.unwrap_or(0),
@@ -88,6 +104,9 @@ pub enum Verdict {
     Paused,
     /// Everything was applied; the rollout is where it is.
     Applied(Rollout),
+    /// The new pod template waits for the app's expand migrations: nothing
+    /// of the new spec was applied, the previous children stay as they are.
+    Held(Hold),
     /// A step failed.
     Failed {
         /// Which step, as a reason.
@@ -172,6 +191,16 @@ pub fn conditions(verdict: &Verdict) -> [Wanted; 3] {
                 message.clone(),
             ),
         ],
+        Verdict::Held(hold @ Hold::Pending { message }) => [
+            wanted(READY, false, hold.failure().reason(), message.clone()),
+            wanted(PROGRESSING, true, hold.failure().reason(), message.clone()),
+            wanted(DEGRADED, false, "AsExpected", ""),
+        ],
+        Verdict::Held(hold @ Hold::Failed { message }) => [
+            wanted(READY, false, hold.failure().reason(), message.clone()),
+            wanted(PROGRESSING, false, hold.failure().reason(), message.clone()),
+            wanted(DEGRADED, true, hold.failure().reason(), message.clone()),
+        ],
         Verdict::Failed { failure, message } => [
             wanted(READY, false, failure.reason(), message.clone()),
             wanted(PROGRESSING, false, failure.reason(), message.clone()),
@@ -255,6 +284,36 @@ pub fn transitions(before: &[Condition], after: &[Condition]) -> Vec<Transition>
             message,
         });
     }
+    // A held rollout is news when it starts and when it ends (a failed
+    // migration is already news as Degraded).
+    let pending = Failure::MigrationsPending.reason();
+    let held = |conditions: &[Condition]| {
+        find(conditions, PROGRESSING).is_some_and(|(_, reason)| reason == pending)
+    };
+    if held(after) && !held(before) {
+        let message = after
+            .iter()
+            .find(|c| c.type_ == PROGRESSING)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        events.push(Transition {
+            warning: false,
+            reason: pending.to_owned(),
+            message,
+        });
+    }
+    let holding = |conditions: &[Condition]| {
+        let failed = Failure::MigrationFailed.reason();
+        find(conditions, PROGRESSING)
+            .is_some_and(|(_, reason)| reason == pending || reason == failed)
+    };
+    if holding(before) && !holding(after) {
+        events.push(Transition {
+            warning: false,
+            reason: "RolloutReleased".to_owned(),
+            message: "the rollout is no longer held by migrations".to_owned(),
+        });
+    }
     if let Some((status, _)) = find(after, DEGRADED)
         && status == "False"
         && find(before, DEGRADED).is_some_and(|(s, _)| s == "True")
@@ -306,6 +365,14 @@ mod tests {
             Rollout::of(Some(2), Some(3), Some(&status(2, 3, 3, 3))),
             Rollout::Complete { ready: 3 }
         );
+        let mut terminating = status(2, 3, 3, 3);
+        terminating.terminating_replicas = Some(1);
+        assert_eq!(
+            Rollout::of(Some(2), Some(3), Some(&terminating)),
+            Rollout::InProgress {
+                message: "1 old pod still terminating".into()
+            }
+        );
         // With autoscaling the Deployment's own replica count is the target.
         assert_eq!(
             Rollout::of(Some(2), None, Some(&status(2, 5, 5, 5))),
@@ -336,6 +403,92 @@ mod tests {
         assert_eq!(ready.message, "no ClusterRoles");
         assert!(Failure::PolicyViolation.waits_for_change());
         assert!(!Failure::ApplyFailed.waits_for_change());
+    }
+
+    #[test]
+    fn a_held_rollout_progresses_and_a_failed_migration_degrades() {
+        let pending = Hold::Pending {
+            message: "the new pod template waits for expand migration m (Running)".into(),
+        };
+        let [ready, progressing, degraded] = conditions(&Verdict::Held(pending));
+        assert_eq!(
+            (ready.status, progressing.status, degraded.status),
+            (false, true, false)
+        );
+        assert_eq!(ready.reason, "MigrationsPending");
+        assert_eq!(progressing.reason, "MigrationsPending");
+        assert!(progressing.message.contains("m (Running)"));
+        let failed = Hold::Failed {
+            message: "expand migration m failed: bad SQL".into(),
+        };
+        let [ready, progressing, degraded] = conditions(&Verdict::Held(failed));
+        assert_eq!(
+            (ready.status, progressing.status, degraded.status),
+            (false, false, true)
+        );
+        assert_eq!(degraded.reason, "MigrationFailed");
+        assert_eq!(degraded.message, "expand migration m failed: bad SQL");
+    }
+
+    #[test]
+    fn holding_and_releasing_a_rollout_are_events() {
+        let ready = merge(
+            &[],
+            &conditions(&Verdict::Applied(Rollout::Complete { ready: 2 })),
+            Some(1),
+            &time(1),
+        );
+        let held = merge(
+            &ready,
+            &conditions(&Verdict::Held(Hold::Pending {
+                message: "waits for m (Pending)".into(),
+            })),
+            Some(2),
+            &time(2),
+        );
+        let events = transitions(&ready, &held);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(
+            (events[0].warning, events[0].reason.as_str()),
+            (false, "MigrationsPending")
+        );
+        assert_eq!(events[0].message, "waits for m (Pending)");
+        let still = merge(
+            &held,
+            &conditions(&Verdict::Held(Hold::Pending {
+                message: "waits for m (Running)".into(),
+            })),
+            Some(2),
+            &time(3),
+        );
+        assert!(
+            transitions(&held, &still).is_empty(),
+            "a new phase is no news"
+        );
+        let failed = merge(
+            &still,
+            &conditions(&Verdict::Held(Hold::Failed {
+                message: "m failed".into(),
+            })),
+            Some(2),
+            &time(4),
+        );
+        let events = transitions(&still, &failed);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events[0].warning && events[0].reason == "MigrationFailed");
+        let rolling = merge(
+            &failed,
+            &conditions(&Verdict::Applied(Rollout::InProgress {
+                message: "1 of 2 pods updated".into(),
+            })),
+            Some(2),
+            &time(5),
+        );
+        let reasons: Vec<String> = transitions(&failed, &rolling)
+            .into_iter()
+            .map(|e| e.reason)
+            .collect();
+        assert_eq!(reasons, ["RolloutReleased", "Recovered"]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::children::Observed;
 use super::conditions::{Rollout, Verdict};
-use crate::decorate::{ADOPT_ANNOTATION, DesiredObject, FIELD_MANAGER};
+use crate::decorate::{ADOPT_ANNOTATION, ANNOTATION_TEMPLATE_HASH, DesiredObject, FIELD_MANAGER};
 use crate::failure::Failure;
 use crate::kinds::ChildKinds;
 use crate::plugin::ObjectKey;
@@ -145,6 +145,50 @@ pub fn verdict(conflicts: &[Conflict], rollout: Rollout) -> Verdict {
         failure: Failure::Conflict,
         message: format!("{}; the operator leaves it alone", each.join("; ")),
     }
+}
+
+/// The workloads among `desired` whose pod template applying would change,
+/// or which it would create: each starts a rollout. The template hash the
+/// operator put on the live object decides; a live object without one (made
+/// by an older operator) is compared field by field.
+pub fn template_changes<'a>(
+    desired: &'a [DesiredObject],
+    observed: &[Observed],
+) -> Vec<&'a ObjectKey> {
+    let hash = |object: &Value| {
+        object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(ANNOTATION_TEMPLATE_HASH))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    desired
+        .iter()
+        .filter_map(|object| {
+            let wanted = hash(object.object())?;
+            let key = object.key();
+            let Some(live) = observed.iter().find(|child| &child.key() == key) else {
+                return Some(key);
+            };
+            let applied = live
+                .object
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_TEMPLATE_HASH));
+            let changes = match applied {
+                Some(applied) => *applied != wanted,
+                None => match (
+                    object.object().pointer("/spec/template"),
+                    live.object.data.pointer("/spec/template"),
+                ) {
+                    (Some(want), Some(have)) => !is_subset(want, have),
+                    _ => true,
+                },
+            };
+            changes.then_some(key)
+        })
+        .collect()
 }
 
 /// Who holds `live` if not `owner`: `None` when the owner may apply it (it
@@ -421,6 +465,56 @@ mod tests {
             "{}",
             conflicts[1].1
         );
+    }
+
+    fn workload(image: &str, hash: Option<&str>) -> Value {
+        let mut object = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "shop", "namespace": "demo", "annotations": {}},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                {"name": "app", "image": image}]}}}});
+        if let Some(hash) = hash {
+            object["metadata"]["annotations"][ANNOTATION_TEMPLATE_HASH] = json!(hash);
+        }
+        object
+    }
+
+    #[test]
+    fn a_rollout_is_a_changed_template_hash_or_a_new_workload() {
+        let want = [
+            desired(workload("shop:2", Some("hash-2"))),
+            config_map("shop-config", json!({"a": "1"})),
+        ];
+        let changes = |have: &[Observed]| -> Vec<String> {
+            template_changes(&want, have)
+                .into_iter()
+                .map(|k| k.kind.clone())
+                .collect()
+        };
+        // No Deployment yet: creating it is a rollout; a ConfigMap never is.
+        assert_eq!(changes(&[]), ["Deployment"]);
+        // Applied with another template.
+        let old = ours(
+            "apps/v1",
+            "Deployment",
+            "shop",
+            workload("shop:1", Some("hash-1")),
+        );
+        assert_eq!(changes(std::slice::from_ref(&old)), ["Deployment"]);
+        // The same template, though the API server filled in defaults.
+        let mut defaulted = workload("shop:2", Some("hash-2"));
+        defaulted["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] =
+            json!("IfNotPresent");
+        defaulted["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
+        let same = ours("apps/v1", "Deployment", "shop", defaulted.clone());
+        assert!(changes(std::slice::from_ref(&same)).is_empty());
+        // Made by an operator that wrote no hash: compared field by field.
+        let mut unhashed = defaulted;
+        unhashed["metadata"]["annotations"] = json!({});
+        let unhashed_same = ours("apps/v1", "Deployment", "shop", unhashed.clone());
+        assert!(changes(std::slice::from_ref(&unhashed_same)).is_empty());
+        unhashed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop:1");
+        let unhashed_old = ours("apps/v1", "Deployment", "shop", unhashed);
+        assert_eq!(changes(std::slice::from_ref(&unhashed_old)), ["Deployment"]);
     }
 
     #[test]

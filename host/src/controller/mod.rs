@@ -8,6 +8,8 @@
 //! apply / prune ([`act`]) → status and events ([`status`],
 //! [`crate::events`]). [`app`] tells the story of one reconcile, [`cleanup`]
 //! of a deletion; every failure is a [`crate::failure::ReconcileError`].
+//! A new pod template waits for the app's expand migrations ([`gates`]),
+//! whose watch re-reconciles the apps they gate.
 
 pub mod act;
 pub mod app;
@@ -15,6 +17,7 @@ pub mod children;
 pub mod cleanup;
 pub mod conditions;
 pub mod decide;
+pub mod gates;
 pub mod metrics;
 pub mod migration;
 pub mod status;
@@ -27,17 +30,19 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::api::Api;
 use kube::core::DynamicObject;
+use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use portfolio_api::PortfolioApp;
+use portfolio_api::{DatabaseMigration, PortfolioApp};
 use tracing::Instrument;
 
 use crate::policy::OutputPolicy;
 use crate::registry::{PluginRef, Registry, RegistryEvent};
 use children::ChildStores;
+use gates::MigrationFacts;
 use metrics::Metrics;
 use watched::WatchedApp;
 
@@ -80,6 +85,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The watched children.
     pub children: ChildStores,
+    /// The watched DatabaseMigrations, for the rollout gates.
+    pub migrations: MigrationStore,
     /// Namespace scope, concurrency, timeouts and backoff.
     pub config: ControllerConfig,
     /// Reconcile, apply and status-write counters (shared with `/metrics`).
@@ -91,6 +98,81 @@ pub struct Context {
 /// Why a reconcile did not finish: its reason, its metric label, and
 /// whether it waits for a change or is retried with backoff.
 pub type Error = crate::failure::ReconcileError;
+
+/// The DatabaseMigrations of the watched namespaces, held untyped (read
+/// through [`MigrationFacts`]) so that one malformed migration never hides
+/// the others.
+#[derive(Clone)]
+pub struct MigrationStore {
+    store: reflector::Store<DynamicObject>,
+    listed: tokio::sync::watch::Receiver<bool>,
+    /// When the watch started: reconciles wait for its first list only
+    /// until a timeout from then, not each for a timeout of its own.
+    started: tokio::time::Instant,
+    /// Whether the wait has timed out and said so once.
+    warned: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl MigrationStore {
+    /// Wrap `store`. Must be called within a Tokio runtime: one task waits
+    /// for its first list (kube's own wait wakes only one of several waiters).
+    pub fn new(store: reflector::Store<DynamicObject>) -> Self {
+        let (tell, listed) = tokio::sync::watch::channel(false);
+        let first = store.clone();
+        tokio::spawn(async move {
+            if first.wait_until_ready().await.is_ok() {
+                let _ = tell.send(true);
+            }
+        });
+        MigrationStore {
+            store,
+            listed,
+            started: tokio::time::Instant::now(),
+            warned: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    /// The migrations of `namespace`.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<MigrationFacts> {
+        self.store
+            .state()
+            .iter()
+            .filter(|m| m.metadata.namespace.as_deref() == Some(namespace))
+            .map(|m| MigrationFacts::from_dynamic(m))
+            .collect()
+    }
+
+    /// Whether the watch has had its first list.
+    pub fn listed(&self) -> bool {
+        *self.listed.borrow()
+    }
+
+    /// Wait for the first list, at most until `timeout` after the watch
+    /// started. Until it lists, new pod templates wait (see [`app`]).
+    pub async fn wait_until_listed(&self, timeout: Duration) {
+        let mut listed = self.listed.clone();
+        let first_list = listed.wait_for(|done| *done);
+        let listed_in_time = match self.started.checked_add(timeout) {
+            Some(deadline) => tokio::time::timeout_at(deadline, first_list)
+                .await
+                .is_ok_and(|r| r.is_ok()),
+            None => first_list.await.is_ok(),
+        };
+        if !listed_in_time && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "the watch of DatabaseMigrations has not listed yet (is their CRD installed?); new pod templates wait for it"
+            );
+        }
+    }
+
+    /// Whether the migration `namespace/name` is in the store.
+    fn contains(&self, namespace: &str, name: &str) -> bool {
+        self.store.state().iter().any(|m| {
+            m.metadata.namespace.as_deref() == Some(namespace)
+                && m.metadata.name.as_deref() == Some(name)
+        })
+    }
+}
 
 impl Context {
     /// The reconcile pipeline over the active plugins and the output policy.
@@ -117,6 +199,7 @@ async fn reconcile_inner(watched: Arc<WatchedApp>, ctx: Arc<Context>) -> Result<
     // Decisions rest on the observed children: a reconcile before the child
     // watches have listed would re-apply what is already there.
     ctx.children.wait_until_ready(CHILD_SYNC_TIMEOUT).await;
+    ctx.migrations.wait_until_listed(CHILD_SYNC_TIMEOUT).await;
     let started = Instant::now();
     let key = ObjectRef::from_obj(&*watched);
     let result = match &watched.parsed {
@@ -178,6 +261,40 @@ fn apps_using(apps: &[Arc<WatchedApp>], plugin: &str) -> Vec<ObjectRef<WatchedAp
         .collect()
 }
 
+/// The apps each migration (by namespace and name) gated at its last change.
+type Gated = Mutex<HashMap<(String, String), Vec<ObjectRef<WatchedApp>>>>;
+
+/// The apps to reconcile when `migration` changed: those it gates now, and
+/// those it gated at its previous change (its `appRef` may have moved, or
+/// it is gone), remembered in `gated`.
+fn apps_to_recheck(
+    migration: &DynamicObject,
+    apps: &[Arc<WatchedApp>],
+    migrations: &MigrationStore,
+    gated: &Gated,
+) -> Vec<ObjectRef<WatchedApp>> {
+    let facts = MigrationFacts::from_dynamic(migration);
+    let parsed = apps.iter().filter_map(|w| w.parsed.as_deref().ok());
+    let now: Vec<ObjectRef<WatchedApp>> = gates::apps_of(&facts, parsed)
+        .into_iter()
+        .map(|app| ObjectRef::new(&app.name).within(app.namespace.as_deref().unwrap_or_default()))
+        .collect();
+    let key = (facts.namespace.clone(), facts.name.clone());
+    let mut gated = gated.lock().unwrap_or_else(|e| e.into_inner());
+    let before = if migrations.contains(&facts.namespace, &facts.name) {
+        gated.insert(key, now.clone())
+    } else {
+        gated.remove(&key)
+    };
+    let mut all = now;
+    for app in before.into_iter().flatten() {
+        if !all.contains(&app) {
+            all.push(app);
+        }
+    }
+    all
+}
+
 /// Everything the controller needs besides its context.
 pub struct Setup {
     /// The API client.
@@ -233,6 +350,26 @@ pub async fn run(
         controller = controller.owns_stream_with(stream, resource);
     }
 
+    // Re-reconcile the apps a DatabaseMigration gates when it changes.
+    let migration_resource = ApiResource::erase::<DatabaseMigration>(&());
+    let migration_api: Api<DynamicObject> = match &config.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &migration_resource),
+        None => Api::all_with(client.clone(), &migration_resource),
+    };
+    let migration_writer = reflector::store::Writer::new(migration_resource.clone());
+    let migrations = MigrationStore::new(migration_writer.as_reader());
+    let migration_stream = watcher(migration_api, watcher::Config::default())
+        .default_backoff()
+        .reflect(migration_writer)
+        .touched_objects();
+    let (gated_apps, gated_by) = (controller.store(), migrations.clone());
+    let gated = Mutex::new(HashMap::new());
+    controller = controller.watches_stream_with(
+        migration_stream,
+        move |migration| apps_to_recheck(&migration, &gated_apps.state(), &gated_by, &gated),
+        migration_resource,
+    );
+
     // Re-reconcile exactly the apps whose plugin changed.
     let app_store = controller.store();
     let mut events = registry.subscribe();
@@ -270,6 +407,7 @@ pub async fn run(
         registry,
         policy,
         children: ChildStores::new(stores),
+        migrations: migrations.clone(),
         config: config.clone(),
         metrics,
         failures: Mutex::new(HashMap::new()),
@@ -279,6 +417,7 @@ pub async fn run(
     let listed = Arc::clone(&health);
     tokio::spawn(async move {
         children_listed.wait_until_ready(Duration::MAX).await;
+        migrations.wait_until_listed(Duration::MAX).await;
         if apps_listed.wait_until_ready().await.is_ok() {
             listed.watches_listed();
         }
@@ -311,6 +450,69 @@ mod tests {
         assert_eq!(backoff(2, max), Duration::from_secs(4));
         assert_eq!(backoff(5, max), Duration::from_secs(32));
         assert_eq!(backoff(30, max), max);
+    }
+
+    #[tokio::test]
+    async fn reconciles_wait_for_the_first_list_of_migrations_only_so_long() {
+        let resource = ApiResource::erase::<DatabaseMigration>(&());
+        let mut writer = reflector::store::Writer::new(resource);
+        let store = MigrationStore::new(writer.as_reader());
+        // The deadline counts from the start of the watch: past, no wait.
+        store.wait_until_listed(Duration::ZERO).await;
+        assert!(!store.listed());
+        assert!(store.warned.load(std::sync::atomic::Ordering::Relaxed));
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            store.wait_until_listed(Duration::MAX),
+        )
+        .await
+        .expect("woken by the first list");
+        assert!(store.listed());
+    }
+
+    #[tokio::test]
+    async fn a_migration_change_reconciles_the_apps_it_gates_and_gated() {
+        let app = |name: &str, listed: &[&str]| {
+            let mut app = PortfolioApp::new(name, portfolio_api::PortfolioAppSpec::default());
+            app.metadata.namespace = Some("demo".into());
+            app.spec.migrations = listed.iter().map(|s| (*s).to_owned()).collect();
+            Arc::new(WatchedApp {
+                metadata: app.metadata.clone(),
+                parsed: Ok(Arc::new(app)),
+                conditions: Vec::new(),
+            })
+        };
+        let apps = [app("shop", &[]), app("cart", &[]), app("lister", &["m"])];
+        let migration = |app_ref: &str| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "portfolio.dev/v1alpha1", "kind": "DatabaseMigration",
+                "metadata": {"name": "m", "namespace": "demo"},
+                "spec": {"appRef": {"name": app_ref}},
+            }))
+            .expect("a migration")
+        };
+        let resource = ApiResource::erase::<DatabaseMigration>(&());
+        let mut writer = reflector::store::Writer::new(resource);
+        let store = MigrationStore::new(writer.as_reader());
+        let gated = Mutex::new(HashMap::new());
+        let names = |refs: Vec<ObjectRef<WatchedApp>>| -> Vec<String> {
+            refs.into_iter().map(|r| r.name).collect()
+        };
+
+        writer.apply_watcher_event(&watcher::Event::Apply(migration("shop")));
+        let first = apps_to_recheck(&migration("shop"), &apps, &store, &gated);
+        assert_eq!(names(first), ["shop", "lister"]);
+        // Its appRef moves to cart: shop is looked at again too (it is no longer held by it).
+        writer.apply_watcher_event(&watcher::Event::Apply(migration("cart")));
+        let moved = apps_to_recheck(&migration("cart"), &apps, &store, &gated);
+        assert_eq!(names(moved), ["cart", "lister", "shop"]);
+        // Deleted: the apps it gated, and nothing remembered.
+        writer.apply_watcher_event(&watcher::Event::Delete(migration("cart")));
+        let deleted = apps_to_recheck(&migration("cart"), &apps, &store, &gated);
+        assert_eq!(names(deleted), ["cart", "lister"]);
+        assert!(gated.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
     }
 
     #[test]

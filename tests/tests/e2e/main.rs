@@ -8,6 +8,7 @@
 //! `cargo test -p portfolio-e2e --test e2e <subject>::`.
 
 mod apps;
+mod choreography;
 mod lifecycle;
 mod migrations;
 mod plugins;
