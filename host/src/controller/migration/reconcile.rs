@@ -519,8 +519,15 @@ impl Run<'_> {
             .get(&ObjectRef::new(&app_name).within(&self.namespace))
             .and_then(|watched| watched.parsed.as_ref().ok().cloned());
         let migrations = self.ctx.migrations.state();
-        contract_may_start(app.as_deref(), &app_name, &migrations)
-            .map_err(|waiting| format!("{waiting}; this contract migration starts after it"))
+        crate::controller::gates::contract_may_start(app.as_deref(), &migrations).map_err(
+            |waiting| {
+                if app.is_none() {
+                    format!("waiting for PortfolioApp {app_name}, which does not exist")
+                } else {
+                    waiting
+                }
+            },
+        )
     }
 
     /// Waiting between attempts after a retryable failure.
@@ -1188,61 +1195,4 @@ impl Run<'_> {
         }
         Ok(())
     }
-}
-
-/// Whether a contract migration of the app `app_name` may start: the app
-/// exists, its controller has seen its current spec, its rollout is complete
-/// (its Ready condition, for that generation), and every expand migration of
-/// the app has succeeded for its current spec.
-fn contract_may_start(
-    app: Option<&portfolio_api::PortfolioApp>,
-    app_name: &str,
-    migrations: &[Arc<DatabaseMigration>],
-) -> Result<(), String> {
-    let Some(app) = app else {
-        return Err(format!("PortfolioApp {app_name} does not exist"));
-    };
-    let generation = app.metadata.generation;
-    let status = app.status.clone().unwrap_or_default();
-    if status.observed_generation != generation {
-        return Err(format!(
-            "waiting for PortfolioApp {app_name}'s current spec to be applied"
-        ));
-    }
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.observed_generation == generation);
-    match ready {
-        Some(ready) if ready.status == "True" => {}
-        Some(ready) => {
-            return Err(format!(
-                "waiting for the rollout of PortfolioApp {app_name} ({}: {})",
-                ready.reason, ready.message
-            ));
-        }
-        None => {
-            return Err(format!(
-                "waiting for the rollout of PortfolioApp {app_name}"
-            ));
-        }
-    }
-    let namespace = app.namespace();
-    for expand in migrations.iter().filter(|m| {
-        m.namespace() == namespace
-            && m.spec.phase == MigrationPhase::Expand
-            && (m.spec.app_ref.as_ref().is_some_and(|r| r.name == app_name)
-                || app.spec.migrations.contains(&m.name_any()))
-    }) {
-        let status = expand.status.clone().unwrap_or_default();
-        let done = status.phase == Some(Phase::Succeeded)
-            && status.observed_generation == expand.metadata.generation;
-        if !done {
-            return Err(format!(
-                "waiting for the expand migration {} of PortfolioApp {app_name}",
-                expand.name_any()
-            ));
-        }
-    }
-    Ok(())
 }
