@@ -100,22 +100,14 @@ pub async fn run(
         let line = manifest.apply(&client, &mut namespaces).await?;
         print(&mut out, &format!("{line}\n"));
     }
-    if manifests
-        .iter()
-        .any(|m| m.gvk.group == portfolio_api::GROUP && m.gvk.kind == portfolio_api::MIGRATION_KIND)
-    {
-        print(
-            &mut out,
-            "note: DatabaseMigrations are stored, but this version does not run them yet \
-             (`portfolio-operator render -f FILE` shows the Jobs they would run)\n",
-        );
-    }
     if !manifests.is_empty() {
         print(&mut out, "\n");
     }
 
     let apps: Api<PortfolioApp> = Api::all(client.clone());
     let mut events = watcher(apps, watcher::Config::default()).boxed();
+    let migrations: Api<portfolio_api::DatabaseMigration> = Api::all(client.clone());
+    let mut migration_events = watcher(migrations, watcher::Config::default()).boxed();
     let mut view = View::new(Instant::now());
     let mut shutdown = std::pin::pin!(shutdown);
     let result = loop {
@@ -142,6 +134,21 @@ pub async fn run(
                 Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => {}
                 // The watcher retries by itself; a blip is not worth a line.
                 Some(Err(error)) => tracing::debug!(error = %error, "the live view's watch failed"),
+                None => break Ok(()),
+            },
+            event = migration_events.next() => match event {
+                Some(Ok(watcher::Event::Apply(m) | watcher::Event::InitApply(m))) => {
+                    if let Some(line) = view.migration_changed(&m) {
+                        print(&mut out, &line);
+                    }
+                }
+                Some(Ok(watcher::Event::Delete(m))) => {
+                    if let Some(line) = view.migration_deleted(&m) {
+                        print(&mut out, &line);
+                    }
+                }
+                Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => {}
+                Some(Err(error)) => tracing::debug!(error = %error, "the live view's watch of migrations failed"),
                 None => break Ok(()),
             },
         }

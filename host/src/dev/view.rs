@@ -1,11 +1,12 @@
-//! The live view of `dev`: one line per app whenever what it shows changes.
+//! The live view of `dev`: one line per app and per migration whenever what
+//! it shows changes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Instant;
 
 use kube::{Resource, ResourceExt};
-use portfolio_api::PortfolioApp;
+use portfolio_api::{DatabaseMigration, PortfolioApp};
 
 use crate::controller::conditions;
 
@@ -43,6 +44,24 @@ impl View {
         Some(self.line(&key, "deleted"))
     }
 
+    /// The line to print for `migration`, if it differs from the last one shown.
+    pub fn migration_changed(&mut self, migration: &DatabaseMigration) -> Option<String> {
+        let key = migration_key(migration);
+        let summary = migration_summary(migration);
+        if self.shown.get(&key) == Some(&summary) {
+            return None;
+        }
+        self.shown.insert(key.clone(), summary.clone());
+        Some(self.line(&key, &summary))
+    }
+
+    /// The line to print for a deleted `migration`.
+    pub fn migration_deleted(&mut self, migration: &DatabaseMigration) -> Option<String> {
+        let key = migration_key(migration);
+        self.shown.remove(&key)?;
+        Some(self.line(&key, "deleted"))
+    }
+
     fn line(&self, key: &str, summary: &str) -> String {
         format!(
             "{:>7.1}s  {key:<30} {summary}\n",
@@ -53,6 +72,41 @@ impl View {
 
 fn key(app: &PortfolioApp) -> String {
     format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+}
+
+fn migration_key(migration: &DatabaseMigration) -> String {
+    format!(
+        "dbm {}/{}",
+        migration.namespace().unwrap_or_default(),
+        migration.name_any()
+    )
+}
+
+/// A migration's phase, its applied version, and what its conditions say now.
+fn migration_summary(migration: &DatabaseMigration) -> String {
+    let Some(status) = migration.status.as_ref().filter(|s| s.phase.is_some()) else {
+        return "waiting for the operator".to_owned();
+    };
+    let phase = status
+        .phase
+        .map_or("?", crate::controller::migration::report::phase_name);
+    let mut text = format!("{phase:<16}");
+    if let Some(version) = &status.applied_version {
+        let _ = write!(text, " version {version}");
+    }
+    let condition = |type_: &str| status.conditions.iter().find(|c| c.type_ == type_);
+    let focus = [conditions::DEGRADED, conditions::PROGRESSING]
+        .into_iter()
+        .filter_map(condition)
+        .find(|c| c.status == "True")
+        .or_else(|| condition(conditions::READY));
+    if let Some(c) = focus {
+        let _ = write!(text, "  {}: {}", c.reason, c.message);
+    }
+    if status.observed_generation != migration.meta().generation {
+        text.push_str("  (spec changed; not reconciled yet)");
+    }
+    text
 }
 
 /// What a person wants to see: the three conditions, the pods, and the

@@ -1,6 +1,7 @@
 //! `portfolio-operator dev`, as the README's quick start uses it: the sample
-//! app becomes Ready, kubectl sees it from outside, Ctrl-C stops everything;
-//! bad manifests stop it before anything starts.
+//! app and its migrations go through expand → rollout → contract, kubectl
+//! sees them from outside, Ctrl-C stops everything; bad manifests stop it
+//! before anything starts.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -114,7 +115,7 @@ fn kubectl_available() -> bool {
 }
 
 #[test]
-fn dev_applies_the_examples_and_the_sample_app_becomes_ready() {
+fn dev_applies_the_examples_and_the_sample_app_goes_through_expand_rollout_contract() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     let kubeconfig_arg = kubeconfig.to_str().expect("utf-8 path").to_owned();
@@ -125,10 +126,44 @@ fn dev_applies_the_examples_and_the_sample_app_becomes_ready() {
     dev.wait_for("the sample app applied", |l| {
         l.starts_with("applied PortfolioApp demo/shop")
     });
+    // Expand → rollout → contract, in this order (each wait reads on from the last).
+    let shop = |l: &str| l.contains(" demo/shop ");
+    dev.wait_for("the rollout held for the expand migration", |l| {
+        shop(l) && l.contains("MigrationsPending") && l.contains("shop-schema")
+    });
+    dev.wait_for("the expand migration Succeeded", |l| {
+        l.contains("dbm demo/shop-schema") && l.contains("Succeeded")
+    });
+    dev.wait_for("the new template rolling out", |l| {
+        shop(l) && l.contains("RollingOut")
+    });
     let ready = dev.wait_for("the sample app Ready", |l| {
-        l.contains("demo/shop") && l.contains("Ready=True")
+        shop(l) && l.contains("Ready=True")
     });
     assert!(ready.contains("pods 2/2"), "{ready}");
+    let awaiting = dev.wait_for("the contract migration planned, awaiting approval", |l| {
+        l.contains("dbm demo/shop-cleanup") && l.contains("AwaitingApproval")
+    });
+    let contract_before_rollout = dev
+        .seen
+        .iter()
+        .take_while(|l| !(shop(l) && l.contains("Ready=True")))
+        .any(|l| {
+            // `<time> dbm demo/shop-cleanup <phase> …`
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.get(2) == Some(&"demo/shop-cleanup")
+                && matches!(words.get(3), Some(&"Planning" | &"Running"))
+        });
+    assert!(
+        !contract_before_rollout,
+        "contract started before the rollout completed:\n{}",
+        dev.seen.join("\n")
+    );
+    let hash = awaiting
+        .split_whitespace()
+        .find(|word| word.starts_with("sha256:"))
+        .expect("the plan hash to approve")
+        .to_owned();
 
     if kubectl_available() {
         let output = Command::new("kubectl")
@@ -151,6 +186,41 @@ fn dev_applies_the_examples_and_the_sample_app_becomes_ready() {
             assert!(
                 text.lines().any(|l| l == expected),
                 "{expected} in:\n{text}"
+            );
+        }
+
+        // A person approves the contract plan; it runs.
+        let approved = Command::new("kubectl")
+            .args(["--kubeconfig", &kubeconfig_arg, "-n", "demo"])
+            .args(["patch", "dbm", "shop-cleanup", "--type", "merge", "-p"])
+            .arg(format!("{{\"spec\":{{\"approvedPlanHash\":\"{hash}\"}}}}"))
+            .output()
+            .expect("kubectl patch");
+        assert!(
+            approved.status.success(),
+            "{}",
+            String::from_utf8_lossy(&approved.stderr)
+        );
+        dev.wait_for("the contract migration Succeeded", |l| {
+            l.contains("dbm demo/shop-cleanup") && l.contains("Succeeded")
+        });
+        let output = Command::new("kubectl")
+            .args(["--kubeconfig", &kubeconfig_arg, "get", "dbm", "-A"])
+            .output()
+            .expect("kubectl");
+        let table = String::from_utf8_lossy(&output.stdout);
+        let header = table.lines().next().unwrap_or_default();
+        for column in ["PHASE", "TOOL", "VERSION", "APP"] {
+            assert!(header.contains(column), "{column} in:\n{table}");
+        }
+        for (name, phase) in [
+            ("shop-schema", "Succeeded"),
+            ("shop-cleanup", "Succeeded"),
+            ("catalog-schema", "Succeeded"),
+        ] {
+            assert!(
+                table.lines().any(|l| l.contains(name) && l.contains(phase)),
+                "{name} {phase} in:\n{table}"
             );
         }
     } else {
