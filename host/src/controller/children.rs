@@ -1,11 +1,13 @@
-//! The children the watches hold: found by owner or by name, and which of
-//! them are the operator's own.
+//! The children the watches hold, indexed by controller owner and by name
+//! so that a reconcile finds its own in time independent of how many apps
+//! there are, and which of them are the operator's own.
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
 
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
-use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use serde_json::Value;
 
 use crate::decorate::{FIELD_MANAGER, LABEL_INSTANCE, LABEL_MANAGED_BY};
@@ -16,12 +18,168 @@ pub fn managed_selector() -> String {
     format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}")
 }
 
-/// The reflector stores of every child kind.
+/// Namespace and name of a cached object.
+type NameKey = (String, String);
+
+/// The cached objects of one child kind: by namespace and name, and the
+/// names each controller owner (by uid) holds.
+#[derive(Debug, Default)]
+pub struct KindIndex {
+    by_name: HashMap<NameKey, Arc<DynamicObject>>,
+    by_owner: HashMap<String, BTreeSet<NameKey>>,
+    /// The objects of a (re)list in progress; they replace the cache when it ends.
+    relisting: Option<HashMap<NameKey, Arc<DynamicObject>>>,
+}
+
+fn name_key(object: &DynamicObject) -> NameKey {
+    (
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The uid of the controller owner reference of `object`, if any: only a
+/// controller reference makes an object a child (see [`is_ours`]).
+fn controller_uid(object: &DynamicObject) -> Option<&str> {
+    object
+        .metadata
+        .owner_references
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|owner| owner.controller == Some(true))
+        .map(|owner| owner.uid.as_str())
+}
+
+impl KindIndex {
+    /// Follow one watch event. Returns whether it ended a (re)list.
+    pub fn apply(&mut self, event: &watcher::Event<DynamicObject>) -> bool {
+        match event {
+            watcher::Event::Apply(object) => {
+                self.insert(Arc::new(object.clone()));
+                false
+            }
+            watcher::Event::Delete(object) => {
+                self.remove(&name_key(object));
+                false
+            }
+            watcher::Event::Init => {
+                self.relisting = Some(HashMap::new());
+                false
+            }
+            watcher::Event::InitApply(object) => {
+                self.relisting
+                    .get_or_insert_with(HashMap::new)
+                    .insert(name_key(object), Arc::new(object.clone()));
+                false
+            }
+            watcher::Event::InitDone => {
+                // A relist replaces everything: what it did not return is gone.
+                let listed = self.relisting.take().unwrap_or_default();
+                self.by_owner.clear();
+                for (key, object) in &listed {
+                    if let Some(uid) = controller_uid(object) {
+                        self.by_owner
+                            .entry(uid.to_owned())
+                            .or_default()
+                            .insert(key.clone());
+                    }
+                }
+                self.by_name = listed;
+                true
+            }
+        }
+    }
+
+    fn insert(&mut self, object: Arc<DynamicObject>) {
+        let key = name_key(&object);
+        // Its owner may have changed: the old entry goes first.
+        self.remove(&key);
+        if let Some(uid) = controller_uid(&object) {
+            self.by_owner
+                .entry(uid.to_owned())
+                .or_default()
+                .insert(key.clone());
+        }
+        self.by_name.insert(key, object);
+    }
+
+    fn remove(&mut self, key: &NameKey) {
+        let Some(old) = self.by_name.remove(key) else {
+            return;
+        };
+        if let Some(uid) = controller_uid(&old)
+            && let Some(names) = self.by_owner.get_mut(uid)
+        {
+            names.remove(key);
+            if names.is_empty() {
+                self.by_owner.remove(uid);
+            }
+        }
+    }
+
+    /// The objects whose controller owner has `uid`, by name.
+    fn owned_by(&self, uid: &str) -> impl Iterator<Item = &Arc<DynamicObject>> {
+        self.by_owner
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.by_name.get(key))
+    }
+
+    /// The object `namespace/name`, if cached.
+    fn get(&self, namespace: &str, name: &str) -> Option<&Arc<DynamicObject>> {
+        self.by_name.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// How many objects are cached.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// The indexes of every child kind, read by reconciles.
 #[derive(Clone)]
 pub struct ChildStores {
-    stores: Vec<(ApiResource, Store<DynamicObject>)>,
-    /// Which stores have had their first list, in `stores` order.
+    kinds: Vec<(ApiResource, Arc<RwLock<KindIndex>>)>,
+    /// Which kinds have had their first list, in `kinds` order.
     listed: tokio::sync::watch::Receiver<Vec<bool>>,
+}
+
+/// Keeps the index of one child kind in step with its watch.
+pub struct ChildWriter {
+    index: Arc<RwLock<KindIndex>>,
+    position: usize,
+    listed: tokio::sync::watch::Sender<Vec<bool>>,
+}
+
+impl ChildWriter {
+    /// Follow one event of the kind's watch: call it for every event, before
+    /// the controller sees the object (so that its reconcile reads it).
+    pub fn apply(&self, event: &watcher::Event<DynamicObject>) {
+        let listed = self
+            .index
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply(event);
+        if listed {
+            // One channel wakes every waiter (kube's `Store::wait_until_ready`
+            // keeps one waker, so of several concurrent waiters only the last
+            // would wake).
+            self.listed.send_if_modified(|done| {
+                let first = done.get(self.position).is_some_and(|d| !*d);
+                if let Some(slot) = done.get_mut(self.position) {
+                    *slot = true;
+                }
+                first
+            });
+        }
+    }
 }
 
 /// An observed child: its kind and the object.
@@ -58,38 +216,36 @@ impl Observed {
 }
 
 impl ChildStores {
-    /// Stores for `resources`, in the same order. Must be called within a
-    /// Tokio runtime: one task per store waits for its first list.
-    pub fn new(stores: Vec<(ApiResource, Store<DynamicObject>)>) -> Self {
-        let (tell, listed) = tokio::sync::watch::channel(vec![false; stores.len()]);
-        // Exactly one waiter per store: kube's `Store::wait_until_ready`
-        // wakes only the last of several concurrent waiters (it keeps one
-        // waker), so concurrent reconciles waiting on it directly could
-        // sleep until their timeout. A watch channel wakes every waiter.
-        for (index, (_, store)) in stores.iter().enumerate() {
-            let store = store.clone();
-            let tell = tell.clone();
-            tokio::spawn(async move {
-                if store.wait_until_ready().await.is_ok() {
-                    tell.send_modify(|listed| listed[index] = true);
-                }
+    /// Indexes for `resources`, in the same order, and the writer of each.
+    pub fn new(resources: Vec<ApiResource>) -> (Self, Vec<ChildWriter>) {
+        let (tell, listed) = tokio::sync::watch::channel(vec![false; resources.len()]);
+        let mut kinds = Vec::new();
+        let mut writers = Vec::new();
+        for (position, resource) in resources.into_iter().enumerate() {
+            let index = Arc::new(RwLock::new(KindIndex::default()));
+            writers.push(ChildWriter {
+                index: Arc::clone(&index),
+                position,
+                listed: tell.clone(),
             });
+            kinds.push((resource, index));
         }
-        ChildStores { stores, listed }
+        (ChildStores { kinds, listed }, writers)
     }
 
     /// Every child of the owner with `uid`: our labels, and a controller
     /// owner reference to it. Nothing else is ever touched.
     pub fn of(&self, namespace: &str, owner_name: &str, uid: &str) -> Vec<Observed> {
         let mut found = Vec::new();
-        for (resource, store) in &self.stores {
-            for object in store.state() {
+        for (resource, index) in &self.kinds {
+            let index = index.read().unwrap_or_else(|e| e.into_inner());
+            for object in index.owned_by(uid) {
                 if object.metadata.namespace.as_deref() == Some(namespace)
-                    && is_ours(&object, owner_name, uid)
+                    && is_ours(object, owner_name, uid)
                 {
                     found.push(Observed {
                         resource: resource.clone(),
-                        object,
+                        object: Arc::clone(object),
                     });
                 }
             }
@@ -98,13 +254,13 @@ impl ChildStores {
         found
     }
 
-    /// Wait (at most `timeout`) until every store has its first list.
+    /// Wait (at most `timeout`) until every kind has its first list.
     pub async fn wait_until_ready(&self, timeout: std::time::Duration) {
         let mut listed = self.listed.clone();
         let all = tokio::time::timeout(timeout, listed.wait_for(|l| l.iter().all(|done| *done)));
         if !matches!(all.await, Ok(Ok(_))) {
             let waiting: Vec<String> = self
-                .stores
+                .kinds
                 .iter()
                 .zip(self.listed.borrow().iter())
                 .filter(|(_, done)| !**done)
@@ -116,14 +272,12 @@ impl ChildStores {
 
     /// The observed child with `key`, if any.
     pub fn find(&self, namespace: &str, key: &ObjectKey) -> Option<Arc<DynamicObject>> {
-        let (_, store) = self
-            .stores
+        let (_, index) = self
+            .kinds
             .iter()
             .find(|(r, _)| r.api_version == key.api_version && r.kind == key.kind)?;
-        store.state().into_iter().find(|object| {
-            object.metadata.namespace.as_deref() == Some(namespace)
-                && object.metadata.name.as_deref() == Some(key.name.as_str())
-        })
+        let index = index.read().unwrap_or_else(|e| e.into_inner());
+        index.get(namespace, &key.name).cloned()
     }
 }
 
@@ -147,19 +301,148 @@ pub fn is_ours(object: &DynamicObject, owner_name: &str, uid: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use watcher::Event;
+
+    fn child(name: &str, owner: Option<(&str, &str)>, data: &str) -> DynamicObject {
+        let mut object = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "demo",
+                "labels": {LABEL_MANAGED_BY: FIELD_MANAGER}},
+            "data": {"v": data},
+        });
+        if let Some((app, uid)) = owner {
+            object["metadata"]["labels"][LABEL_INSTANCE] = json!(app);
+            object["metadata"]["ownerReferences"] = json!([{
+                "apiVersion": "portfolio.dev/v1alpha1", "kind": "PortfolioApp",
+                "name": app, "uid": uid, "controller": true}]);
+        }
+        serde_json::from_value(object).expect("a child")
+    }
+
+    fn config_maps() -> (ChildStores, ChildWriter) {
+        let kinds = crate::kinds::ChildKinds::default();
+        let resource = kinds.get("v1", "ConfigMap").expect("child kind").resource();
+        let (stores, mut writers) = ChildStores::new(vec![resource]);
+        let writer = writers.pop().expect("one writer");
+        (stores, writer)
+    }
+
+    fn names(observed: &[Observed]) -> Vec<String> {
+        observed.iter().map(|o| o.key().name).collect()
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: name.into(),
+        }
+    }
+
+    fn data(object: &DynamicObject) -> &str {
+        object.data["data"]["v"].as_str().unwrap_or_default()
+    }
+
+    #[test]
+    fn children_are_found_by_owner_and_by_name_as_the_watch_changes() {
+        let (stores, writer) = config_maps();
+        writer.apply(&Event::Apply(child("a-config", Some(("a", "uid-a")), "1")));
+        writer.apply(&Event::Apply(child("a-extra", Some(("a", "uid-a")), "1")));
+        writer.apply(&Event::Apply(child("b-config", Some(("b", "uid-b")), "1")));
+        assert_eq!(
+            names(&stores.of("demo", "a", "uid-a")),
+            ["a-config", "a-extra"]
+        );
+        assert_eq!(names(&stores.of("demo", "b", "uid-b")), ["b-config"]);
+        // Another namespace, or an owner of the same uid under another name, is not it.
+        assert!(stores.of("other", "a", "uid-a").is_empty());
+        assert!(stores.of("demo", "b", "uid-a").is_empty());
+
+        // Updated: the new object, once.
+        writer.apply(&Event::Apply(child("a-config", Some(("a", "uid-a")), "2")));
+        let of_a = stores.of("demo", "a", "uid-a");
+        assert_eq!(names(&of_a), ["a-config", "a-extra"]);
+        assert_eq!(data(&of_a[0].object), "2");
+        let found = stores.find("demo", &key("a-config")).expect("by name");
+        assert_eq!(data(&found), "2");
+        assert!(stores.find("other", &key("a-config")).is_none());
+
+        // Deleted.
+        writer.apply(&Event::Delete(child("a-extra", Some(("a", "uid-a")), "1")));
+        assert_eq!(names(&stores.of("demo", "a", "uid-a")), ["a-config"]);
+        assert!(stores.find("demo", &key("a-extra")).is_none());
+
+        // Its owner changes (a new app of the same name adopted it): it
+        // moves to the new owner and leaves the old one.
+        writer.apply(&Event::Apply(child("a-config", Some(("a", "uid-a2")), "3")));
+        assert!(stores.of("demo", "a", "uid-a").is_empty());
+        assert_eq!(names(&stores.of("demo", "a", "uid-a2")), ["a-config"]);
+        // Released (no controller reference): found by name, owned by none.
+        writer.apply(&Event::Apply(child("a-config", None, "4")));
+        assert!(stores.of("demo", "a", "uid-a2").is_empty());
+        assert_eq!(
+            data(&stores.find("demo", &key("a-config")).expect("by name")),
+            "4"
+        );
+    }
+
+    #[test]
+    fn a_relist_replaces_what_the_index_holds() {
+        let (stores, writer) = config_maps();
+        writer.apply(&Event::Init);
+        writer.apply(&Event::InitApply(child(
+            "a-config",
+            Some(("a", "uid-a")),
+            "1",
+        )));
+        writer.apply(&Event::InitApply(child("gone", Some(("a", "uid-a")), "1")));
+        // Nothing shows before the list ends.
+        assert!(stores.of("demo", "a", "uid-a").is_empty());
+        writer.apply(&Event::InitDone);
+        assert_eq!(
+            names(&stores.of("demo", "a", "uid-a")),
+            ["a-config", "gone"]
+        );
+        assert!(*stores.listed.borrow().first().expect("one kind"));
+
+        // The watch lost its place and lists again: until the new list
+        // ends the old one holds; then only what it returned is there.
+        writer.apply(&Event::Init);
+        writer.apply(&Event::InitApply(child(
+            "a-config",
+            Some(("a", "uid-a")),
+            "2",
+        )));
+        writer.apply(&Event::InitApply(child(
+            "b-config",
+            Some(("b", "uid-b")),
+            "1",
+        )));
+        assert_eq!(
+            names(&stores.of("demo", "a", "uid-a")),
+            ["a-config", "gone"]
+        );
+        writer.apply(&Event::InitDone);
+        let of_a = stores.of("demo", "a", "uid-a");
+        assert_eq!(names(&of_a), ["a-config"]);
+        assert_eq!(data(&of_a[0].object), "2");
+        assert!(stores.find("demo", &key("gone")).is_none());
+        assert_eq!(names(&stores.of("demo", "b", "uid-b")), ["b-config"]);
+        let index = stores.kinds[0].1.read().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(index.len(), 2);
+        // No owner keeps a name the relist dropped.
+        assert_eq!(index.by_owner.values().map(BTreeSet::len).sum::<usize>(), 2);
+    }
 
     #[tokio::test]
     async fn every_concurrent_waiter_wakes_when_the_stores_have_listed() {
-        let mut writers = Vec::new();
-        let mut stores = Vec::new();
         let kinds = crate::kinds::ChildKinds::default();
-        for kind in ["ConfigMap", "Service"] {
-            let resource = kinds.get("v1", kind).expect("child kind").resource();
-            let writer = kube::runtime::reflector::store::Writer::new(resource.clone());
-            stores.push((resource, writer.as_reader()));
-            writers.push(writer);
-        }
-        let children = ChildStores::new(stores);
+        let resources = ["ConfigMap", "Service"]
+            .into_iter()
+            .map(|kind| kinds.get("v1", kind).expect("child kind").resource())
+            .collect();
+        let (children, writers) = ChildStores::new(resources);
         // Several reconciles wait at once, as on a start with many apps.
         let waiters: Vec<_> = (0..4)
             .map(|_| {
@@ -172,9 +455,9 @@ mod tests {
             })
             .collect();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        for writer in &mut writers {
-            writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
-            writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        for writer in &writers {
+            writer.apply(&Event::Init);
+            writer.apply(&Event::InitDone);
         }
         for waiter in waiters {
             // Far below the 600 s timeout: every waiter was woken.

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
@@ -333,19 +333,19 @@ pub async fn run(
     };
     let child_config = watcher::Config::default().labels(&children::managed_selector());
 
-    let mut stores = Vec::new();
     let mut controller = Controller::new(apps, watcher::Config::default());
-    for kind in policy.kinds().iter() {
-        let resource = kind.resource();
+    let resources: Vec<ApiResource> = policy.kinds().iter().map(|k| k.resource()).collect();
+    let (child_stores, writers) = ChildStores::new(resources.clone());
+    for (resource, writer) in resources.into_iter().zip(writers) {
         let api: Api<DynamicObject> = match &config.namespace {
             Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
-        let writer = reflector::store::Writer::new(resource.clone());
-        stores.push((resource.clone(), writer.as_reader()));
+        // The index is kept in step before the controller sees an object,
+        // as a reflector would, so that its reconcile reads it.
         let stream = watcher(api, child_config.clone())
             .default_backoff()
-            .reflect(writer)
+            .inspect_ok(move |event| writer.apply(event))
             .touched_objects();
         controller = controller.owns_stream_with(stream, resource);
     }
@@ -406,7 +406,7 @@ pub async fn run(
         client,
         registry,
         policy,
-        children: ChildStores::new(stores),
+        children: child_stores,
         migrations: migrations.clone(),
         config: config.clone(),
         metrics,
