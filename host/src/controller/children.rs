@@ -18,6 +18,45 @@ pub fn managed_selector() -> String {
     format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}")
 }
 
+/// Cut a watched child down to what reconciles read, before it is cached.
+/// `managedFields` is most of a small object's bytes and only one bit of it
+/// is ever read: whether the operator's apply owns `spec.replicas` (the
+/// autoscaling handover, [`super::decide`]). So the operator's `Apply`
+/// entries are kept with their fields cut to `f:spec.f:replicas`, and every
+/// other entry (other managers, other fields) goes. The rest of the object
+/// stays: the plugin sees the observed children whole, and what the
+/// operator applied is compared field by field against them.
+pub fn slim(object: &mut DynamicObject) {
+    let Some(entries) = object.metadata.managed_fields.take() else {
+        return;
+    };
+    let kept: Vec<_> = entries
+        .into_iter()
+        .filter(|entry| {
+            entry.manager.as_deref() == Some(FIELD_MANAGER)
+                && entry.operation.as_deref() == Some("Apply")
+        })
+        .filter_map(|mut entry| {
+            let owns = entry
+                .fields_v1
+                .as_ref()
+                .and_then(|fields| fields.0.pointer("/f:spec/f:replicas"))
+                .is_some();
+            if !owns {
+                return None;
+            }
+            entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+                serde_json::json!({"f:spec": {"f:replicas": {}}}),
+            ));
+            entry.time = None;
+            Some(entry)
+        })
+        .collect();
+    if !kept.is_empty() {
+        object.metadata.managed_fields = Some(kept);
+    }
+}
+
 /// Namespace and name of a cached object.
 type NameKey = (String, String);
 
@@ -433,6 +472,57 @@ mod tests {
         assert_eq!(index.len(), 2);
         // No owner keeps a name the relist dropped.
         assert_eq!(index.by_owner.values().map(BTreeSet::len).sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn cached_children_keep_of_managed_fields_only_who_owns_the_replica_count() {
+        let entry = |manager: &str, operation: &str, fields: Value| {
+            json!({"manager": manager, "operation": operation, "apiVersion": "apps/v1",
+                   "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": fields})
+        };
+        let deployment = |replicas_owner: &str| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "shop", "namespace": "demo", "managedFields": [
+                    entry(FIELD_MANAGER, "Apply", json!({"f:metadata": {"f:labels": {}},
+                        "f:spec": {"f:template": {"f:spec": {}}}})),
+                    entry(replicas_owner, if replicas_owner == FIELD_MANAGER {"Apply"} else {"Update"},
+                        json!({"f:spec": {"f:replicas": {}}})),
+                    entry("kube-controller-manager", "Update", json!({"f:status": {"f:replicas": {}}})),
+                ]},
+                "spec": {"replicas": 3},
+            }))
+            .expect("a deployment")
+        };
+        // The operator's apply owns the count: that bit, and nothing else, is kept.
+        let mut ours = deployment(FIELD_MANAGER);
+        slim(&mut ours);
+        let kept = ours.metadata.managed_fields.as_deref().unwrap_or_default();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].manager.as_deref(), Some(FIELD_MANAGER));
+        assert_eq!(
+            kept[0].fields_v1.as_ref().map(|f| &f.0),
+            Some(&json!({"f:spec": {"f:replicas": {}}}))
+        );
+        assert!(super::super::decide::owns_replicas(&ours));
+        // The autoscaler took it: nothing is kept, and the handover knows it.
+        let mut handed_over = deployment("kube-controller-manager");
+        slim(&mut handed_over);
+        assert!(handed_over.metadata.managed_fields.is_none());
+        assert!(!super::super::decide::owns_replicas(&handed_over));
+        assert_eq!(handed_over.data["spec"]["replicas"], 3);
+        // Any other child: none at all.
+        let mut config = child("a-config", Some(("a", "uid-a")), "1");
+        config.metadata.managed_fields = deployment(FIELD_MANAGER).metadata.managed_fields;
+        config
+            .metadata
+            .managed_fields
+            .as_mut()
+            .expect("entries")
+            .remove(1);
+        slim(&mut config);
+        assert!(config.metadata.managed_fields.is_none());
+        assert_eq!(data(&config), "1");
     }
 
     #[tokio::test]

@@ -293,7 +293,7 @@ fn handover(desired: &DesiredObject, child: &Observed, all: &[DesiredObject]) ->
 }
 
 /// Whether the operator's server-side apply owns `spec.replicas` of `live`.
-fn owns_replicas(live: &DynamicObject) -> bool {
+pub fn owns_replicas(live: &DynamicObject) -> bool {
     live.metadata
         .managed_fields
         .as_deref()

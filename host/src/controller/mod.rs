@@ -345,6 +345,7 @@ pub async fn run(
         // as a reflector would, so that its reconcile reads it.
         let stream = watcher(api, child_config.clone())
             .default_backoff()
+            .modify(children::slim)
             .inspect_ok(move |event| writer.apply(event))
             .touched_objects();
         controller = controller.owns_stream_with(stream, resource);
