@@ -127,6 +127,15 @@ static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 impl Harness {
     /// A cluster with the CRDs installed and a fresh namespace for `test`.
     pub async fn new(test: &str) -> Self {
+        let workloads = std::env::var(WORKLOADS_ENV).map_or(true, |value| value != "off");
+        Self::with_workloads(test, workloads).await
+    }
+
+    /// A cluster as [`Harness::new`], where on the emulator nothing runs
+    /// Deployments or Jobs (`workloads` false), as on an API server alone:
+    /// for tests that count what the operator writes, which a rollout's
+    /// status updates would add to.
+    pub async fn with_workloads(test: &str, workloads: bool) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -134,7 +143,6 @@ impl Harness {
             )
             .with_test_writer()
             .try_init();
-        let workloads = std::env::var(WORKLOADS_ENV).map_or(true, |value| value != "off");
         let (emulator, kubeconfig) = match std::env::var_os(KUBECONFIG_ENV) {
             Some(path) => (None, PathBuf::from(path)),
             None => {

@@ -251,11 +251,20 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
         children.prune(child).await.map_err(with_plugin)?;
     }
     if deployment.is_none() {
+        // Not applied: as the watch holds it, or as read when it does not yet.
         deployment = desired
             .iter()
             .find(|o| o.key().kind == "Deployment")
-            .and_then(|o| observed.iter().find(|c| &c.key() == o.key()))
-            .map(|c| Arc::clone(&c.object));
+            .and_then(|o| {
+                observed
+                    .iter()
+                    .find(|c| &c.key() == o.key())
+                    .map(|c| Arc::clone(&c.object))
+                    .or_else(|| match existing.get(o.key()) {
+                        Some(Existing::Present(live)) => Some(Arc::new(DynamicObject::clone(live))),
+                        _ => None,
+                    })
+            });
     }
 
     let applied = desired
@@ -310,7 +319,10 @@ async fn report(
     outcome: &Outcome,
     gates: &Gates,
 ) -> Result<(), Error> {
-    let current = app.status.clone().unwrap_or_default();
+    let uid = app.uid().unwrap_or_default();
+    let current = ctx
+        .written
+        .current(&uid, &app.status.clone().unwrap_or_default());
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let generation = app.metadata.generation;
     let mut conditions = conditions::merge(
@@ -373,7 +385,9 @@ async fn report(
         }),
     };
     let target = Target::of(app);
-    status::write(ctx, &target, &current, &status).await?;
+    if status::write(ctx, &target, &current, &status).await? {
+        ctx.written.wrote(&uid, current.clone(), status.clone());
+    }
     status::announce(ctx, &target, &current.conditions, &status.conditions).await;
     Ok(())
 }

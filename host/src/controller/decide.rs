@@ -109,6 +109,9 @@ pub fn decide<'a>(
         match existing.get(key) {
             None | Some(Existing::Absent) => decision.apply.push(object),
             Some(Existing::Present(live)) => match holder(owner, live) {
+                // Ours, and applied already (the watch has not shown it yet,
+                // as right after the reconcile that created it).
+                None if is_applied(object, live) => decision.unchanged.push(object),
                 None => decision.apply.push(object),
                 Some(holder) => decision.conflicts.push(Conflict {
                     key: key.clone(),
@@ -476,6 +479,30 @@ mod tests {
             object["metadata"]["annotations"][ANNOTATION_TEMPLATE_HASH] = json!(hash);
         }
         object
+    }
+
+    #[test]
+    fn an_object_of_ours_the_watch_has_not_shown_yet_is_not_applied_again() {
+        let want = [
+            config_map("created", json!({"a": "1"})),
+            config_map("changed", json!({"a": "2"})),
+        ];
+        let ours = |name: &str, data: Value| {
+            Existing::Present(Box::new(live(
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "demo", "uid": "u",
+                    "ownerReferences": [{"apiVersion": "portfolio.dev/v1alpha1", "kind": "PortfolioApp",
+                        "name": "shop", "uid": "uid-1", "controller": true}]},
+                "data": data}),
+            )))
+        };
+        let existing = BTreeMap::from([
+            (want[0].key().clone(), ours("created", json!({"a": "1"}))),
+            (want[1].key().clone(), ours("changed", json!({"a": "1"}))),
+        ]);
+        let decision = decide(OWNER, &want, &[], &existing, &ChildKinds::default());
+        assert_eq!(names(&decision.unchanged), ["created"]);
+        assert_eq!(names(&decision.apply), ["changed"]);
     }
 
     #[test]

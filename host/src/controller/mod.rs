@@ -93,6 +93,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Failures in a row, per app, for backoff.
     failures: Mutex<HashMap<ObjectRef<WatchedApp>, u32>>,
+    /// App statuses written that the cache may not show yet.
+    pub written: status::Written<portfolio_api::PortfolioAppStatus>,
 }
 
 /// Why a reconcile did not finish: its reason, its metric label, and
@@ -225,6 +227,7 @@ async fn reconcile_app(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, 
         if app.finalizers().iter().any(|f| f == cleanup::FINALIZER) {
             cleanup::run(app, ctx).await
         } else {
+            ctx.written.forget(&app.uid().unwrap_or_default());
             Ok(Action::await_change())
         }
     } else {
@@ -412,6 +415,7 @@ pub async fn run(
         config: config.clone(),
         metrics,
         failures: Mutex::new(HashMap::new()),
+        written: status::Written::default(),
     });
     // Health hooks (crate::health): ready once every watch has had its first list.
     let (children_listed, apps_listed) = (context.children.clone(), controller.store());

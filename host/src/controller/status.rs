@@ -93,6 +93,70 @@ impl From<StatusError> for crate::failure::ReconcileError {
     }
 }
 
+/// The statuses written whose watch event the cache may not have shown yet,
+/// by object uid. A reconcile runs on the cached object; one that follows a
+/// status write closely (its children's watch events queue it at once)
+/// would see the status from before the write, conclude it differs, and
+/// write it again, with new transition times. So each write is remembered
+/// with the status it replaced: while the cache still shows that one, the
+/// written one is what the API server holds. Once the cache shows anything
+/// else (the write, or a later change), the cache is right again and the
+/// entry goes, so only writes in flight are held.
+pub struct Written<S> {
+    memo: std::sync::Mutex<std::collections::HashMap<String, (S, S)>>,
+}
+
+impl<S> Default for Written<S> {
+    fn default() -> Self {
+        Written {
+            memo: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl<S: Clone + PartialEq> Written<S> {
+    /// The status the API server holds for `uid`, given the `cached` one.
+    pub fn current(&self, uid: &str, cached: &S) -> S {
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        match memo.get(uid) {
+            Some((replaced, written)) if replaced == cached && replaced != written => {
+                written.clone()
+            }
+            Some(_) => {
+                memo.remove(uid);
+                cached.clone()
+            }
+            None => cached.clone(),
+        }
+    }
+
+    /// `written` replaced `replaced` as the status of `uid`.
+    pub fn wrote(&self, uid: &str, replaced: S, written: S) {
+        self.memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.to_owned(), (replaced, written));
+    }
+
+    /// Forget `uid` (the object is gone).
+    pub fn forget(&self, uid: &str) {
+        self.memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+
+    /// How many writes are held.
+    pub fn len(&self) -> usize {
+        self.memo.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no write is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Apply `after` as the status of `target` unless it equals `before` (the
 /// stored status). Returns whether it was written.
 pub async fn write<S: Serialize>(
@@ -156,5 +220,33 @@ pub async fn announce_all(ctx: &impl Writer, target: &Target, transitions: Vec<T
             &transition.message,
         )
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconcile_on_a_stale_cache_sees_the_status_it_wrote() {
+        let written = Written::default();
+        assert_eq!(written.current("uid-1", &"empty"), "empty");
+        written.wrote("uid-1", "empty", "progressing");
+        // The cache has not shown the write yet: the written status holds,
+        // so the same conclusion is not written again.
+        assert_eq!(written.current("uid-1", &"empty"), "progressing");
+        assert_eq!(written.current("uid-1", &"empty"), "progressing");
+        // Another object is its own.
+        assert_eq!(written.current("uid-2", &"empty"), "empty");
+        // The cache caught up: it is right again, and nothing is held.
+        assert_eq!(written.current("uid-1", &"progressing"), "progressing");
+        assert!(written.is_empty());
+        // A later change by someone else is seen as it is.
+        written.wrote("uid-1", "progressing", "ready");
+        assert_eq!(written.current("uid-1", &"edited"), "edited");
+        assert!(written.is_empty());
+        written.wrote("uid-1", "ready", "degraded");
+        written.forget("uid-1");
+        assert_eq!(written.current("uid-1", &"ready"), "ready");
     }
 }

@@ -316,3 +316,51 @@ async fn a_restarted_operator_writes_nothing_for_converged_apps() {
     );
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simple_app_costs_three_applies_and_one_status_write() {
+    // On an API server alone (nothing runs the Deployments) a simple app's
+    // status is written once: no rollout progress follows to report.
+    let mut h = Harness::with_workloads("writes-per-app", false).await;
+    if !h.emulated() {
+        eprintln!("skipped: counts requests as the emulator sees them");
+        return h.cleanup().await;
+    }
+    h.start_operator().await;
+    const APPS: usize = 20;
+    for n in 0..APPS {
+        h.apply_yaml(&app(&format!("app-{n}"), "")).await;
+    }
+    let apps = h.apps();
+    h.eventually("every app has its status", || async {
+        let list = apps.list(&Default::default()).await.ok()?;
+        let done = list
+            .items
+            .iter()
+            .filter(|app| {
+                app.status
+                    .as_ref()
+                    .is_some_and(|s| s.observed_generation == app.metadata.generation)
+            })
+            .count();
+        (done == APPS).then_some(())
+    })
+    .await;
+    // Let any further (needless) writes land before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let requests = h.operator_requests();
+    let count = |verb_resource: &str| requests.get(verb_resource).copied().unwrap_or(0);
+    let applies =
+        count("patch /configmaps") + count("patch apps/deployments") + count("patch /services");
+    let status = count("patch portfolio.dev/portfolioapps/status");
+    let metadata = count("patch portfolio.dev/portfolioapps");
+    eprintln!(
+        "writes per app: applies {:.2}, status {:.2}, metadata {:.2}; {requests:?}",
+        applies as f64 / APPS as f64,
+        status as f64 / APPS as f64,
+        metadata as f64 / APPS as f64
+    );
+    assert_eq!(applies, 3 * APPS, "{requests:?}");
+    assert_eq!(status, APPS, "one status write per app: {requests:?}");
+    h.cleanup().await;
+}

@@ -376,7 +376,10 @@ async fn report(
     progressing: Option<(&str, String)>,
     degraded: Option<String>,
 ) -> Result<(), Error> {
-    let current = app.status.clone().unwrap_or_default();
+    let uid = app.uid().unwrap_or_default();
+    let current = ctx
+        .written
+        .current(&uid, &app.status.clone().unwrap_or_default());
     let mut wanted = vec![Wanted {
         type_: conditions::READY,
         status: false,
@@ -420,6 +423,7 @@ async fn report(
     if !status::write(ctx, &Target::of(app), &current, &status).await? {
         return Ok(());
     }
+    ctx.written.wrote(&uid, current.clone(), status);
     let holds = |type_: &str, message: &str| {
         current
             .conditions
