@@ -235,6 +235,15 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
     };
     let decision = decide(owner, &desired, &observed, &existing, ctx.policy.kinds());
 
+    // The finalizer goes on before anything its cleanup would handle is
+    // created, and comes off once nothing needs it.
+    let cleanup = super::cleanup::has_work(app, ctx, &plugin, &subject, &desired, &observed).await;
+    if cleanup {
+        super::cleanup::set_finalizer(app, true, ctx)
+            .await
+            .map_err(with_plugin)?;
+    }
+
     // Act.
     for handover in &decision.handovers {
         children.hand_over(handover).await.map_err(with_plugin)?;
@@ -249,6 +258,11 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
     }
     for child in &decision.prune {
         children.prune(child).await.map_err(with_plugin)?;
+    }
+    if !cleanup {
+        super::cleanup::set_finalizer(app, false, ctx)
+            .await
+            .map_err(with_plugin)?;
     }
     if deployment.is_none() {
         // Not applied: as the watch holds it, or as read when it does not yet.

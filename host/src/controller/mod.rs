@@ -231,8 +231,8 @@ async fn reconcile_app(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, 
             Ok(Action::await_change())
         }
     } else {
-        // Adding the finalizer changes the app; the watch brings it back.
-        cleanup::ensure_finalizer(&app, ctx).await?;
+        // The finalizer is put on (and taken off) by the reconcile, as
+        // deleting the app comes to have work or no longer has.
         app::apply(app, ctx).await
     }
 }

@@ -362,5 +362,66 @@ async fn a_simple_app_costs_three_applies_and_one_status_write() {
     );
     assert_eq!(applies, 3 * APPS, "{requests:?}");
     assert_eq!(status, APPS, "one status write per app: {requests:?}");
+    assert_eq!(
+        metadata, 0,
+        "no finalizer on an app with nothing to clean up: {requests:?}"
+    );
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_finalizer_is_there_only_while_deletion_has_work() {
+    let mut h = Harness::new("finalizer").await;
+    h.start_operator().await;
+    let apps = h.apps();
+    let finalized = |app: &portfolio_api::PortfolioApp| {
+        app.finalizers()
+            .contains(&"portfolio.dev/cleanup".to_owned())
+    };
+    // Nothing to clean up: garbage collection and the kubelet do it all.
+    h.apply_yaml(&app("web", "")).await;
+    h.await_condition("web", "Progressing", "True", None).await;
+    assert!(!finalized(&apps.get("web").await.expect("app")));
+
+    // A volume appears, with a backup: from now on deletion has work.
+    h.apply_yaml(&app(
+        "web",
+        "  storage:\n    size: 1Gi\n    backup:\n      image: example/backup:1\n      command: [backup, /data]\n",
+    ))
+    .await;
+    h.eventually("the finalizer is put on", || async {
+        apps.get("web").await.ok().filter(finalized).map(|_| ())
+    })
+    .await;
+    h.api::<PersistentVolumeClaim>()
+        .get("web-data")
+        .await
+        .expect("the claim, created after the finalizer");
+
+    // Cleanup skipped by annotation: no work left, no finalizer.
+    h.apply_yaml(&app(
+            "web",
+            "  storage:\n    size: 1Gi\n    backup:\n      image: example/backup:1\n      command: [backup, /data]\n",
+        )
+        .replace(
+            "metadata:\n  name: web\n",
+            "metadata:\n  name: web\n  annotations:\n    portfolio.dev/skip-cleanup: \"true\"\n",
+        ))
+    .await;
+    h.eventually("the finalizer is taken off", || async {
+        let app = apps.get("web").await.ok()?;
+        (!finalized(&app)).then_some(())
+    })
+    .await;
+
+    // A simple app is deleted at once; its children go with it.
+    h.apps()
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete");
+    h.eventually("the app is gone", || async {
+        apps.get_opt("web").await.ok()?.is_none().then_some(())
+    })
+    .await;
     h.cleanup().await;
 }

@@ -6,8 +6,8 @@ mod malformed;
 mod steps;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
 use portfolio_api::PortfolioApp;
 use serde_json::json;
 
@@ -25,33 +25,101 @@ pub const FINALIZER: &str = "portfolio.dev/cleanup";
 /// deleted at once, without shutdown, backup or volume handling.
 pub const SKIP_ANNOTATION: &str = "portfolio.dev/skip-cleanup";
 
-/// Make sure the finalizer is on a live app (a no-op when it is).
-pub async fn ensure_finalizer(app: &PortfolioApp, ctx: &Context) -> Result<(), Error> {
-    if app.finalizers().iter().any(|f| f == FINALIZER) {
+/// Whether deleting `app` (with these `desired` and `observed` children) has
+/// work for the operator, so that the app needs [`FINALIZER`]: a volume to
+/// keep or delete by its reclaim policy, or objects the plugin's
+/// `finalize` returns (a backup Job), each after the pods have stopped.
+/// Without either, garbage collection removes the children by their owner
+/// references and Kubernetes stops the pods gracefully: the finalizer would
+/// cost a write on every app and a reconcile on every deletion for nothing.
+/// With [`SKIP_ANNOTATION`] there is no cleanup, so no finalizer either.
+pub async fn has_work(
+    app: &PortfolioApp,
+    ctx: &Context,
+    plugin: &std::sync::Arc<crate::plugin::Plugin>,
+    subject: &crate::pipeline::Subject,
+    desired: &[crate::decorate::DesiredObject],
+    observed: &[super::children::Observed],
+) -> bool {
+    if app.annotations().get(SKIP_ANNOTATION).map(String::as_str) == Some("true") {
+        return false;
+    }
+    let volume = desired
+        .iter()
+        .any(|o| o.key().kind == "PersistentVolumeClaim")
+        || observed
+            .iter()
+            .any(|c| c.resource.kind == "PersistentVolumeClaim");
+    if volume {
+        return true;
+    }
+    let observed = observed
+        .iter()
+        .map(super::children::Observed::to_json)
+        .collect();
+    match ctx.pipeline().finalize(plugin, subject, observed).await {
+        Ok(objects) => !objects.is_empty(),
+        // What it would do is unknown: held, and the cleanup reports the failure.
+        Err(error) => {
+            tracing::warn!(app = %app.name_any(), error = %error, "the plugin's finalize failed; the app keeps its finalizer");
+            true
+        }
+    }
+}
+
+/// Put [`FINALIZER`] on a live app, or take it off, as `wanted` (a no-op
+/// when the app already is so).
+pub async fn set_finalizer(app: &PortfolioApp, wanted: bool, ctx: &Context) -> Result<(), Error> {
+    let has = |meta: &ObjectMeta| {
+        meta.finalizers
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f == FINALIZER)
+    };
+    if has(&app.metadata) == wanted {
         return Ok(());
     }
-    let api: Api<PortfolioApp> =
+    let api: Api<WatchedApp> =
         Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
-    // The test guards against racing another writer of the list.
-    let patch = if app.meta().finalizers.is_none() {
-        json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": null},
-            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
-        ])
-    } else {
-        json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": app.finalizers()},
-            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
-        ])
-    };
     let name = app.name_any();
-    patch_metadata(&api, &name, patch).await.map_err(|error| {
+    let failed = |error: &kube::Error| {
+        let what = if wanted { "adding" } else { "removing" };
         ReconcileError::api(
             Failure::ApiError,
-            &format!("adding the finalizer {FINALIZER} to {name}"),
-            &error,
+            &format!("{what} the finalizer {FINALIZER} on {name}"),
+            error,
         )
-    })
+    };
+    match change_finalizer(&api, &app.metadata, wanted).await {
+        Ok(()) => Ok(()),
+        // The list is not what the cache showed (it lags behind a write of
+        // ours, or someone else changed it): once more on the stored one.
+        Err(kube::Error::Api(status)) if status.code == 422 => {
+            let stored = api.get_opt(&name).await.map_err(|e| failed(&e))?;
+            match stored {
+                Some(stored) if has(&stored.metadata) != wanted => {
+                    change_finalizer(&api, &stored.metadata, wanted)
+                        .await
+                        .map_err(|e| failed(&e))
+                }
+                _ => Ok(()),
+            }
+        }
+        Err(error) => Err(failed(&error)),
+    }
+}
+
+async fn change_finalizer(
+    api: &Api<WatchedApp>,
+    meta: &ObjectMeta,
+    wanted: bool,
+) -> Result<(), kube::Error> {
+    if wanted {
+        add_finalizer(api, meta).await
+    } else {
+        remove_finalizer_from(api, meta).await
+    }
 }
 
 /// Add [`FINALIZER`] to the object `meta` describes, through `api` (any kind).
