@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::core::DynamicObject;
 use serde_json::json;
@@ -19,6 +20,12 @@ use crate::plugin::ObjectKey;
 /// operator letting go of it and the autoscaler's first change of it, so
 /// that the count is kept instead of reset to one.
 pub const HANDOVER_MANAGER: &str = "portfolio-operator-handover";
+
+/// Requests of one reconcile in flight at once: the children of an app are
+/// independent objects (Kubernetes converges on references between them),
+/// so an app costs one round trip of applies, not one per child; bounded so
+/// that a plugin returning many objects does not flood the API server.
+pub const CONCURRENCY: usize = 4;
 
 /// Where children are acted on: the client, the namespace, and the kinds.
 #[derive(Clone, Copy)]
@@ -53,22 +60,44 @@ impl Children<'_> {
         &self,
         keys: impl IntoIterator<Item = &ObjectKey>,
     ) -> Result<BTreeMap<ObjectKey, Existing>, ReconcileError> {
-        let mut found = BTreeMap::new();
-        for key in keys {
-            let existing = match self.api(key)?.get_opt(&key.name).await {
-                Ok(Some(object)) => Existing::Present(Box::new(object)),
-                Ok(None) => Existing::Absent,
-                Err(error) => {
-                    return Err(ReconcileError::api(
-                        Failure::ApiError,
-                        &format!("reading {key}"),
-                        &error,
-                    ));
-                }
-            };
-            found.insert(key.clone(), existing);
-        }
-        Ok(found)
+        let keys: Vec<ObjectKey> = keys.into_iter().cloned().collect();
+        // Collected first: a stream over a closure trips the compiler's
+        // proof that the reconcile future is Send.
+        let calls: Vec<_> = keys.into_iter().map(|key| self.read(key)).collect();
+        let reads: Vec<_> = futures::stream::iter(calls)
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        reads.into_iter().collect()
+    }
+
+    /// Apply each of `objects` (see [`Children::apply`]), [`CONCURRENCY`]
+    /// at a time; the results in the order of `objects`.
+    pub async fn apply_all(
+        &self,
+        objects: &[&DesiredObject],
+    ) -> Vec<Result<DynamicObject, ReconcileError>> {
+        let calls: Vec<_> = objects.iter().map(|object| self.apply(object)).collect();
+        futures::stream::iter(calls)
+            .buffered(CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// What exists under `key`.
+    async fn read(&self, key: ObjectKey) -> Result<(ObjectKey, Existing), ReconcileError> {
+        let existing = match self.api(&key)?.get_opt(&key.name).await {
+            Ok(Some(object)) => Existing::Present(Box::new(object)),
+            Ok(None) => Existing::Absent,
+            Err(error) => {
+                return Err(ReconcileError::api(
+                    Failure::ApiError,
+                    &format!("reading {key}"),
+                    &error,
+                ));
+            }
+        };
+        Ok((key, existing))
     }
 
     /// Let [`HANDOVER_MANAGER`] hold the replica count, so that the
@@ -140,5 +169,95 @@ impl Children<'_> {
                 &error,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Holds every apply this long, and notes when each arrived.
+    struct SlowApplies {
+        arrived: Mutex<Vec<Instant>>,
+    }
+
+    const HOLD: Duration = Duration::from_millis(500);
+
+    impl emulator::http::RequestHook for SlowApplies {
+        fn on_request(&self, info: &emulator::http::RequestInfo) -> emulator::http::HookOutcome {
+            if info.verb != "patch" {
+                return emulator::http::HookOutcome::default();
+            }
+            self.arrived
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Instant::now());
+            emulator::http::HookOutcome {
+                delay: Some(HOLD),
+                fail: None,
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_children_of_an_app_are_applied_at_once() {
+        let emulator = emulator::Emulator::builder()
+            .cluster(false)
+            .start()
+            .expect("emulator");
+        let client = crate::client::connect(Some(emulator.kubeconfig_path()))
+            .await
+            .expect("client");
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &Default::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "demo"}})).expect("ns"),
+            )
+            .await
+            .expect("namespace");
+        let hook = Arc::new(SlowApplies {
+            arrived: Mutex::new(Vec::new()),
+        });
+        emulator.set_request_hook(Some(hook.clone()));
+        let kinds = ChildKinds::default();
+        let children = Children {
+            client: &client,
+            namespace: "demo",
+            kinds: &kinds,
+        };
+        let objects: Vec<DesiredObject> = (0..CONCURRENCY)
+            .map(|n| {
+                DesiredObject::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("c{n}"), "namespace": "demo"},
+                    "data": {"n": n.to_string()}}))
+                .expect("desired")
+            })
+            .collect();
+        let refs: Vec<&DesiredObject> = objects.iter().collect();
+        let results = children.apply_all(&refs).await;
+        // In the order asked, each as stored.
+        let names: Vec<String> = results
+            .into_iter()
+            .map(|r| r.expect("applied").metadata.name.unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["c0", "c1", "c2", "c3"]);
+        // Every apply reached the API server while the first was still held
+        // there: one round trip, not one per child.
+        let arrived = hook
+            .arrived
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        assert_eq!(arrived.len(), CONCURRENCY);
+        let (first, last) = (arrived[0], arrived[arrived.len() - 1]);
+        assert!(
+            last.duration_since(first) < HOLD,
+            "applied one after the other: {:?}",
+            last.duration_since(first)
+        );
     }
 }

@@ -248,13 +248,27 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
     for handover in &decision.handovers {
         children.hand_over(handover).await.map_err(with_plugin)?;
     }
+    // The handovers are done: what is left to apply is independent, and
+    // goes out at once. The first failure, in the plugin's order, is the one
+    // reported; what was applied besides it stays applied, as before.
     let mut deployment = None;
-    for object in &decision.apply {
-        let stored = children.apply(object).await.map_err(with_plugin)?;
-        ctx.metrics.applied();
-        if object.key().kind == "Deployment" {
-            deployment = Some(Arc::new(stored));
+    let mut failed = None;
+    let results = children.apply_all(&decision.apply).await;
+    for (object, result) in decision.apply.iter().zip(results) {
+        match result {
+            Ok(stored) => {
+                ctx.metrics.applied();
+                if object.key().kind == "Deployment" {
+                    deployment = Some(Arc::new(stored));
+                }
+            }
+            Err(error) => {
+                failed.get_or_insert(error);
+            }
         }
+    }
+    if let Some(error) = failed {
+        return Err(with_plugin(error));
     }
     for child in &decision.prune {
         children.prune(child).await.map_err(with_plugin)?;
