@@ -425,3 +425,93 @@ async fn the_finalizer_is_there_only_while_deletion_has_work() {
     .await;
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_writes_what_changed_and_a_resync_nothing() {
+    let mut h = Harness::with_workloads("writes-on-change", false).await;
+    if !h.emulated() {
+        eprintln!("skipped: counts requests as the emulator sees them");
+        return h.cleanup().await;
+    }
+    h.start_operator().await;
+    const APPS: usize = 10;
+    let apps = h.apps();
+    let converged = |generation: i64| {
+        let apps = apps.clone();
+        async move {
+            let list = apps.list(&Default::default()).await.ok()?;
+            let done = list
+                .items
+                .iter()
+                .filter(|app| {
+                    app.metadata.generation == Some(generation)
+                        && app.status.as_ref().is_some_and(|s| {
+                            s.observed_generation == Some(generation)
+                                && s.conditions
+                                    .iter()
+                                    .all(|c| c.observed_generation == Some(generation))
+                        })
+                })
+                .count();
+            (done == APPS).then_some(())
+        }
+    };
+    for n in 0..APPS {
+        h.apply_yaml(&app(&format!("app-{n}"), "")).await;
+    }
+    h.eventually("every app has its status", || converged(1))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let writes = |requests: &std::collections::BTreeMap<String, usize>| -> Vec<(String, usize)> {
+        requests
+            .iter()
+            .filter(|(r, _)| {
+                ["patch ", "create ", "update ", "delete "]
+                    .iter()
+                    .any(|verb| r.starts_with(verb))
+                    && !r.contains("coordination.k8s.io/leases")
+            })
+            .map(|(r, n)| (r.clone(), *n))
+            .collect()
+    };
+
+    // A touch that changes nothing the app is made of (as a resync, or a
+    // label added by someone) reconciles every app and writes nothing.
+    h.forget_operator_requests();
+    for n in 0..APPS {
+        apps.patch(
+            &format!("app-{n}"),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"metadata": {"labels": {"touched": "yes"}}}),
+            ),
+        )
+        .await
+        .expect("touch");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let requests = h.operator_requests();
+    assert_eq!(writes(&requests), [], "{requests:?}");
+
+    // A new config: its ConfigMap and the Deployment (whose pods must
+    // restart to read it) are applied, once each, and the status once.
+    h.forget_operator_requests();
+    for n in 0..APPS {
+        h.apply_yaml(&app(&format!("app-{n}"), "").replace("A: b", "A: c"))
+            .await;
+    }
+    h.eventually("every app has its new status", || converged(2))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let requests = h.operator_requests();
+    assert_eq!(
+        writes(&requests),
+        [
+            ("patch /configmaps".to_owned(), APPS),
+            ("patch apps/deployments".to_owned(), APPS),
+            ("patch portfolio.dev/portfolioapps/status".to_owned(), APPS),
+        ],
+        "{requests:?}"
+    );
+    h.cleanup().await;
+}
