@@ -98,12 +98,18 @@ impl From<StatusError> for crate::failure::ReconcileError {
 /// status write closely (its children's watch events queue it at once)
 /// would see the status from before the write, conclude it differs, and
 /// write it again, with new transition times. So each write is remembered
-/// with the status it replaced: while the cache still shows that one, the
-/// written one is what the API server holds. Once the cache shows anything
-/// else (the write, or a later change), the cache is right again and the
-/// entry goes, so only writes in flight are held.
+/// with the statuses it replaced: while the cache still shows one of those,
+/// the written one is what the API server holds. Once the cache shows
+/// anything else (the write, or a later change), the cache is right again
+/// and the entry goes, so only writes in flight are held.
 pub struct Written<S> {
-    memo: std::sync::Mutex<std::collections::HashMap<String, (S, S)>>,
+    memo: std::sync::Mutex<std::collections::HashMap<String, Memo<S>>>,
+}
+
+/// The last status written, and those the cache may still show instead.
+struct Memo<S> {
+    stale: Vec<S>,
+    written: S,
 }
 
 impl<S> Default for Written<S> {
@@ -119,9 +125,7 @@ impl<S: Clone + PartialEq> Written<S> {
     pub fn current(&self, uid: &str, cached: &S) -> S {
         let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
         match memo.get(uid) {
-            Some((replaced, written)) if replaced == cached && replaced != written => {
-                written.clone()
-            }
+            Some(entry) if entry.stale.contains(cached) => entry.written.clone(),
             Some(_) => {
                 memo.remove(uid);
                 cached.clone()
@@ -132,10 +136,18 @@ impl<S: Clone + PartialEq> Written<S> {
 
     /// `written` replaced `replaced` as the status of `uid`.
     pub fn wrote(&self, uid: &str, replaced: S, written: S) {
-        self.memo
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(uid.to_owned(), (replaced, written));
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stale = match memo.remove(uid) {
+            // Written over a write the cache had not shown: it may still
+            // show what was there before that one too.
+            Some(entry) if entry.written == replaced => entry.stale,
+            _ => Vec::new(),
+        };
+        stale.push(replaced);
+        stale.retain(|old| *old != written);
+        if !stale.is_empty() {
+            memo.insert(uid.to_owned(), Memo { stale, written });
+        }
     }
 
     /// Forget `uid` (the object is gone).
@@ -248,5 +260,13 @@ mod tests {
         written.wrote("uid-1", "ready", "degraded");
         written.forget("uid-1");
         assert_eq!(written.current("uid-1", &"ready"), "ready");
+        // Two writes before the cache shows the first: until it shows the
+        // second, both the earlier ones are stale.
+        written.wrote("uid-1", "empty", "progressing");
+        written.wrote("uid-1", "progressing", "ready");
+        assert_eq!(written.current("uid-1", &"empty"), "ready");
+        assert_eq!(written.current("uid-1", &"progressing"), "ready");
+        assert_eq!(written.current("uid-1", &"ready"), "ready");
+        assert!(written.is_empty());
     }
 }
