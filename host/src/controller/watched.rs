@@ -26,7 +26,12 @@ pub struct WatchedApp {
 
 impl<'de> Deserialize<'de> for WatchedApp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
+        let mut value = Value::deserialize(deserializer)?;
+        // Never read, held twice (the metadata and the parsed app), and on a
+        // cached app most of its bytes: not kept.
+        if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("managedFields");
+        }
         let metadata = match value.get("metadata") {
             Some(metadata) => {
                 ObjectMeta::deserialize(metadata).map_err(serde::de::Error::custom)?
@@ -96,6 +101,22 @@ mod tests {
         let app = watched.parsed.expect("parsed");
         assert_eq!(app.spec.image, "example/shop:1");
         assert_eq!(watched.metadata.name.as_deref(), Some("shop"));
+    }
+
+    #[test]
+    fn a_watched_app_holds_no_managed_fields() {
+        let watched: WatchedApp = serde_json::from_value(json!({
+            "apiVersion": "portfolio.dev/v1alpha1", "kind": "PortfolioApp",
+            "metadata": {"name": "shop", "namespace": "demo", "managedFields": [
+                {"manager": "kubectl", "operation": "Apply", "apiVersion": "portfolio.dev/v1alpha1",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:image": {}}}}]},
+            "spec": {"image": "example/shop:1"},
+        }))
+        .expect("lenient");
+        assert!(watched.metadata.managed_fields.is_none());
+        let app = watched.parsed.expect("parsed");
+        assert!(app.metadata.managed_fields.is_none());
+        assert_eq!(app.metadata.name.as_deref(), Some("shop"));
     }
 
     #[test]
