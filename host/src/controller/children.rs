@@ -66,6 +66,7 @@ type NameKey = (String, String);
 pub struct KindIndex {
     by_name: HashMap<NameKey, Arc<DynamicObject>>,
     by_owner: HashMap<String, BTreeSet<NameKey>>,
+    by_namespace: HashMap<String, BTreeSet<String>>,
     /// The objects of a (re)list in progress; they replace the cache when it ends.
     relisting: Option<HashMap<NameKey, Arc<DynamicObject>>>,
 }
@@ -116,7 +117,12 @@ impl KindIndex {
                 // A relist replaces everything: what it did not return is gone.
                 let listed = self.relisting.take().unwrap_or_default();
                 self.by_owner.clear();
+                self.by_namespace.clear();
                 for (key, object) in &listed {
+                    self.by_namespace
+                        .entry(key.0.clone())
+                        .or_default()
+                        .insert(key.1.clone());
                     if let Some(uid) = controller_uid(object) {
                         self.by_owner
                             .entry(uid.to_owned())
@@ -140,6 +146,10 @@ impl KindIndex {
                 .or_default()
                 .insert(key.clone());
         }
+        self.by_namespace
+            .entry(key.0.clone())
+            .or_default()
+            .insert(key.1.clone());
         self.by_name.insert(key, object);
     }
 
@@ -147,6 +157,12 @@ impl KindIndex {
         let Some(old) = self.by_name.remove(key) else {
             return;
         };
+        if let Some(names) = self.by_namespace.get_mut(&key.0) {
+            names.remove(&key.1);
+            if names.is_empty() {
+                self.by_namespace.remove(&key.0);
+            }
+        }
         if let Some(uid) = controller_uid(&old)
             && let Some(names) = self.by_owner.get_mut(uid)
         {
@@ -164,6 +180,15 @@ impl KindIndex {
             .into_iter()
             .flatten()
             .filter_map(|key| self.by_name.get(key))
+    }
+
+    /// The objects of `namespace`, by name.
+    fn in_namespace<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Arc<DynamicObject>> {
+        self.by_namespace
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .filter_map(move |name| self.by_name.get(&(namespace.to_owned(), name.clone())))
     }
 
     /// The object `namespace/name`, if cached.
@@ -309,6 +334,34 @@ impl ChildStores {
         }
     }
 
+    /// Every cached object of `namespace`, of every kind.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<DynamicObject>> {
+        let mut found = Vec::new();
+        for (_, index) in &self.kinds {
+            let index = index.read().unwrap_or_else(|e| e.into_inner());
+            found.extend(index.in_namespace(namespace).cloned());
+        }
+        found
+    }
+
+    /// Whether every kind has had its first list.
+    pub fn listed(&self) -> bool {
+        self.listed.borrow().iter().all(|done| *done)
+    }
+
+    /// Wait until every kind has had its first list (for ever, if none comes).
+    pub async fn wait_listed(&self) {
+        let mut listed = self.listed.clone();
+        if listed
+            .wait_for(|l| l.iter().all(|done| *done))
+            .await
+            .is_err()
+        {
+            // Every writer is gone: no list will come.
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// The observed child with `key`, if any.
     pub fn find(&self, namespace: &str, key: &ObjectKey) -> Option<Arc<DynamicObject>> {
         let (_, index) = self
@@ -410,6 +463,7 @@ mod tests {
         // Deleted.
         writer.apply(&Event::Delete(child("a-extra", Some(("a", "uid-a")), "1")));
         assert_eq!(names(&stores.of("demo", "a", "uid-a")), ["a-config"]);
+        assert_eq!(stores.in_namespace("demo").len(), 2);
         assert!(stores.find("demo", &key("a-extra")).is_none());
 
         // Its owner changes (a new app of the same name adopted it): it
@@ -468,6 +522,13 @@ mod tests {
         assert_eq!(data(&of_a[0].object), "2");
         assert!(stores.find("demo", &key("gone")).is_none());
         assert_eq!(names(&stores.of("demo", "b", "uid-b")), ["b-config"]);
+        let in_demo: Vec<_> = stores
+            .in_namespace("demo")
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(in_demo, ["a-config", "b-config"]);
+        assert!(stores.in_namespace("other").is_empty());
         let index = stores.kinds[0].1.read().unwrap_or_else(|e| e.into_inner());
         assert_eq!(index.len(), 2);
         // No owner keeps a name the relist dropped.

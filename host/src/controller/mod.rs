@@ -33,7 +33,7 @@ use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use portfolio_api::{DatabaseMigration, PortfolioApp};
@@ -103,11 +103,12 @@ pub type Error = crate::failure::ReconcileError;
 
 /// The DatabaseMigrations of the watched namespaces, held untyped (read
 /// through [`MigrationFacts`]) so that one malformed migration never hides
-/// the others.
+/// the others, and indexed by namespace: every reconcile reads its own.
 #[derive(Clone)]
 pub struct MigrationStore {
-    store: reflector::Store<DynamicObject>,
-    listed: tokio::sync::watch::Receiver<bool>,
+    index: ChildStores,
+    /// The key of a migration named `name`, but for the name.
+    key: crate::plugin::ObjectKey,
     /// When the watch started: reconciles wait for its first list only
     /// until a timeout from then, not each for a timeout of its own.
     started: tokio::time::Instant,
@@ -116,49 +117,50 @@ pub struct MigrationStore {
 }
 
 impl MigrationStore {
-    /// Wrap `store`. Must be called within a Tokio runtime: one task waits
-    /// for its first list (kube's own wait wakes only one of several waiters).
-    pub fn new(store: reflector::Store<DynamicObject>) -> Self {
-        let (tell, listed) = tokio::sync::watch::channel(false);
-        let first = store.clone();
-        tokio::spawn(async move {
-            if first.wait_until_ready().await.is_ok() {
-                let _ = tell.send(true);
-            }
-        });
-        MigrationStore {
-            store,
-            listed,
+    /// An empty store, and the writer that keeps it in step with the watch.
+    pub fn new() -> (Self, children::ChildWriter) {
+        let resource = ApiResource::erase::<DatabaseMigration>(&());
+        let key = crate::plugin::ObjectKey {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+            name: String::new(),
+        };
+        let (index, mut writers) = ChildStores::new(vec![resource]);
+        let store = MigrationStore {
+            index,
+            key,
             started: tokio::time::Instant::now(),
             warned: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        }
+        };
+        // One kind, so one writer.
+        let writer = writers.remove(0);
+        (store, writer)
     }
 
     /// The migrations of `namespace`.
     pub fn in_namespace(&self, namespace: &str) -> Vec<MigrationFacts> {
-        self.store
-            .state()
+        self.index
+            .in_namespace(namespace)
             .iter()
-            .filter(|m| m.metadata.namespace.as_deref() == Some(namespace))
             .map(|m| MigrationFacts::from_dynamic(m))
             .collect()
     }
 
     /// Whether the watch has had its first list.
     pub fn listed(&self) -> bool {
-        *self.listed.borrow()
+        self.index.listed()
     }
 
     /// Wait for the first list, at most until `timeout` after the watch
     /// started. Until it lists, new pod templates wait (see [`app`]).
     pub async fn wait_until_listed(&self, timeout: Duration) {
-        let mut listed = self.listed.clone();
-        let first_list = listed.wait_for(|done| *done);
+        let first_list = self.index.wait_listed();
         let listed_in_time = match self.started.checked_add(timeout) {
-            Some(deadline) => tokio::time::timeout_at(deadline, first_list)
-                .await
-                .is_ok_and(|r| r.is_ok()),
-            None => first_list.await.is_ok(),
+            Some(deadline) => tokio::time::timeout_at(deadline, first_list).await.is_ok(),
+            None => {
+                first_list.await;
+                true
+            }
         };
         if !listed_in_time && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(
@@ -169,10 +171,11 @@ impl MigrationStore {
 
     /// Whether the migration `namespace/name` is in the store.
     fn contains(&self, namespace: &str, name: &str) -> bool {
-        self.store.state().iter().any(|m| {
-            m.metadata.namespace.as_deref() == Some(namespace)
-                && m.metadata.name.as_deref() == Some(name)
-        })
+        let key = crate::plugin::ObjectKey {
+            name: name.to_owned(),
+            ..self.key.clone()
+        };
+        self.index.find(namespace, &key).is_some()
     }
 }
 
@@ -360,11 +363,11 @@ pub async fn run(
         Some(namespace) => Api::namespaced_with(client.clone(), namespace, &migration_resource),
         None => Api::all_with(client.clone(), &migration_resource),
     };
-    let migration_writer = reflector::store::Writer::new(migration_resource.clone());
-    let migrations = MigrationStore::new(migration_writer.as_reader());
+    let (migrations, migration_writer) = MigrationStore::new();
     let migration_stream = watcher(migration_api, watcher::Config::default())
         .default_backoff()
-        .reflect(migration_writer)
+        .modify(children::slim)
+        .inspect_ok(move |event| migration_writer.apply(event))
         .touched_objects();
     let (gated_apps, gated_by) = (controller.store(), migrations.clone());
     let gated = Mutex::new(HashMap::new());
@@ -459,15 +462,13 @@ mod tests {
 
     #[tokio::test]
     async fn reconciles_wait_for_the_first_list_of_migrations_only_so_long() {
-        let resource = ApiResource::erase::<DatabaseMigration>(&());
-        let mut writer = reflector::store::Writer::new(resource);
-        let store = MigrationStore::new(writer.as_reader());
+        let (store, writer) = MigrationStore::new();
         // The deadline counts from the start of the watch: past, no wait.
         store.wait_until_listed(Duration::ZERO).await;
         assert!(!store.listed());
         assert!(store.warned.load(std::sync::atomic::Ordering::Relaxed));
-        writer.apply_watcher_event(&watcher::Event::Init);
-        writer.apply_watcher_event(&watcher::Event::InitDone);
+        writer.apply(&watcher::Event::Init);
+        writer.apply(&watcher::Event::InitDone);
         tokio::time::timeout(
             Duration::from_secs(10),
             store.wait_until_listed(Duration::MAX),
@@ -498,23 +499,23 @@ mod tests {
             }))
             .expect("a migration")
         };
-        let resource = ApiResource::erase::<DatabaseMigration>(&());
-        let mut writer = reflector::store::Writer::new(resource);
-        let store = MigrationStore::new(writer.as_reader());
+        let (store, writer) = MigrationStore::new();
+        writer.apply(&watcher::Event::Init);
+        writer.apply(&watcher::Event::InitDone);
         let gated = Mutex::new(HashMap::new());
         let names = |refs: Vec<ObjectRef<WatchedApp>>| -> Vec<String> {
             refs.into_iter().map(|r| r.name).collect()
         };
 
-        writer.apply_watcher_event(&watcher::Event::Apply(migration("shop")));
+        writer.apply(&watcher::Event::Apply(migration("shop")));
         let first = apps_to_recheck(&migration("shop"), &apps, &store, &gated);
         assert_eq!(names(first), ["shop", "lister"]);
         // Its appRef moves to cart: shop is looked at again too (it is no longer held by it).
-        writer.apply_watcher_event(&watcher::Event::Apply(migration("cart")));
+        writer.apply(&watcher::Event::Apply(migration("cart")));
         let moved = apps_to_recheck(&migration("cart"), &apps, &store, &gated);
         assert_eq!(names(moved), ["cart", "lister", "shop"]);
         // Deleted: the apps it gated, and nothing remembered.
-        writer.apply_watcher_event(&watcher::Event::Delete(migration("cart")));
+        writer.apply(&watcher::Event::Delete(migration("cart")));
         let deleted = apps_to_recheck(&migration("cart"), &apps, &store, &gated);
         assert_eq!(names(deleted), ["cart", "lister"]);
         assert!(gated.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
