@@ -544,20 +544,28 @@ impl Operator {
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
-                    "the operator exited ({status}) before it was ready; see {}",
-                    self.log.display()
+                    "the operator exited ({status}) before it was ready; its log ends:\n{}",
+                    self.log_tail()
                 );
             }
-            if readyz(self.port).await == Some(200) {
+            let answer = readyz(self.port).await;
+            if answer.as_ref().is_some_and(|(code, _)| *code == 200) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "the operator was not ready within 60 s; see {}",
-                self.log.display()
+                "the operator was not ready within 60 s: /readyz says {answer:?}; its log ends:\n{}",
+                self.log_tail()
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// The last lines of its log (the log goes with the temporary directory).
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     /// CPU time used so far (user + system, every thread).
@@ -628,8 +636,8 @@ fn clock_ticks() -> u64 {
     })
 }
 
-/// The status code `/readyz` answers on `port`, if it answers.
-async fn readyz(port: u16) -> Option<u16> {
+/// The status code `/readyz` answers on `port`, if it answers, and what it says.
+async fn readyz(port: u16) -> Option<(u16, String)> {
     // Blocking std I/O on a blocking thread: the workspace's tokio has no `net`.
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
@@ -640,10 +648,10 @@ async fn readyz(port: u16) -> Option<u16> {
         stream
             .write_all(b"GET /readyz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
             .ok()?;
-        let mut head = [0u8; 64];
-        let read = stream.read(&mut head).ok()?;
-        let line = std::str::from_utf8(&head[..read]).ok()?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        let code = answer.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, answer))
     })
     .await
     .ok()?
