@@ -72,6 +72,9 @@ const LATENCY_RATE: u32 = 20;
 /// Longest wait for anything (a scenario of 10 000 apps included).
 const PATIENCE: Duration = Duration::from_secs(1800);
 
+/// How long no app may become converged before the bench gives up.
+const STALL: Duration = Duration::from_secs(60);
+
 /// The namespace of every scenario (each has an emulator of its own).
 const NAMESPACE: &str = "bench";
 
@@ -784,6 +787,24 @@ fn per_app(writes: &BTreeMap<String, usize>, n: usize) -> String {
         .join(" ")
 }
 
+/// An app's status in a line: generations and conditions.
+fn summary(app: &PortfolioApp) -> String {
+    let Some(status) = &app.status else {
+        return "no status".to_owned();
+    };
+    let conditions: Vec<String> = status
+        .conditions
+        .iter()
+        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+        .collect();
+    format!(
+        "generation {:?}, observed {:?}; {}",
+        app.metadata.generation,
+        status.observed_generation,
+        conditions.join("; ")
+    )
+}
+
 /// Predicate that says when an app has reached the state being waited for.
 type Done = Arc<dyn Fn(&PortfolioApp) -> bool + Send + Sync>;
 
@@ -792,6 +813,8 @@ type Done = Arc<dyn Fn(&PortfolioApp) -> bool + Send + Sync>;
 struct Tracker {
     created: Arc<Mutex<HashMap<String, Instant>>>,
     done: Arc<Mutex<HashMap<String, Instant>>>,
+    /// What the latest status of each app not yet done says, for the stall report.
+    pending: Arc<Mutex<BTreeMap<String, String>>>,
     watching: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -800,7 +823,8 @@ impl Tracker {
     fn watch(apps: Api<PortfolioApp>, is_done: Done) -> Self {
         let done = Arc::new(Mutex::new(HashMap::new()));
         let watching = Arc::new(AtomicBool::new(false));
-        let (seen, listed) = (done.clone(), watching.clone());
+        let pending = Arc::new(Mutex::new(BTreeMap::new()));
+        let (seen, listed, waiting) = (done.clone(), watching.clone(), pending.clone());
         let task = tokio::spawn(async move {
             let mut events = watcher(apps, watcher::Config::default()).boxed();
             while let Some(event) = events.try_next().await.expect("watch PortfolioApps") {
@@ -812,16 +836,23 @@ impl Tracker {
                     }
                     _ => continue,
                 };
-                if is_done(&app)
-                    && let Some(name) = app.metadata.name
-                {
+                let done = is_done(&app);
+                let summary = summary(&app);
+                let Some(name) = app.metadata.name else {
+                    continue;
+                };
+                if done {
+                    lock(&waiting).remove(&name);
                     lock(&seen).entry(name).or_insert_with(Instant::now);
+                } else if !lock(&seen).contains_key(&name) {
+                    lock(&waiting).insert(name, summary);
                 }
             }
         });
         Tracker {
             created: Arc::new(Mutex::new(HashMap::new())),
             done,
+            pending,
             watching,
             task,
         }
@@ -831,10 +862,12 @@ impl Tracker {
         lock(&self.created).insert(name.to_owned(), Instant::now());
     }
 
-    /// Wait until `n` apps are done (or fail after [`PATIENCE`]).
+    /// Wait until `n` apps are done; fail after [`PATIENCE`], or when no
+    /// app has become done for [`STALL`] (saying where some of the others stand).
     async fn wait_for(&self, n: usize, what: &str) {
         let deadline = Instant::now() + PATIENCE;
         let mut reported = Instant::now();
+        let (mut last_count, mut progressed) = (0, Instant::now());
         loop {
             let count = lock(&self.done).len();
             if count >= n && self.watching.load(Ordering::Acquire) {
@@ -844,6 +877,22 @@ impl Tracker {
                 Instant::now() < deadline,
                 "only {count} of {n} apps {what} after {PATIENCE:?}"
             );
+            if count != last_count {
+                (last_count, progressed) = (count, Instant::now());
+            }
+            if progressed.elapsed() > STALL {
+                let pending = lock(&self.pending);
+                let examples: Vec<String> = pending
+                    .iter()
+                    .take(5)
+                    .map(|(name, summary)| format!("{name}: {summary}"))
+                    .collect();
+                panic!(
+                    "stalled: {count} of {n} apps {what}, none more for {STALL:?}; {} are not, e.g.\n{}",
+                    pending.len(),
+                    examples.join("\n")
+                );
+            }
             if reported.elapsed() > Duration::from_secs(10) {
                 eprintln!("  {count} of {n} apps {what}");
                 reported = Instant::now();
