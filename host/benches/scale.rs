@@ -164,7 +164,15 @@ fn list_env(var: &str, default: &[usize]) -> Vec<usize> {
 async fn warm_plugin_cache(work: &Path) {
     let cluster = Cluster::start(work).await;
     cluster.publish_team_plugin("0.1.0").await;
-    cluster.start_operator(work, "warm-up").await.stop();
+    let mut operator = cluster.spawn_operator(work, "warm-up");
+    // A first start (plugins compiled, not loaded from the cache) has been
+    // seen never to become ready: "the watches of PortfolioApps and their
+    // children have not listed yet", in an empty namespace, once in three
+    // runs. The cache is filled by then, and that is all this start is for.
+    if let Err(error) = operator.wait_ready(Duration::from_secs(20)).await {
+        eprintln!("warning: the warm-up operator: {error}");
+    }
+    operator.stop();
 }
 
 /// `scale`: N apps created by [`CLIENTS`] concurrent clients.
@@ -449,8 +457,17 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("create {name}: {e}"));
     }
 
-    /// Start the operator, scoped to the namespace, and wait until it is ready.
+    /// Start the operator and wait until it is ready.
     async fn start_operator(&self, work: &Path, label: &str) -> Operator {
+        let mut operator = self.spawn_operator(work, label);
+        if let Err(error) = operator.wait_ready(Duration::from_secs(60)).await {
+            panic!("{error}");
+        }
+        operator
+    }
+
+    /// Start the operator, scoped to the namespace.
+    fn spawn_operator(&self, work: &Path, label: &str) -> Operator {
         let port = free_port();
         let log_path = work.join(format!("operator-{label}.log"));
         let log = std::fs::File::create(&log_path).expect("create the operator's log");
@@ -468,14 +485,12 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start {OPERATOR_BIN}: {e}"));
-        let mut operator = Operator {
+        Operator {
             child,
             port,
             spawned,
             log: log_path,
-        };
-        operator.wait_ready().await;
-        operator
+        }
     }
 
     /// Publish the renamed built-in generator as version `version`.
@@ -562,25 +577,27 @@ struct Operator {
 }
 
 impl Operator {
-    /// Poll `/readyz` until it answers 200.
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    /// Poll `/readyz` until it answers 200 (or say why not, after `patience`).
+    async fn wait_ready(&mut self, patience: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + patience;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
+                return Err(format!(
                     "the operator exited ({status}) before it was ready; its log ends:\n{}",
                     self.log_tail()
-                );
+                ));
             }
             let answer = readyz(self.port).await;
             if answer.as_ref().is_some_and(|(code, _)| *code == 200) {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "the operator was not ready within 60 s: /readyz says {answer:?}; its log ends:\n{}",
-                self.log_tail()
-            );
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the operator was not ready within {patience:?}: /readyz says {answer:?}; \
+                     its log ends:\n{}",
+                    self.log_tail()
+                ));
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
