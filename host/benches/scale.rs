@@ -42,7 +42,10 @@
 //! `SCALE_RELOAD_APPS` the apps of `reload`/`restart` (default 1000);
 //! `SCALE_LATENCY_APPS` the apps of `latency` (default 200, i.e. 10 s);
 //! `SCALE_ONLY=scale|reload|latency` runs one scenario (`reload` includes
-//! `restart`). The operator's log goes to a file whose path is printed.
+//! `restart`). The operator's log goes to a temporary directory whose path is
+//! printed (removed at the end; its tail is printed when the operator does not
+//! become ready). A scenario gives up when no app converges for a minute,
+//! naming some that did not and what their status says.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
