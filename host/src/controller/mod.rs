@@ -339,7 +339,23 @@ pub async fn run(
     };
     let child_config = watcher::Config::default().labels(&children::managed_selector());
 
-    let mut controller = Controller::new(apps, watcher::Config::default());
+    // The apps' reflector is ours, not the controller's own, so that its
+    // first list can be told to the health probes: kube's
+    // `Store::wait_until_ready` wakes only the last of its waiters, and the
+    // controller's runner is one (it waits on the store before reconciling),
+    // so a second waiter could leave either asleep for good.
+    let (app_reader, app_writer) = kube::runtime::reflector::store::<WatchedApp>();
+    let (apps_listed_tx, mut apps_listed) = tokio::sync::watch::channel(false);
+    let app_stream = watcher(apps, watcher::Config::default())
+        .default_backoff()
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                apps_listed_tx.send_replace(true);
+            }
+        })
+        .reflect(app_writer)
+        .applied_objects();
+    let mut controller = Controller::for_stream(app_stream, app_reader);
     let resources: Vec<ApiResource> = policy.kinds().iter().map(|k| k.resource()).collect();
     let (child_stores, writers) = ChildStores::new(resources.clone());
     for (resource, writer) in resources.into_iter().zip(writers) {
@@ -421,12 +437,12 @@ pub async fn run(
         written: status::Written::default(),
     });
     // Health hooks (crate::health): ready once every watch has had its first list.
-    let (children_listed, apps_listed) = (context.children.clone(), controller.store());
+    let children_listed = context.children.clone();
     let listed = Arc::clone(&health);
     tokio::spawn(async move {
         children_listed.wait_until_ready(Duration::MAX).await;
         migrations.wait_until_listed(Duration::MAX).await;
-        if apps_listed.wait_until_ready().await.is_ok() {
+        if apps_listed.wait_for(|listed| *listed).await.is_ok() {
             listed.watches_listed();
         }
     });
