@@ -169,31 +169,21 @@ where
 
 /// Take the finalizer off: garbage collection takes the rest.
 async fn remove_finalizer(meta: &ObjectMeta, ctx: &Context) -> Result<(), Error> {
-    let finalizers = meta.finalizers.as_deref().unwrap_or_default();
-    let Some(index) = finalizers.iter().position(|f| f == FINALIZER) else {
-        return Ok(());
-    };
     // Lenient: the app may be one whose spec no longer parses.
     let api: Api<WatchedApp> = Api::namespaced(
         ctx.client.clone(),
         meta.namespace.as_deref().unwrap_or_default(),
     );
-    let name = meta.name.clone().unwrap_or_default();
-    let path = format!("/metadata/finalizers/{index}");
-    let patch = json!([
-        {"op": "test", "path": path, "value": FINALIZER},
-        {"op": "remove", "path": path},
-    ]);
-    match patch_metadata(&api, &name, patch).await {
-        Ok(()) => Ok(()),
-        // Gone already: nothing holds it any more.
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(error) => Err(ReconcileError::api(
+    remove_finalizer_from(&api, meta).await.map_err(|error| {
+        ReconcileError::api(
             Failure::ApiError,
-            &format!("removing the finalizer {FINALIZER} from {name}"),
+            &format!(
+                "removing the finalizer {FINALIZER} from {}",
+                meta.name.as_deref().unwrap_or_default()
+            ),
             &error,
-        )),
-    }
+        )
+    })
 }
 
 /// A JSON patch of an app's metadata.
