@@ -301,6 +301,55 @@ fn apps_to_recheck(
     all
 }
 
+/// Which of some objects name a plugin (by its name).
+pub(crate) type UsersOf<K> = fn(&[Arc<K>], &str) -> Vec<ObjectRef<K>>;
+
+/// Send to `wake` the objects of `store` that `using` finds naming a plugin
+/// whose active version changed (every object when changes were missed), for
+/// as long as the registry and the receiver live.
+pub(crate) fn wake_on_plugin_changes<K>(
+    registry: &Registry,
+    store: kube::runtime::reflector::Store<K>,
+    wake: tokio::sync::mpsc::UnboundedSender<ObjectRef<K>>,
+    using: UsersOf<K>,
+) where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let mut events = registry.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let plugin = match events.recv().await {
+                Ok(RegistryEvent::Activated { id, .. } | RegistryEvent::Removed { id, .. }) => {
+                    id.name
+                }
+                Ok(RegistryEvent::Rejected { .. }) => continue,
+                // Missed events: the plugins that changed are unknown, so every object is looked at.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    for object in store.state() {
+                        let _ = wake.send(ObjectRef::from_obj(&*object));
+                    }
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            for object in using(&store.state(), &plugin) {
+                if wake.send(object).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// The items sent to `receiver`, as a stream (a controller's extra triggers).
+pub(crate) fn receiver_stream<T>(
+    receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+}
+
 /// Everything the controller needs besides its context.
 pub struct Setup {
     /// The API client.
@@ -394,35 +443,9 @@ pub async fn run(
     );
 
     // Re-reconcile exactly the apps whose plugin changed.
-    let app_store = controller.store();
-    let mut events = registry.subscribe();
     let (trigger, triggered) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let plugin = match events.recv().await {
-                Ok(RegistryEvent::Activated { id, .. } | RegistryEvent::Removed { id, .. }) => {
-                    id.name
-                }
-                Ok(RegistryEvent::Rejected { .. }) => continue,
-                // Missed events: the plugins that changed are unknown, so every app is looked at.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    for app in app_store.state() {
-                        let _ = trigger.send(ObjectRef::from_obj(&*app));
-                    }
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            };
-            for app in apps_using(&app_store.state(), &plugin) {
-                if trigger.send(app).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    let triggered = futures::stream::unfold(triggered, |mut receiver| async move {
-        receiver.recv().await.map(|app| (app, receiver))
-    });
+    wake_on_plugin_changes(&registry, controller.store(), trigger, apps_using);
+    let triggered = receiver_stream(triggered);
 
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),

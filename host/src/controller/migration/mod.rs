@@ -45,7 +45,7 @@ use tracing::Instrument;
 use super::metrics::Metrics;
 use super::watched::WatchedApp;
 use crate::policy::OutputPolicy;
-use crate::registry::{PluginRef, Registry, RegistryEvent};
+use crate::registry::{PluginRef, Registry};
 
 pub use lock::{Database, Holder, Locks};
 
@@ -298,34 +298,13 @@ pub async fn run(
 
     // Woken: by a released lock, and by a plugin that changed.
     let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
-    let mut events = registry.subscribe();
-    let plugin_wake = wake.clone();
-    let for_plugins = migration_store.clone();
-    tokio::spawn(async move {
-        loop {
-            let plugin = match events.recv().await {
-                Ok(RegistryEvent::Activated { id, .. } | RegistryEvent::Removed { id, .. }) => {
-                    id.name
-                }
-                Ok(RegistryEvent::Rejected { .. }) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    for m in for_plugins.state() {
-                        let _ = plugin_wake.send(ObjectRef::from_obj(&*m));
-                    }
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            };
-            for m in migrations_using(&for_plugins.state(), &plugin) {
-                if plugin_wake.send(m).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    let woken = futures::stream::unfold(woken, |mut receiver| async move {
-        receiver.recv().await.map(|m| (m, receiver))
-    });
+    super::wake_on_plugin_changes(
+        &registry,
+        migration_store.clone(),
+        wake.clone(),
+        migrations_using,
+    );
+    let woken = super::receiver_stream(woken);
 
     let (tell, jobs_listed) = tokio::sync::watch::channel(false);
     let listing = jobs.clone();
