@@ -101,6 +101,26 @@ pub async fn client(emulator: &emulator::Emulator) -> kube::Client {
         .expect("client")
 }
 
+/// A bare emulator with the CRDs installed (as `manager`) and the namespace
+/// `namespace`, and a client for it.
+pub async fn cluster_with_namespace(
+    manager: &str,
+    namespace: &str,
+) -> (emulator::Emulator, kube::Client) {
+    let emulator = emulator::Emulator::start().expect("emulator");
+    let client = client(&emulator).await;
+    portfolio_operator::crds::install(&client, manager, Duration::from_secs(30))
+        .await
+        .expect("CRDs");
+    let namespace: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace");
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+    (emulator, client)
+}
+
 /// Run kubectl against the emulator with `input` on stdin.
 pub fn kubectl(emulator: &emulator::Emulator, args: &[&str], input: &str) -> std::process::Output {
     use std::io::Write;

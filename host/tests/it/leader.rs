@@ -11,13 +11,10 @@ use std::time::Duration;
 use emulator::control::FaultRule;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use serde_json::json;
-
-use crate::common::client;
 
 /// Longest wait for anything to happen; a bound, not a performance check.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -25,18 +22,7 @@ const NAMESPACE: &str = "team";
 const LEASE: &str = "portfolio-operator";
 
 async fn cluster() -> (emulator::Emulator, kube::Client) {
-    let emulator = emulator::Emulator::start().expect("emulator");
-    let client = client(&emulator).await;
-    portfolio_operator::crds::install(&client, "leader-test", Duration::from_secs(30))
-        .await
-        .expect("CRDs");
-    let namespace: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).expect("namespace");
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("create namespace");
-    (emulator, client)
+    crate::common::cluster_with_namespace("leader-test", NAMESPACE).await
 }
 
 /// One replica of the operator, as a process; killed if the test fails half-way.

@@ -2,32 +2,16 @@
 //! writers racing for it (two replicas, or two operators) never both win, a
 //! holder that is gone is no holder, and only the holder lets go.
 
-use std::time::Duration;
-
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use portfolio_api::{DatabaseMigration, DatabaseMigrationSpec};
 use portfolio_operator::controller::migration::lock::{Database, Holder, Locks, Taken};
 use serde_json::json;
 
-use crate::common::client;
-
 const NAMESPACE: &str = "locks";
 
 async fn cluster() -> (emulator::Emulator, kube::Client) {
-    let emulator = emulator::Emulator::start().expect("emulator");
-    let client = client(&emulator).await;
-    portfolio_operator::crds::install(&client, "lock-test", Duration::from_secs(30))
-        .await
-        .expect("CRDs");
-    let namespace: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).expect("namespace");
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("create namespace");
-    (emulator, client)
+    crate::common::cluster_with_namespace("lock-test", NAMESPACE).await
 }
 
 /// A migration stored in the cluster, as a lock holder.
