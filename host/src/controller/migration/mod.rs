@@ -117,6 +117,10 @@ pub struct MigrationContext {
     messages: Mutex<HashMap<String, Option<String>>>,
     /// Failures in a row, per migration, for backoff.
     failures: Mutex<HashMap<ObjectRef<DatabaseMigration>, u32>>,
+    /// The statuses written that the cache may not show yet: a reconcile
+    /// queued by our own metadata patch would otherwise start from the
+    /// status before the last write and undo it.
+    written: super::status::Written<portfolio_api::DatabaseMigrationStatus>,
 }
 
 /// Keep at most this many termination messages in memory.
@@ -329,6 +333,7 @@ pub async fn run(
         wake,
         messages: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        written: super::status::Written::default(),
     });
     controller
         .reconcile_on(woken)

@@ -117,6 +117,8 @@ struct Run<'a> {
     next: DatabaseMigrationStatus,
     standing: Standing,
     now: Timestamp,
+    /// The stored status (as last written, when the cache lags behind).
+    before: DatabaseMigrationStatus,
 }
 
 /// Reconcile `migration`.
@@ -127,7 +129,10 @@ pub async fn reconcile(
     // Decisions rest on the observed Jobs: before the Job watch has listed,
     // a running Job would look absent.
     ctx.jobs_listed(Duration::from_secs(30)).await;
-    let before = migration.status.clone().unwrap_or_default();
+    let uid = migration.uid().unwrap_or_default();
+    let before = ctx
+        .written
+        .current(&uid, &migration.status.clone().unwrap_or_default());
     let mut run = Run {
         ctx,
         migration: &migration,
@@ -138,6 +143,7 @@ pub async fn reconcile(
         next: before.clone(),
         standing: Standing::new(Phase::Pending, "Pending", ""),
         now: Timestamp::now(),
+        before: before.clone(),
     };
     if migration.meta().deletion_timestamp.is_some() {
         return run.finalize().await;
@@ -349,13 +355,8 @@ impl Run<'_> {
     /// Start a new plan's record, or keep the current one's.
     fn start_plan(&mut self, steps: &[PlannedStep], summary: &str, hash: &str) {
         let generation = self.migration.metadata.generation;
-        let failed_before = self.next.phase == Some(Phase::Failed)
-            && self
-                .migration
-                .status
-                .as_ref()
-                .and_then(|s| s.observed_generation)
-                != generation;
+        let failed_before =
+            self.next.phase == Some(Phase::Failed) && self.before.observed_generation != generation;
         if self.next.plan_hash.as_deref() != Some(hash) || failed_before {
             self.next.plan_hash = Some(hash.to_owned());
             self.next.completed_steps.clear();
@@ -405,10 +406,10 @@ impl Run<'_> {
     }
 
     fn failed_reason(&self) -> String {
-        self.migration
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
+        self.before
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")
             .map(|c| c.reason.clone())
             .filter(|reason| !reason.is_empty() && reason != "AsExpected")
             .unwrap_or_else(|| "Failed".to_owned())
@@ -1127,7 +1128,7 @@ impl Run<'_> {
         {
             self.ctx.released(&self.database);
         }
-        let status = self.migration.status.clone().unwrap_or_default();
+        let status = self.before.clone();
         let phase = status.phase.map_or("Pending", report::phase_name);
         let mut note = if stopped.is_empty() {
             format!("deleted in phase {phase}; no Job was running")
@@ -1177,7 +1178,11 @@ impl Run<'_> {
             &now,
         );
         let target = Target::of(self.migration);
-        status::write(self.ctx, &target, before, &self.next).await?;
+        if status::write(self.ctx, &target, before, &self.next).await? {
+            self.ctx
+                .written
+                .wrote(&self.uid, before.clone(), self.next.clone());
+        }
         if let Some((warning, reason, note)) = report::phase_event(before.phase, &self.standing) {
             events::publish(
                 &self.ctx.recorder,
