@@ -43,8 +43,8 @@
 //! `SCALE_LATENCY_APPS` the apps of `latency` (default 200, i.e. 10 s);
 //! `SCALE_ONLY=scale|reload|latency` runs one scenario (`reload` includes
 //! `restart`). The operator's log goes to a temporary directory whose path is
-//! printed (removed at the end; its tail is printed when the operator does not
-//! become ready). A scenario gives up when no app converges for a minute,
+//! printed (removed at the end unless `SCALE_KEEP_LOGS=1`; its tail is
+//! printed when the operator does not become ready). A scenario gives up when no app converges for a minute,
 //! naming some that did not and what their status says.
 
 use std::collections::{BTreeMap, HashMap};
@@ -77,6 +77,38 @@ const PATIENCE: Duration = Duration::from_secs(1800);
 
 /// How long no app may become converged before the bench gives up.
 const STALL: Duration = Duration::from_secs(60);
+
+/// What runs the workloads the operator creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Workloads {
+    /// Nothing: an API server alone, as in the issue's measurement on a
+    /// real kube-apiserver without controllers. An app converges when its
+    /// children are applied and its status says so (the Deployment waits
+    /// for a controller that never comes).
+    None,
+    /// The emulator's simulated controllers and kubelet: Deployments get
+    /// pods that start at once, and an app converges when it is Ready. Its
+    /// status then changes as the rollout goes (waiting → rolling out →
+    /// Ready), each change a status write and the last an Event.
+    Simulated,
+}
+
+impl Workloads {
+    fn name(self) -> &'static str {
+        match self {
+            Workloads::None => "none",
+            Workloads::Simulated => "simulated",
+        }
+    }
+
+    /// Whether `app` has converged under these workloads.
+    fn converged(self) -> Arc<dyn Fn(&PortfolioApp) -> bool + Send + Sync> {
+        match self {
+            Workloads::None => Arc::new(applied),
+            Workloads::Simulated => Arc::new(converged),
+        }
+    }
+}
 
 /// The namespace of every scenario (each has an emulator of its own).
 const NAMESPACE: &str = "bench";
@@ -115,11 +147,24 @@ async fn run() {
     let only = std::env::var("SCALE_ONLY").ok();
     let wanted = |case: &str| only.as_deref().is_none_or(|only| only == case);
     let sizes = list_env("SCALE_APPS", &[1000, 10000]);
+    let workloads: Vec<Workloads> = std::env::var("SCALE_WORKLOADS")
+        .unwrap_or_else(|_| "none,simulated".to_owned())
+        .split(',')
+        .map(|w| match w.trim() {
+            "none" => Workloads::None,
+            "simulated" => Workloads::Simulated,
+            other => panic!("SCALE_WORKLOADS: {other:?} is neither none nor simulated"),
+        })
+        .collect();
     let reload_apps = list_env("SCALE_RELOAD_APPS", &[1000])[0];
     let latency_apps = list_env("SCALE_LATENCY_APPS", &[200])[0];
     // Compiled plugins are kept here across the scenarios' operators, as
     // in a pod with a cache volume: only the first start compiles.
-    let work = tempfile::tempdir().expect("temporary directory");
+    let mut work = tempfile::tempdir().expect("temporary directory");
+    // SCALE_KEEP_LOGS=1 keeps the operators' logs (and the plugin cache).
+    if std::env::var_os("SCALE_KEEP_LOGS").is_some_and(|v| v == "1") {
+        work.disable_cleanup(true);
+    }
     eprintln!(
         "operator: {OPERATOR_BIN}; its logs: {}/operator-*.log",
         work.path().display()
@@ -129,7 +174,9 @@ async fn run() {
     let mut lines = Vec::new();
     if wanted("scale") {
         for &n in &sizes {
-            lines.extend(scale(work.path(), n).await);
+            for &mode in &workloads {
+                lines.extend(scale(work.path(), n, mode).await);
+            }
         }
     }
     if wanted("reload") {
@@ -165,7 +212,7 @@ fn list_env(var: &str, default: &[usize]) -> Vec<usize> {
 /// disk, as a restarted pod with a cache volume does, and the compiler's
 /// memory does not count in their peak RSS.
 async fn warm_plugin_cache(work: &Path) {
-    let cluster = Cluster::start(work).await;
+    let cluster = Cluster::start(work, Workloads::None).await;
     cluster.publish_team_plugin("0.1.0").await;
     let mut operator = cluster.spawn_operator(work, "warm-up");
     // A first start (plugins compiled, not loaded from the cache) has been
@@ -179,11 +226,15 @@ async fn warm_plugin_cache(work: &Path) {
 }
 
 /// `scale`: N apps created by [`CLIENTS`] concurrent clients.
-async fn scale(work: &Path, n: usize) -> Vec<String> {
-    let cluster = Cluster::start(work).await;
-    let operator = cluster.start_operator(work, &format!("scale-{n}")).await;
+async fn scale(work: &Path, n: usize, workloads: Workloads) -> Vec<String> {
+    let mode = workloads.name();
+    let cluster = Cluster::start(work, workloads).await;
+    let operator = cluster
+        .start_operator(work, &format!("scale-{n}-{mode}"))
+        .await;
     let rss_ready = operator.rss_mib("VmRSS");
-    let tracker = Tracker::watch(cluster.apps(), Arc::new(converged));
+    let reconciles_before = operator.reconciles().await;
+    let tracker = Tracker::watch(cluster.apps(), workloads.converged());
     cluster.recorder.reset();
     let cpu_before = operator.cpu();
     let started = Instant::now();
@@ -207,28 +258,38 @@ async fn scale(work: &Path, n: usize) -> Vec<String> {
     let rss_end = operator.rss_mib("VmRSS");
     let (p50, p99) = tracker.latencies();
     let writes = cluster.recorder.writes();
+    let reads = cluster.recorder.reads();
     let total: usize = writes.values().sum();
+    let reconciles = operator.reconciles().await;
+    let (reconciles, unchanged) = (
+        reconciles.0 - reconciles_before.0,
+        reconciles.1 - reconciles_before.1,
+    );
     drop(operator);
     vec![
         format!(
             "scale apps={n} converge_s={:.2} apps_per_s={:.0} p50_ms={p50:.0} p99_ms={p99:.0} \
-             writes_per_app={:.2} cpu_ms_per_app={:.2} rss_mib={rss:.0}",
+             writes_per_app={:.2} cpu_ms_per_app={:.2} rss_mib={rss:.0} workloads={mode}",
             converge.as_secs_f64(),
             n as f64 / converge.as_secs_f64(),
             total as f64 / n as f64,
             cpu.as_secs_f64() * 1000.0 / n as f64,
         ),
         format!(
-            "scale apps={n} rss_ready_mib={rss_ready:.0} rss_end_mib={rss_end:.0} \
-             writes_per_app_by_request: {}",
-            per_app(&writes, n)
+            "scale apps={n} workloads={mode} rss_ready_mib={rss_ready:.0} rss_end_mib={rss_end:.0} \
+             reconciles_per_app={:.2} (unchanged {:.2}) writes_per_app_by_request: {} \
+             reads_per_app_by_request: {}",
+            reconciles / n as f64,
+            unchanged / n as f64,
+            per_app(&writes, n),
+            per_app(&reads, n)
         ),
     ]
 }
 
 /// `reload`, then `restart` against the same converged apps.
 async fn reload_and_restart(work: &Path, n: usize) -> Vec<String> {
-    let cluster = Cluster::start(work).await;
+    let cluster = Cluster::start(work, Workloads::None).await;
     cluster.publish_team_plugin("0.1.0").await;
     let operator = cluster.start_operator(work, "reload").await;
     // Even apps use the ConfigMap plugin (`team-…`), odd ones the built-in
@@ -241,7 +302,7 @@ async fn reload_and_restart(work: &Path, n: usize) -> Vec<String> {
             format!("base-{i:05}")
         }
     };
-    let tracker = Tracker::watch(cluster.apps(), Arc::new(converged));
+    let tracker = Tracker::watch(cluster.apps(), Workloads::None.converged());
     futures::stream::iter(0..n)
         .map(|i| {
             let (cluster, tracker, name) = (&cluster, &tracker, name(i));
@@ -320,9 +381,9 @@ async fn reload_and_restart(work: &Path, n: usize) -> Vec<String> {
 
 /// `latency`: apps created one by one at [`LATENCY_RATE`] per second.
 async fn latency(work: &Path, n: usize) -> String {
-    let cluster = Cluster::start(work).await;
+    let cluster = Cluster::start(work, Workloads::None).await;
     let operator = cluster.start_operator(work, "latency").await;
-    let tracker = Tracker::watch(cluster.apps(), Arc::new(converged));
+    let tracker = Tracker::watch(cluster.apps(), Workloads::None.converged());
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / LATENCY_RATE);
     let mut creates = Vec::with_capacity(n);
     for i in 0..n {
@@ -342,6 +403,21 @@ async fn latency(work: &Path, n: usize) -> String {
     let (p50, p99) = tracker.latencies();
     drop(operator);
     format!("latency rate={LATENCY_RATE}/s apps={n} p50_ms={p50:.0} p99_ms={p99:.0}")
+}
+
+/// Whether the app's children are applied for its current generation and
+/// its status says so (all an API server without controllers gets to).
+fn applied(app: &PortfolioApp) -> bool {
+    let Some(status) = &app.status else {
+        return false;
+    };
+    status.observed_generation.is_some()
+        && status.observed_generation == app.metadata.generation
+        && status.resources.len() == 3
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Progressing" && c.status == "True")
 }
 
 /// Whether the app is converged: its current generation observed, and Ready.
@@ -393,9 +469,9 @@ struct Cluster {
 
 impl Cluster {
     /// A fresh emulator with the CRDs and the namespace.
-    async fn start(work: &Path) -> Self {
+    async fn start(work: &Path, workloads: Workloads) -> Self {
         let emulator = emulator::Emulator::builder()
-            .cluster(true)
+            .cluster(workloads == Workloads::Simulated)
             // Pods start at once: the bench measures the operator, not the rollout.
             .pod_start_delay(Duration::ZERO)
             // Nothing is deleted here, and the emulator's garbage collector
@@ -641,6 +717,24 @@ impl Operator {
         kib / 1024.0
     }
 
+    /// Its reconciles so far, whatever their result, and those of them
+    /// that found nothing changed (`/metrics`).
+    async fn reconciles(&self) -> (f64, f64) {
+        let Some((200, text)) = http_get(self.port, "/metrics").await else {
+            panic!("the operator's /metrics did not answer");
+        };
+        let sum = |prefix: &str| -> f64 {
+            text.lines()
+                .filter(|line| line.starts_with(prefix))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        (
+            sum("portfolio_reconciles_total{"),
+            sum("portfolio_reconciles_unchanged_total "),
+        )
+    }
+
     /// Stop it as Kubernetes stops a pod: SIGTERM, then SIGKILL after 10 s.
     fn stop(mut self) {
         let _ = Command::new("kill")
@@ -682,6 +776,11 @@ fn clock_ticks() -> u64 {
 
 /// The status code `/readyz` answers on `port`, if it answers, and what it says.
 async fn readyz(port: u16) -> Option<(u16, String)> {
+    http_get(port, "/readyz").await
+}
+
+/// The status code and the whole answer of `GET path` on the ops server.
+async fn http_get(port: u16, path: &'static str) -> Option<(u16, String)> {
     // Blocking std I/O on a blocking thread: the workspace's tokio has no `net`.
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
@@ -690,7 +789,10 @@ async fn readyz(port: u16) -> Option<(u16, String)> {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
         stream
-            .write_all(b"GET /readyz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
             .ok()?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer).ok()?;
@@ -766,6 +868,20 @@ impl Recorder {
     fn writes(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         for r in lock(&self.seen).iter().filter(|r| is_write(&r.verb)) {
+            *counts
+                .entry(format!("{} {}", r.verb, r.resource))
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// The operator's reads (gets and lists, not watches) by verb and resource.
+    fn reads(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for r in lock(&self.seen)
+            .iter()
+            .filter(|r| r.verb == "get" || r.verb == "list")
+        {
             *counts
                 .entry(format!("{} {}", r.verb, r.resource))
                 .or_insert(0) += 1;

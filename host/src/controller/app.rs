@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DeploymentStatus;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
@@ -19,12 +19,13 @@ use super::children::Observed;
 use super::conditions::{self, Rollout, Verdict};
 use super::decide::{Existing, OwnerRef, decide, template_changes, verdict};
 use super::gates::{self, GateInfo, Hold};
+use super::settled;
 use super::status::{self, Target};
 use super::{Context, Error};
 use crate::builtin::DEFAULT_GENERATOR;
 use crate::failure::ReconcileError;
 use crate::pipeline::{PipelineError, Subject};
-use crate::plugin::{GeneratedOutput, Plugin, World};
+use crate::plugin::{GeneratedOutput, ObjectKey, Plugin, World};
 
 /// Resync even when nothing changes, so drift of fields no watch reports is found.
 const RESYNC: Duration = Duration::from_secs(10 * 60);
@@ -39,6 +40,16 @@ struct Outcome {
     output: Option<GeneratedOutput>,
     applied: Vec<ResourceRef>,
     deployment: Option<DeploymentStatus>,
+    /// What the reconcile saw and did to the children, for [`super::settled`].
+    acts: Acts,
+}
+
+/// The children a reconcile saw, applied (as the API server answered) and deleted.
+#[derive(Default)]
+struct Acts {
+    observed: Vec<Observed>,
+    applied: Vec<(ObjectKey, DynamicObject)>,
+    pruned: Vec<ObjectKey>,
 }
 
 impl Outcome {
@@ -52,6 +63,7 @@ impl Outcome {
             output: None,
             applied: Vec::new(),
             deployment: None,
+            acts: Acts::default(),
         }
     }
 }
@@ -88,23 +100,71 @@ impl Gates {
 /// Bring the children of `app` in line with its spec, and say so in status.
 pub async fn apply(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, Error> {
     let gates = Gates::of(&app, ctx);
+    if let Some(left) = unchanged(&app, ctx, &gates) {
+        ctx.metrics.skipped();
+        return Ok(Action::requeue(left));
+    }
     let outcome = match converge(&app, ctx, &gates).await {
         Ok(outcome) => outcome,
         Err((error, plugin)) => Outcome::failed(error, plugin),
     };
-    report(&app, ctx, &outcome, &gates).await?;
+    let uid = app.uid().unwrap_or_default();
+    let status = match report(&app, ctx, &outcome, &gates).await {
+        Ok(status) => status,
+        Err(error) => {
+            ctx.settled.forget(&uid);
+            return Err(error);
+        }
+    };
+    let again_in = outcome
+        .output
+        .as_ref()
+        .and_then(|output| output.requeue_after)
+        .map_or(RESYNC, |hint| hint.min(RESYNC));
+    match (&outcome.verdict, &outcome.plugin) {
+        (Verdict::Failed { .. }, _) | (_, None) => ctx.settled.forget(&uid),
+        (_, Some(plugin)) => ctx.settled.record(settled::Record {
+            app: &app,
+            status: &status,
+            plugin: plugin.digest(),
+            gates: (&gates.migrations, gates.listed),
+            observed: &outcome.acts.observed,
+            applied: &outcome.acts.applied,
+            pruned: &outcome.acts.pruned,
+            again_in,
+        }),
+    }
     Ok(match &outcome.verdict {
         Verdict::Failed { failure, .. } if failure.waits_for_change() => Action::await_change(),
         Verdict::Failed { failure, message } => {
             return Err(ReconcileError::new(*failure, message.clone()));
         }
-        _ => Action::requeue(
-            outcome
-                .output
-                .as_ref()
-                .and_then(|output| output.requeue_after)
-                .map_or(RESYNC, |hint| hint.min(RESYNC)),
-        ),
+        _ => Action::requeue(again_in),
+    })
+}
+
+/// If a reconcile of `app` now would get the inputs of the last one (see
+/// [`settled`]), how long until a full one is due.
+fn unchanged(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Option<Duration> {
+    if app.spec.paused {
+        return None;
+    }
+    let plugin = generator_of(app, ctx).ok()?;
+    let uid = app.uid()?;
+    let status = ctx
+        .written
+        .current(&uid, &app.status.clone().unwrap_or_default());
+    let observed = ctx.children.of(
+        app.metadata.namespace.as_deref().unwrap_or_default(),
+        app.metadata.name.as_deref().unwrap_or_default(),
+        &uid,
+    );
+    ctx.settled.unchanged(&settled::Probe {
+        app,
+        status: &status,
+        plugin: plugin.digest(),
+        gates: (&gates.migrations, gates.listed),
+        observed: &observed,
     })
 }
 
@@ -140,6 +200,7 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
             output: None,
             applied: Vec::new(),
             deployment: None,
+            acts: Acts::default(),
         });
     }
     let namespace = app.namespace().unwrap_or_default();
@@ -197,6 +258,10 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
             output: Some(generated.output),
             applied: Vec::new(),
             deployment: live,
+            acts: Acts {
+                observed,
+                ..Acts::default()
+            },
         });
     }
 
@@ -253,14 +318,16 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
     // reported; what was applied besides it stays applied, as before.
     let mut deployment = None;
     let mut failed = None;
+    let mut applied_objects = Vec::with_capacity(decision.apply.len());
     let results = children.apply_all(&decision.apply).await;
     for (object, result) in decision.apply.iter().zip(results) {
         match result {
             Ok(stored) => {
                 ctx.metrics.applied();
                 if object.key().kind == "Deployment" {
-                    deployment = Some(Arc::new(stored));
+                    deployment = Some(Arc::new(stored.clone()));
                 }
+                applied_objects.push((object.key().clone(), stored));
             }
             Err(error) => {
                 failed.get_or_insert(error);
@@ -270,8 +337,10 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
     if let Some(error) = failed {
         return Err(with_plugin(error));
     }
+    let mut pruned = Vec::with_capacity(decision.prune.len());
     for child in &decision.prune {
         children.prune(child).await.map_err(with_plugin)?;
+        pruned.push(child.key());
     }
     if !cleanup {
         super::cleanup::set_finalizer(app, false, ctx)
@@ -316,12 +385,19 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
         ),
     };
     let verdict = verdict(&decision.conflicts, rollout);
+    let deployment = deployment.as_deref().and_then(deployment_status);
+    drop(decision);
     Ok(Outcome {
         verdict,
         plugin: Some(plugin),
         output: Some(generated.output),
         applied,
-        deployment: deployment.as_deref().and_then(deployment_status),
+        deployment,
+        acts: Acts {
+            observed,
+            applied: applied_objects,
+            pruned,
+        },
     })
 }
 
@@ -340,18 +416,19 @@ fn deployment_status(object: &DynamicObject) -> Option<DeploymentStatus> {
         .and_then(|status| serde_json::from_value(status.clone()).ok())
 }
 
-/// Write status (only when it changes) and record Events on transitions.
+/// Write status (only when it changes) and record Events on transitions;
+/// the status concluded.
 async fn report(
     app: &PortfolioApp,
     ctx: &Context,
     outcome: &Outcome,
     gates: &Gates,
-) -> Result<(), Error> {
+) -> Result<PortfolioAppStatus, Error> {
     let uid = app.uid().unwrap_or_default();
     let current = ctx
         .written
         .current(&uid, &app.status.clone().unwrap_or_default());
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let now = super::conditions::now();
     let generation = app.metadata.generation;
     let mut conditions = conditions::merge(
         &current.conditions,
@@ -417,5 +494,5 @@ async fn report(
         ctx.written.wrote(&uid, current.clone(), status.clone());
     }
     status::announce(ctx, &target, &current.conditions, &status.conditions).await;
-    Ok(())
+    Ok(status)
 }

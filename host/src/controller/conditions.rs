@@ -138,6 +138,14 @@ fn wanted(type_: &'static str, status: bool, reason: &str, message: impl Into<St
     }
 }
 
+/// The time now, as a condition holds it: metav1.Time is whole seconds on
+/// the wire, so a condition made with a finer time would not equal itself
+/// read back, and every comparison with the cached status would differ.
+pub fn now() -> Time {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
 /// The three conditions a verdict means.
 pub fn conditions(verdict: &Verdict) -> [Wanted; 3] {
     match verdict {

@@ -40,6 +40,7 @@ pub struct Metrics {
     plugin_rejections: Family<RejectionLabels, Counter>,
     applies: Counter,
     status_writes: Counter,
+    skipped: Counter,
     writes: AtomicU64,
 }
 
@@ -59,6 +60,7 @@ impl Metrics {
         let plugin_rejections = Family::<RejectionLabels, Counter>::default();
         let applies = Counter::default();
         let status_writes = Counter::default();
+        let skipped = Counter::default();
         registry.register("reconciles", "Reconciles, by result", reconciles.clone());
         registry.register(
             "reconcile_duration_seconds",
@@ -85,6 +87,11 @@ impl Metrics {
             "Status updates written",
             status_writes.clone(),
         );
+        registry.register(
+            "reconciles_unchanged",
+            "Reconciles that found the inputs of the last one and did nothing (included in reconciles)",
+            skipped.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -93,6 +100,7 @@ impl Metrics {
             plugin_rejections,
             applies,
             status_writes,
+            skipped,
             writes: AtomicU64::new(0),
         }
     }
@@ -130,6 +138,11 @@ impl Metrics {
     pub fn applied(&self) {
         self.applies.inc();
         self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a reconcile that found nothing changed since the last one.
+    pub fn skipped(&self) {
+        self.skipped.inc();
     }
 
     /// Count a status write.

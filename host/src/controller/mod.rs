@@ -20,6 +20,7 @@ pub mod decide;
 pub mod gates;
 pub mod metrics;
 pub mod migration;
+pub mod settled;
 pub mod status;
 pub mod watched;
 
@@ -95,6 +96,9 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<WatchedApp>, u32>>,
     /// App statuses written that the cache may not show yet.
     pub written: status::Written<portfolio_api::PortfolioAppStatus>,
+    /// What each app's last reconcile saw and wrote: reconciles that would
+    /// get the same inputs are skipped.
+    pub settled: Arc<settled::Settled>,
 }
 
 /// Why a reconcile did not finish: its reason, its metric label, and
@@ -230,7 +234,9 @@ async fn reconcile_app(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, 
         if app.finalizers().iter().any(|f| f == cleanup::FINALIZER) {
             cleanup::run(app, ctx).await
         } else {
-            ctx.written.forget(&app.uid().unwrap_or_default());
+            let uid = app.uid().unwrap_or_default();
+            ctx.written.forget(&uid);
+            ctx.settled.forget(&uid);
             Ok(Action::await_change())
         }
     } else {
@@ -395,12 +401,21 @@ pub async fn run(
     // so a second waiter could leave either asleep for good.
     let (app_reader, app_writer) = kube::runtime::reflector::store::<WatchedApp>();
     let (apps_listed_tx, mut apps_listed) = tokio::sync::watch::channel(false);
+    let settled = Arc::new(settled::Settled::default());
+    let forget = Arc::clone(&settled);
     let app_stream = watcher(apps, watcher::Config::default())
         .default_backoff()
-        .inspect(move |event| {
-            if matches!(event, Ok(watcher::Event::InitDone)) {
+        .inspect(move |event| match event {
+            Ok(watcher::Event::InitDone) => {
                 apps_listed_tx.send_replace(true);
             }
+            // Gone without a finalizer: no reconcile sees it go.
+            Ok(watcher::Event::Delete(app)) => {
+                if let Some(uid) = &app.metadata.uid {
+                    forget.forget(uid);
+                }
+            }
+            _ => {}
         })
         .reflect(app_writer)
         .applied_objects();
@@ -458,6 +473,7 @@ pub async fn run(
         metrics,
         failures: Mutex::new(HashMap::new()),
         written: status::Written::default(),
+        settled,
     });
     // Health hooks (crate::health): ready once every watch has had its first list.
     let children_listed = context.children.clone();

@@ -48,8 +48,7 @@ pub async fn malformed(
         failure: Failure::InvalidSpec,
         message: message.clone(),
     };
-    let now =
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let now = crate::controller::conditions::now();
     let merged = conditions::merge(
         &watched.conditions,
         &conditions::conditions(&verdict),

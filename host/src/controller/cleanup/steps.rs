@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
@@ -414,7 +413,7 @@ async fn report(
             message: String::new(),
         },
     });
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let now = crate::controller::conditions::now();
     let conditions = conditions::merge(&current.conditions, &wanted, app.metadata.generation, &now);
     let status = portfolio_api::PortfolioAppStatus {
         conditions,

@@ -1,0 +1,471 @@
+//! Reconciles that could change nothing, told apart before they run.
+//!
+//! Every write of a reconcile comes back as a watch event: the applied
+//! children, the status. Each event queues the app again, and a reconcile
+//! on it would call the plugin, decide, and find nothing to do — most of
+//! the operator's CPU at scale went there. So a reconcile that ends well
+//! remembers what it saw and wrote, by resourceVersion; the next one first
+//! compares the caches with that. When every child the cache holds is at a
+//! version the last reconcile saw or wrote itself, the app's generation,
+//! labels, annotations and finalizers are those it reconciled, its status
+//! is the one it concluded, the plugin and the migrations gating it are
+//! the same, the new one is skipped: it would get the same inputs. Anything
+//! else — a version no reconcile saw, a child gone or new, a spec edit, a
+//! status edited by someone else — and the reconcile runs in full.
+//!
+//! A version written by the operator is trusted only when the write could
+//! not have carried someone else's change along: an apply creates the
+//! object, or its answer keeps the status the reconcile saw (a status
+//! controller's update that slipped in before the apply would otherwise be
+//! taken for the operator's own). A full reconcile still runs at least
+//! once per resync period and when the plugin asked to be called again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::core::DynamicObject;
+use portfolio_api::{PortfolioApp, PortfolioAppStatus};
+
+use super::children::Observed;
+use super::gates::GateInfo;
+use crate::plugin::{Digest, ObjectKey};
+
+/// What the last reconcile of each app saw and wrote, by app uid.
+#[derive(Default)]
+pub struct Settled {
+    memo: Mutex<HashMap<String, Entry>>,
+}
+
+/// One app's last reconcile that ended well.
+struct Entry {
+    /// Generation, labels, annotations and finalizers it reconciled.
+    meta: MetaFacts,
+    /// The status it concluded (written, or already there).
+    status: PortfolioAppStatus,
+    /// Digest of the plugin it called.
+    plugin: Digest,
+    /// The migrations gating the app, and whether their watch had listed.
+    gates: (Vec<GateInfo>, bool),
+    /// Each child, with the versions that are known to it.
+    children: HashMap<ObjectKey, Versions>,
+    /// After this, the next reconcile runs in full whatever the caches say.
+    until: Instant,
+}
+
+/// The parts of an app's metadata a reconcile reads.
+#[derive(PartialEq)]
+struct MetaFacts {
+    generation: Option<i64>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+    finalizers: Option<Vec<String>>,
+}
+
+impl MetaFacts {
+    fn of(app: &PortfolioApp) -> Self {
+        MetaFacts {
+            generation: app.metadata.generation,
+            labels: app.metadata.labels.clone(),
+            annotations: app.metadata.annotations.clone(),
+            finalizers: app.metadata.finalizers.clone(),
+        }
+    }
+}
+
+/// The resourceVersions of one child that a reconcile accounts for: the
+/// one it saw (`None`: there was none) and the one it left (`None`: it
+/// deleted the child).
+#[derive(Debug)]
+struct Versions {
+    seen: Option<String>,
+    left: Option<String>,
+}
+
+/// What a finished reconcile saw and did, to remember.
+pub struct Record<'a> {
+    /// The app, as the reconcile read it.
+    pub app: &'a PortfolioApp,
+    /// The status it concluded.
+    pub status: &'a PortfolioAppStatus,
+    /// Digest of the plugin it called.
+    pub plugin: Digest,
+    /// The migrations gating the app, and whether their watch had listed.
+    pub gates: (&'a [GateInfo], bool),
+    /// The children the caches held.
+    pub observed: &'a [Observed],
+    /// The children it applied, each as the API server answered.
+    pub applied: &'a [(ObjectKey, DynamicObject)],
+    /// The children it deleted.
+    pub pruned: &'a [ObjectKey],
+    /// When it wants to run in full again at the latest.
+    pub again_in: Duration,
+}
+
+/// What a reconcile about to run would see.
+pub struct Probe<'a> {
+    /// The app, as the cache holds it.
+    pub app: &'a PortfolioApp,
+    /// Its status, as the cache holds it or as last written.
+    pub status: &'a PortfolioAppStatus,
+    /// Digest of the plugin it would call.
+    pub plugin: Digest,
+    /// The migrations gating the app, and whether their watch has listed.
+    pub gates: (&'a [GateInfo], bool),
+    /// The children the caches hold.
+    pub observed: &'a [Observed],
+}
+
+fn version(object: &DynamicObject) -> Option<String> {
+    object.metadata.resource_version.clone()
+}
+
+impl Settled {
+    /// Remember a reconcile of the app that ended well.
+    pub fn record(&self, record: Record<'_>) {
+        let Some(uid) = record.app.metadata.uid.clone() else {
+            return;
+        };
+        let mut children: HashMap<ObjectKey, Versions> = record
+            .observed
+            .iter()
+            .map(|child| {
+                let seen = version(&child.object);
+                (
+                    child.key(),
+                    Versions {
+                        left: seen.clone(),
+                        seen,
+                    },
+                )
+            })
+            .collect();
+        for (key, stored) in record.applied {
+            let before = record
+                .observed
+                .iter()
+                .find(|child| &child.key() == key)
+                .map(|child| &child.object);
+            // The answer to an apply is the object after it, with whatever
+            // others changed since it was seen: trusted only when that
+            // cannot be a status change the reconcile never looked at.
+            let trusted = match before {
+                None => true,
+                Some(before) => before.data.get("status") == stored.data.get("status"),
+            };
+            let versions = children.entry(key.clone()).or_insert(Versions {
+                seen: None,
+                left: None,
+            });
+            versions.left = if trusted {
+                version(stored)
+            } else {
+                versions.seen.clone()
+            };
+        }
+        for key in record.pruned {
+            if let Some(versions) = children.get_mut(key) {
+                versions.left = None;
+            }
+        }
+        let entry = Entry {
+            meta: MetaFacts::of(record.app),
+            status: record.status.clone(),
+            plugin: record.plugin,
+            gates: (record.gates.0.to_vec(), record.gates.1),
+            children,
+            until: Instant::now() + record.again_in,
+        };
+        self.lock().insert(uid, entry);
+    }
+
+    /// Whether a reconcile on what `probe` shows would have the inputs of
+    /// the last one, and so could change nothing; if so, how long until it
+    /// must run in full anyway.
+    pub fn unchanged(&self, probe: &Probe<'_>) -> Option<Duration> {
+        let uid = probe.app.metadata.uid.as_deref()?;
+        let memo = self.lock();
+        let entry = memo.get(uid)?;
+        let left = entry.until.checked_duration_since(Instant::now());
+        let differs = if left.is_none() {
+            Some("a full reconcile is due")
+        } else if entry.plugin != probe.plugin {
+            Some("the plugin")
+        } else if entry.gates.1 != probe.gates.1 || entry.gates.0 != probe.gates.0 {
+            Some("the migrations")
+        } else if entry.meta != MetaFacts::of(probe.app) {
+            Some("the app's generation, labels, annotations or finalizers")
+        } else if entry.status != *probe.status {
+            Some("the app's status")
+        } else {
+            children_differ(&entry.children, probe.observed)
+        };
+        if let Some(what) = differs {
+            tracing::trace!(differs = what, "not the inputs of the last reconcile");
+            return None;
+        }
+        left
+    }
+
+    /// Forget the app `uid` (it is gone, or a reconcile of it failed).
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    /// How many apps are remembered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no app is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What differs between the children the caches hold and those the last
+/// reconcile saw or left, if anything.
+fn children_differ(
+    known: &HashMap<ObjectKey, Versions>,
+    observed: &[Observed],
+) -> Option<&'static str> {
+    let mut keys = Vec::with_capacity(observed.len());
+    for child in observed {
+        let key = child.key();
+        let Some(versions) = known.get(&key) else {
+            return Some("a child it did not know");
+        };
+        let at = version(&child.object);
+        if at.is_none() || (at != versions.seen && at != versions.left) {
+            return Some("a child's version");
+        }
+        keys.push(key);
+    }
+    // A child the reconcile left in place (or created) that the caches do
+    // not hold was deleted by someone, or has not been seen yet: either way
+    // the next reconcile looks. One it deleted may still be held.
+    let missing = known
+        .iter()
+        .any(|(key, versions)| versions.left.is_some() && !keys.contains(key));
+    missing.then_some("a child not held")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::discovery::ApiResource;
+    use std::sync::Arc;
+
+    fn app() -> PortfolioApp {
+        let mut app = PortfolioApp::new("shop", portfolio_api::PortfolioAppSpec::default());
+        app.metadata.namespace = Some("demo".into());
+        app.metadata.uid = Some("u1".into());
+        app.metadata.generation = Some(1);
+        app
+    }
+
+    fn child(name: &str, version: &str, status: Option<serde_json::Value>) -> DynamicObject {
+        let mut object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "demo", "resourceVersion": version},
+        }))
+        .expect("an object");
+        if let Some(status) = status {
+            object.data["status"] = status;
+        }
+        object
+    }
+
+    fn observed(object: DynamicObject) -> Observed {
+        Observed {
+            resource: ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+            object: Arc::new(object),
+        }
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: name.into(),
+        }
+    }
+
+    fn remember(
+        settled: &Settled,
+        app: &PortfolioApp,
+        seen: &[Observed],
+        applied: &[(ObjectKey, DynamicObject)],
+        pruned: &[ObjectKey],
+    ) {
+        settled.record(Record {
+            app,
+            status: &PortfolioAppStatus::default(),
+            plugin: Digest([1; 32]),
+            gates: (&[], true),
+            observed: seen,
+            applied,
+            pruned,
+            again_in: Duration::from_secs(600),
+        });
+    }
+
+    fn probe<'a>(app: &'a PortfolioApp, observed: &'a [Observed]) -> Probe<'a> {
+        static STATUS: std::sync::LazyLock<PortfolioAppStatus> =
+            std::sync::LazyLock::new(PortfolioAppStatus::default);
+        Probe {
+            app,
+            status: &STATUS,
+            plugin: Digest([1; 32]),
+            gates: (&[], true),
+            observed,
+        }
+    }
+
+    #[test]
+    fn the_echo_of_its_own_writes_changes_nothing() {
+        let (settled, app) = (Settled::default(), app());
+        // Created `a`, updated `b`, deleted `c`.
+        let seen = [
+            observed(child("b", "1", None)),
+            observed(child("c", "2", None)),
+        ];
+        let applied = [
+            (key("a"), child("a", "5", None)),
+            (key("b"), child("b", "6", None)),
+        ];
+        remember(&settled, &app, &seen, &applied, &[key("c")]);
+        // The caches lag: `b` and `c` as they were, `a` not there yet.
+        assert!(settled.unchanged(&probe(&app, &seen)).is_none());
+        // `a` arrives; `b` and `c` still lag.
+        let lagging = [
+            observed(child("a", "5", None)),
+            observed(child("b", "1", None)),
+            observed(child("c", "2", None)),
+        ];
+        assert!(settled.unchanged(&probe(&app, &lagging)).is_some());
+        // Everything arrived, `c` deleted.
+        let caught_up = [
+            observed(child("a", "5", None)),
+            observed(child("b", "6", None)),
+        ];
+        assert!(settled.unchanged(&probe(&app, &caught_up)).is_some());
+    }
+
+    #[test]
+    fn any_change_it_did_not_make_is_looked_at() {
+        let (settled, app) = (Settled::default(), app());
+        let seen = [
+            observed(child("a", "1", None)),
+            observed(child("b", "2", None)),
+        ];
+        remember(&settled, &app, &seen, &[], &[]);
+        assert!(settled.unchanged(&probe(&app, &seen)).is_some());
+        // A version nobody saw.
+        let edited = [
+            observed(child("a", "3", None)),
+            observed(child("b", "2", None)),
+        ];
+        assert!(settled.unchanged(&probe(&app, &edited)).is_none());
+        // A child deleted by someone.
+        assert!(settled.unchanged(&probe(&app, &seen[..1])).is_none());
+        // A new child.
+        let more = [
+            observed(child("a", "1", None)),
+            observed(child("b", "2", None)),
+            observed(child("c", "1", None)),
+        ];
+        assert!(settled.unchanged(&probe(&app, &more)).is_none());
+        // A spec edit (new generation), a new annotation, another plugin,
+        // another status.
+        let mut edited_app = app.clone();
+        edited_app.metadata.generation = Some(2);
+        assert!(settled.unchanged(&probe(&edited_app, &seen)).is_none());
+        let mut annotated = app.clone();
+        annotated.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
+        assert!(settled.unchanged(&probe(&annotated, &seen)).is_none());
+        let other_plugin = Probe {
+            plugin: Digest([2; 32]),
+            ..probe(&app, &seen)
+        };
+        assert!(settled.unchanged(&other_plugin).is_none());
+        let status = PortfolioAppStatus {
+            observed_generation: Some(7),
+            ..Default::default()
+        };
+        let other_status = Probe {
+            status: &status,
+            ..probe(&app, &seen)
+        };
+        assert!(settled.unchanged(&other_status).is_none());
+        let gate = GateInfo {
+            name: "m".into(),
+            phase: None,
+            dry_run: false,
+            state: super::super::gates::State::Missing,
+        };
+        let gated = Probe {
+            gates: (std::slice::from_ref(&gate), true),
+            ..probe(&app, &seen)
+        };
+        assert!(settled.unchanged(&gated).is_none());
+        // Forgotten: looked at.
+        settled.forget("u1");
+        assert!(settled.unchanged(&probe(&app, &seen)).is_none());
+    }
+
+    #[test]
+    fn an_apply_that_carried_a_status_change_along_is_not_its_own() {
+        let (settled, app) = (Settled::default(), app());
+        let seen = [observed(child(
+            "d",
+            "1",
+            Some(serde_json::json!({"ready": 0})),
+        ))];
+        // The answer holds a status the reconcile never saw.
+        let applied = [(
+            key("d"),
+            child("d", "3", Some(serde_json::json!({"ready": 1}))),
+        )];
+        remember(&settled, &app, &seen, &applied, &[]);
+        let after = [observed(child(
+            "d",
+            "3",
+            Some(serde_json::json!({"ready": 1})),
+        ))];
+        assert!(settled.unchanged(&probe(&app, &after)).is_none());
+        // The same answer with the status seen is its own.
+        let applied = [(
+            key("d"),
+            child("d", "3", Some(serde_json::json!({"ready": 0}))),
+        )];
+        remember(&settled, &app, &seen, &applied, &[]);
+        let after = [observed(child(
+            "d",
+            "3",
+            Some(serde_json::json!({"ready": 0})),
+        ))];
+        assert!(settled.unchanged(&probe(&app, &after)).is_some());
+    }
+
+    #[test]
+    fn a_full_reconcile_comes_when_it_is_due() {
+        let (settled, app) = (Settled::default(), app());
+        let seen = [observed(child("a", "1", None))];
+        settled.record(Record {
+            app: &app,
+            status: &PortfolioAppStatus::default(),
+            plugin: Digest([1; 32]),
+            gates: (&[], true),
+            observed: &seen,
+            applied: &[],
+            pruned: &[],
+            again_in: Duration::ZERO,
+        });
+        assert!(settled.unchanged(&probe(&app, &seen)).is_none());
+    }
+}
