@@ -66,8 +66,7 @@ impl Packed {
     /// Whether client-side `kubectl apply` can apply it (its last-applied
     /// annotation holds the whole object, base64 and all).
     pub fn fits_client_side_apply(&self) -> bool {
-        serde_json::to_vec(&self.config_map)
-            .is_ok_and(|json| json.len() < MAX_ANNOTATIONS_BYTES)
+        serde_json::to_vec(&self.config_map).is_ok_and(|json| json.len() < MAX_ANNOTATIONS_BYTES)
     }
 
     /// The ConfigMap as YAML for `kubectl apply -f -`.

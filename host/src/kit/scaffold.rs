@@ -525,6 +525,31 @@ mod tests {
         assert!(nested.join("src/lib.rs").is_file());
     }
 
+    /// examples/custom-plugin is `plugin new custom-plugin --world generator`
+    /// run in the checkout, its cases and Cargo.lock added: a change of the
+    /// templates shows here until the example is made again.
+    #[test]
+    fn the_committed_example_is_what_plugin_new_makes() {
+        let Some(root) = build_checkout() else {
+            return;
+        };
+        let dir = root.join("examples/custom-plugin");
+        let example = NewPlugin {
+            name: "custom-plugin".to_owned(),
+            world: World::Generator,
+            dir: dir.clone(),
+            sdk: SdkSource::Path(root),
+        };
+        for file in render(&example).expect("render") {
+            let committed = fs::read_to_string(dir.join(&file.path)).unwrap_or_default();
+            assert!(
+                committed == file.content,
+                "examples/custom-plugin/{} is not what `plugin new` makes now; make the example again (see docs/plugins.md)",
+                file.path.display()
+            );
+        }
+    }
+
     #[test]
     fn relative_paths_climb_to_the_common_ancestor() {
         assert_eq!(
