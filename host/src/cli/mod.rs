@@ -371,8 +371,11 @@ struct PackArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum CompressArg {
+    /// As `plugin.wasm.gz` when gzip makes it smaller, else as `plugin.wasm`.
     Auto,
+    /// Always as `plugin.wasm.gz`.
     Always,
+    /// Always as `plugin.wasm`.
     Never,
 }
 
