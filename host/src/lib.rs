@@ -9,6 +9,7 @@
 //! [`controller`] reconciles PortfolioApps, [`client`] connects to a cluster,
 //! [`leader`] lets one replica of several act, [`health`] tells the probes
 //! whether it is ready and alive, [`manifests`] installs it in a cluster,
+//! [`kit`] helps plugin authors (new, test, pack),
 //! [`operator`] runs it all, and [`dev`] runs it on an embedded emulated
 //! cluster.
 //!
@@ -28,6 +29,7 @@ pub mod events;
 pub mod failure;
 pub mod health;
 pub mod kinds;
+pub mod kit;
 pub mod leader;
 pub mod manifests;
 pub mod operator;

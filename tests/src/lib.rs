@@ -227,6 +227,11 @@ impl Harness {
             });
     }
 
+    /// The kubeconfig of the cluster, for tools such as `kubectl`.
+    pub fn kubeconfig(&self) -> &std::path::Path {
+        &self.kubeconfig
+    }
+
     /// Whether the test runs against the emulator (tests that need its control API skip otherwise).
     pub fn emulated(&self) -> bool {
         self.emulator.is_some()

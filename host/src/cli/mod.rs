@@ -1,8 +1,10 @@
 //! The command line: commands and flags (here), and what each command does
 //! (`operate` runs the operator, `print` prints objects, `plugin` works with
-//! plugins, `runtime` sets the process and the plugin runtime up, `version`
-//! says what this build is).
+//! plugins, `kit` is the plugin authoring kit (`plugin new`, `test`, `pack`),
+//! `runtime` sets the process and the plugin runtime up, `version` says what
+//! this build is).
 
+mod kit;
 mod operate;
 mod plugin;
 mod print;
@@ -281,6 +283,100 @@ enum PluginCommand {
     /// of --plugin-dir and, with --kubeconfig or --plugin-namespace, the
     /// cluster's plugin ConfigMaps, with the uploads that were refused.
     List(ListArgs),
+    /// Make a plugin crate from a template, ready to build and test.
+    New(NewArgs),
+    /// Run a component on test cases and compare what it returns with what
+    /// each case expects; exits non-zero when any case fails.
+    Test(TestArgs),
+    /// Print the ConfigMap that publishes a component, after checking it as
+    /// the operator will (`... | kubectl apply -f -`).
+    Pack(PackArgs),
+}
+
+#[derive(Debug, Args)]
+struct NewArgs {
+    /// The plugin's name (also the crate's): lower case letters, digits and '-'.
+    name: String,
+    /// Which world the plugin exports.
+    #[arg(long, value_enum)]
+    world: WorldArg,
+    /// Where to make the crate (it must not exist, or be empty) [default: ./NAME].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Take the SDK from this checkout of portfolio-operator, by path
+    /// [default: the checkout this binary was built from, when it is still there].
+    #[arg(long, value_name = "CHECKOUT", conflicts_with = "sdk_git")]
+    sdk_path: Option<PathBuf>,
+    /// Take the SDK from this git repository of portfolio-operator instead.
+    #[arg(long, value_name = "URL")]
+    sdk_git: Option<String>,
+    /// The commit or tag of --sdk-git to use [default: its default branch].
+    #[arg(long, value_name = "REV", requires = "sdk_git")]
+    sdk_rev: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WorldArg {
+    /// Turns a PortfolioApp into Kubernetes objects.
+    Generator,
+    /// Turns a DatabaseMigration into Jobs and reads their outcome.
+    MigrationStrategy,
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// The component (`.wasm`).
+    file: PathBuf,
+    /// A directory of cases (each a directory with input.yaml and
+    /// expected.yaml, or a NAME.yaml file), or one case.
+    #[arg(long, value_name = "DIR")]
+    cases: PathBuf,
+    /// Record what the plugin returns as each case's expectation.
+    #[arg(long)]
+    update: bool,
+    /// Limits of the plugin's registration (a YAML mapping, as a plugin
+    /// ConfigMap's data.limits).
+    #[arg(long, value_name = "FILE")]
+    limits: Option<PathBuf>,
+    /// Also allow this child kind, as the operator's `run --allow-kind`.
+    #[arg(long, value_name = "APIVERSION/KIND")]
+    allow_kind: Vec<portfolio_operator::kinds::ChildKind>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+struct PackArgs {
+    /// The component (`.wasm`).
+    file: PathBuf,
+    /// The plugin's settings (a YAML or JSON mapping), stored as data.settings.
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// The plugin's limits (a YAML mapping: timeoutMs, memoryMib, maxOutputKib,
+    /// maxObjects, maxLogLines, stackKib), stored as data.limits.
+    #[arg(long, value_name = "FILE")]
+    limits: Option<PathBuf>,
+    /// The plugin namespace of the operator.
+    #[arg(short = 'n', long, value_name = "NS", default_value = DEFAULT_PLUGIN_NAMESPACE)]
+    namespace: String,
+    /// The ConfigMap's name [default: the plugin's name].
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Whether to gzip the component (`auto`: when that makes it smaller).
+    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
+    compress: CompressArg,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CompressArg {
+    /// As `plugin.wasm.gz` when gzip makes it smaller, else as `plugin.wasm`.
+    Auto,
+    /// Always as `plugin.wasm.gz`.
+    Always,
+    /// Always as `plugin.wasm`.
+    Never,
 }
 
 #[derive(Debug, Args)]
@@ -399,5 +495,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin {
             command: PluginCommand::List(args),
         } => plugin::list(args).await,
+        Command::Plugin {
+            command: PluginCommand::New(args),
+        } => kit::new(args),
+        Command::Plugin {
+            command: PluginCommand::Test(args),
+        } => kit::test(args).await,
+        Command::Plugin {
+            command: PluginCommand::Pack(args),
+        } => kit::pack(args).await,
     }
 }

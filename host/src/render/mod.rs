@@ -68,8 +68,10 @@ pub struct Renderer {
 }
 
 /// A custom resource of ours, parsed.
-enum Resource {
+pub enum Resource {
+    /// A `PortfolioApp`.
     App(Box<PortfolioApp>),
+    /// A `DatabaseMigration`.
     Migration(Box<DatabaseMigration>),
 }
 
@@ -161,8 +163,9 @@ impl Renderer {
     }
 }
 
-/// One of our custom resources from JSON, with errors that name the field.
-fn parse(value: Value) -> Result<Resource, Problem> {
+/// One of our custom resources from JSON, with errors that name the field
+/// (also how `plugin test` reads a case's input).
+pub fn parse(value: Value) -> Result<Resource, Problem> {
     let Value::Object(map) = &value else {
         return Err(Problem::NotOurs(format!(
             "expected a {API_VERSION} object, found {}",

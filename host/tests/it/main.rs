@@ -23,5 +23,6 @@ mod manifests;
 mod migration_lock;
 mod ops;
 mod plugin_dir;
+mod plugin_kit;
 mod postgres;
 mod real_tools;

@@ -8,10 +8,13 @@
 //! glue in `component.rs` exists only when building for WebAssembly.
 
 // no_std: no WASI imports at all, and a smaller component (see the SDK).
-#![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
+// Only as the component: as a library of another plugin the crate is still
+// built as a cdylib too (cargo builds every crate type of a dependency), and a
+// no_std cdylib without this crate's panic handler and allocator cannot link.
+#![cfg_attr(all(target_arch = "wasm32", not(test), feature = "component"), no_std)]
 extern crate alloc;
 
-#[cfg(all(target_arch = "wasm32", not(test)))]
+#[cfg(all(target_arch = "wasm32", not(test), feature = "component"))]
 mod component;
 mod objects;
 mod settings;

@@ -11,4 +11,5 @@ mod apps;
 mod choreography;
 mod lifecycle;
 mod migrations;
+mod plugin_kit;
 mod plugins;
