@@ -126,7 +126,7 @@ pub async fn apply(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, Erro
         (_, Some(plugin)) => ctx.settled.record(settled::Record {
             app: &app,
             status: &status,
-            plugin: plugin.digest(),
+            plugin,
             gates: (&gates.migrations, gates.listed),
             observed: &outcome.acts.observed,
             applied: &outcome.acts.applied,
@@ -162,7 +162,7 @@ fn unchanged(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Option<Duratio
     ctx.settled.unchanged(&settled::Probe {
         app,
         status: &status,
-        plugin: plugin.digest(),
+        plugin: &plugin,
         gates: (&gates.migrations, gates.listed),
         observed: &observed,
     })

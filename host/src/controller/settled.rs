@@ -21,7 +21,7 @@
 //! once per resync period and when the plugin asked to be called again.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use kube::core::DynamicObject;
@@ -29,22 +29,33 @@ use portfolio_api::{PortfolioApp, PortfolioAppStatus};
 
 use super::children::Observed;
 use super::gates::GateInfo;
-use crate::plugin::{Digest, ObjectKey};
+use crate::plugin::{ObjectKey, Plugin};
 
-/// What the last reconcile of each app saw and wrote, by app uid.
-#[derive(Default)]
-pub struct Settled {
-    memo: Mutex<HashMap<String, Entry>>,
+/// What the last reconcile of each app saw and wrote, by app uid. `P` is
+/// the plugin it called (generic for the tests).
+pub struct Settled<P = Plugin> {
+    memo: Mutex<HashMap<String, Entry<P>>>,
+}
+
+impl<P> Default for Settled<P> {
+    fn default() -> Self {
+        Settled {
+            memo: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// One app's last reconcile that ended well.
-struct Entry {
+struct Entry<P> {
     /// Generation, labels, annotations and finalizers it reconciled.
     meta: MetaFacts,
     /// The status it concluded (written, or already there).
     status: PortfolioAppStatus,
-    /// Digest of the plugin it called.
-    plugin: Digest,
+    /// The plugin it called: this very registration, not only its digest
+    /// (new settings or limits for the same component are a new one). Weak,
+    /// so that an old version is not kept alive; and held, so that its
+    /// address is not reused by a new one.
+    plugin: Weak<P>,
     /// The migrations gating the app, and whether their watch had listed.
     gates: (Vec<GateInfo>, bool),
     /// Each child, with the versions that are known to it.
@@ -83,13 +94,13 @@ struct Versions {
 }
 
 /// What a finished reconcile saw and did, to remember.
-pub struct Record<'a> {
+pub struct Record<'a, P = Plugin> {
     /// The app, as the reconcile read it.
     pub app: &'a PortfolioApp,
     /// The status it concluded.
     pub status: &'a PortfolioAppStatus,
-    /// Digest of the plugin it called.
-    pub plugin: Digest,
+    /// The plugin it called.
+    pub plugin: &'a Arc<P>,
     /// The migrations gating the app, and whether their watch had listed.
     pub gates: (&'a [GateInfo], bool),
     /// The children the caches held.
@@ -103,13 +114,13 @@ pub struct Record<'a> {
 }
 
 /// What a reconcile about to run would see.
-pub struct Probe<'a> {
+pub struct Probe<'a, P = Plugin> {
     /// The app, as the cache holds it.
     pub app: &'a PortfolioApp,
     /// Its status, as the cache holds it or as last written.
     pub status: &'a PortfolioAppStatus,
-    /// Digest of the plugin it would call.
-    pub plugin: Digest,
+    /// The plugin it would call.
+    pub plugin: &'a Arc<P>,
     /// The migrations gating the app, and whether their watch has listed.
     pub gates: (&'a [GateInfo], bool),
     /// The children the caches hold.
@@ -120,9 +131,9 @@ fn version(object: &DynamicObject) -> Option<String> {
     object.metadata.resource_version.clone()
 }
 
-impl Settled {
+impl<P> Settled<P> {
     /// Remember a reconcile of the app that ended well.
-    pub fn record(&self, record: Record<'_>) {
+    pub fn record(&self, record: Record<'_, P>) {
         let Some(uid) = record.app.metadata.uid.clone() else {
             return;
         };
@@ -171,7 +182,7 @@ impl Settled {
         let entry = Entry {
             meta: MetaFacts::of(record.app),
             status: record.status.clone(),
-            plugin: record.plugin,
+            plugin: Arc::downgrade(record.plugin),
             gates: (record.gates.0.to_vec(), record.gates.1),
             children,
             until: Instant::now() + record.again_in,
@@ -182,14 +193,14 @@ impl Settled {
     /// Whether a reconcile on what `probe` shows would have the inputs of
     /// the last one, and so could change nothing; if so, how long until it
     /// must run in full anyway.
-    pub fn unchanged(&self, probe: &Probe<'_>) -> Option<Duration> {
+    pub fn unchanged(&self, probe: &Probe<'_, P>) -> Option<Duration> {
         let uid = probe.app.metadata.uid.as_deref()?;
         let memo = self.lock();
         let entry = memo.get(uid)?;
         let left = entry.until.checked_duration_since(Instant::now());
         let differs = if left.is_none() {
             Some("a full reconcile is due")
-        } else if entry.plugin != probe.plugin {
+        } else if !std::ptr::eq(entry.plugin.as_ptr(), Arc::as_ptr(probe.plugin)) {
             Some("the plugin")
         } else if entry.gates.1 != probe.gates.1 || entry.gates.0 != probe.gates.0 {
             Some("the migrations")
@@ -222,7 +233,7 @@ impl Settled {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry<P>>> {
         self.memo.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -258,7 +269,12 @@ fn children_differ(
 mod tests {
     use super::*;
     use kube::discovery::ApiResource;
-    use std::sync::Arc;
+
+    /// A plugin, as far as these tests need one.
+    type TestPlugin = &'static str;
+
+    static PLUGIN: std::sync::LazyLock<Arc<TestPlugin>> =
+        std::sync::LazyLock::new(|| Arc::new("one"));
 
     fn app() -> PortfolioApp {
         let mut app = PortfolioApp::new("shop", portfolio_api::PortfolioAppSpec::default());
@@ -296,7 +312,7 @@ mod tests {
     }
 
     fn remember(
-        settled: &Settled,
+        settled: &Settled<TestPlugin>,
         app: &PortfolioApp,
         seen: &[Observed],
         applied: &[(ObjectKey, DynamicObject)],
@@ -305,7 +321,7 @@ mod tests {
         settled.record(Record {
             app,
             status: &PortfolioAppStatus::default(),
-            plugin: Digest([1; 32]),
+            plugin: &PLUGIN,
             gates: (&[], true),
             observed: seen,
             applied,
@@ -314,13 +330,13 @@ mod tests {
         });
     }
 
-    fn probe<'a>(app: &'a PortfolioApp, observed: &'a [Observed]) -> Probe<'a> {
+    fn probe<'a>(app: &'a PortfolioApp, observed: &'a [Observed]) -> Probe<'a, TestPlugin> {
         static STATUS: std::sync::LazyLock<PortfolioAppStatus> =
             std::sync::LazyLock::new(PortfolioAppStatus::default);
         Probe {
             app,
             status: &STATUS,
-            plugin: Digest([1; 32]),
+            plugin: &PLUGIN,
             gates: (&[], true),
             observed,
         }
@@ -328,7 +344,7 @@ mod tests {
 
     #[test]
     fn the_echo_of_its_own_writes_changes_nothing() {
-        let (settled, app) = (Settled::default(), app());
+        let (settled, app) = (Settled::<TestPlugin>::default(), app());
         // Created `a`, updated `b`, deleted `c`.
         let seen = [
             observed(child("b", "1", None)),
@@ -358,7 +374,7 @@ mod tests {
 
     #[test]
     fn any_change_it_did_not_make_is_looked_at() {
-        let (settled, app) = (Settled::default(), app());
+        let (settled, app) = (Settled::<TestPlugin>::default(), app());
         let seen = [
             observed(child("a", "1", None)),
             observed(child("b", "2", None)),
@@ -388,8 +404,10 @@ mod tests {
         let mut annotated = app.clone();
         annotated.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
         assert!(settled.unchanged(&probe(&annotated, &seen)).is_none());
+        // Another registration, even of the same component (new settings).
+        let same_component = Arc::new("one");
         let other_plugin = Probe {
-            plugin: Digest([2; 32]),
+            plugin: &same_component,
             ..probe(&app, &seen)
         };
         assert!(settled.unchanged(&other_plugin).is_none());
@@ -420,7 +438,7 @@ mod tests {
 
     #[test]
     fn an_apply_that_carried_a_status_change_along_is_not_its_own() {
-        let (settled, app) = (Settled::default(), app());
+        let (settled, app) = (Settled::<TestPlugin>::default(), app());
         let seen = [observed(child(
             "d",
             "1",
@@ -454,12 +472,12 @@ mod tests {
 
     #[test]
     fn a_full_reconcile_comes_when_it_is_due() {
-        let (settled, app) = (Settled::default(), app());
+        let (settled, app) = (Settled::<TestPlugin>::default(), app());
         let seen = [observed(child("a", "1", None))];
         settled.record(Record {
             app: &app,
             status: &PortfolioAppStatus::default(),
-            plugin: Digest([1; 32]),
+            plugin: &PLUGIN,
             gates: (&[], true),
             observed: &seen,
             applied: &[],

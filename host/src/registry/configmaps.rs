@@ -167,14 +167,33 @@ pub async fn watch(
     let mut stream = watcher(api, config).default_backoff().boxed();
     let mut seen: BTreeMap<String, Digest> = BTreeMap::new();
     let mut listed: BTreeSet<String> = BTreeSet::new();
+    // The plugins found by the first list were active before this process
+    // started (or are new, and the log says so): an Event for each on every
+    // start would be a write per plugin per restart, saying nothing new.
+    // Changes seen later, relists included, are announced.
+    let mut started = false;
     while let Some(event) = stream.next().await {
         match event {
             Ok(watcher::Event::Init) => listed.clear(),
             Ok(watcher::Event::InitApply(config_map)) => {
                 listed.insert(key_of(&config_map));
-                refresh(&config_map, &runtime, &registry, &recorder, &mut seen).await;
+                let announce = if started {
+                    Announce::Changes
+                } else {
+                    Announce::Refusals
+                };
+                refresh(
+                    &config_map,
+                    &runtime,
+                    &registry,
+                    &recorder,
+                    &mut seen,
+                    announce,
+                )
+                .await;
             }
             Ok(watcher::Event::InitDone) => {
+                started = true;
                 // Gone while the watch was down.
                 for key in seen
                     .keys()
@@ -187,7 +206,15 @@ pub async fn watch(
                 }
             }
             Ok(watcher::Event::Apply(config_map)) => {
-                refresh(&config_map, &runtime, &registry, &recorder, &mut seen).await;
+                refresh(
+                    &config_map,
+                    &runtime,
+                    &registry,
+                    &recorder,
+                    &mut seen,
+                    Announce::Changes,
+                )
+                .await;
             }
             Ok(watcher::Event::Delete(config_map)) => {
                 let key = key_of(&config_map);
@@ -209,12 +236,22 @@ fn key_of(config_map: &ConfigMap) -> String {
     )
 }
 
+/// Which outcomes of loading a ConfigMap get an Event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Announce {
+    /// Activations and refusals: a change seen while running.
+    Changes,
+    /// Refusals only (activations are logged): what was there at start.
+    Refusals,
+}
+
 async fn refresh(
     config_map: &ConfigMap,
     runtime: &Runtime,
     registry: &Registry,
     recorder: &Recorder,
     seen: &mut BTreeMap<String, Digest>,
+    announce: Announce,
 ) {
     let key = key_of(config_map);
     // Unchanged content (a label edit, a resync) is not loaded again.
@@ -232,14 +269,18 @@ async fn refresh(
         Ok(plugin) => {
             let message = format!("{} ({}) is active", plugin.id(), plugin.digest());
             registry.activate(SourceKind::ConfigMap, &key, plugin);
-            publish(
-                recorder,
-                config_map,
-                Severity::Normal,
-                "PluginActivated",
-                &message,
-            )
-            .await;
+            if announce == Announce::Changes {
+                publish(
+                    recorder,
+                    config_map,
+                    Severity::Normal,
+                    "PluginActivated",
+                    &message,
+                )
+                .await;
+            } else {
+                tracing::info!(config_map = %key, "{message} (found at start)");
+            }
         }
         Err(error) => {
             registry.reject(SourceKind::ConfigMap, &key, &error);
