@@ -350,6 +350,18 @@ const HPA: &[Field] = &[
     f(2, "spec", Kind::Msg(HPA_SPEC)),
 ];
 
+const PRECONDITIONS: &[Field] = &[f(1, "uid", Kind::Str), f(2, "resourceVersion", Kind::Str)];
+/// meta/v1 `DeleteOptions` (the body of a delete; client-go sends it as protobuf for the
+/// built-in kinds, e.g. Helm purging its release Secrets). Set pointers arrive even when
+/// zero: a grace period of 0 means "now", `orphanDependents: false` means "do not".
+const DELETE_OPTIONS: &[Field] = &[
+    k(1, "gracePeriodSeconds", Kind::Int),
+    f(2, "preconditions", Kind::Msg(PRECONDITIONS)),
+    k(3, "orphanDependents", Kind::Bool),
+    f(4, "propagationPolicy", Kind::Str),
+    rep(5, "dryRun", Kind::Str),
+];
+
 const TYPE_META: &[Field] = &[f(1, "apiVersion", Kind::Str), f(2, "kind", Kind::Str)];
 /// `runtime.Unknown`, the envelope of every payload.
 pub(super) const UNKNOWN: &[Field] = &[
@@ -372,6 +384,9 @@ pub(super) fn message_of(api_version: &str, kind: &str) -> Option<&'static [Fiel
         ("batch/v1", "Job") => JOB,
         ("batch/v1", "CronJob") => CRON_JOB,
         ("autoscaling/v2", "HorizontalPodAutoscaler") => HPA,
+        // Registered in every group version (metav1.AddToGroupVersion): the client
+        // encodes it under the version of the resource it deletes.
+        (_, "DeleteOptions") => DELETE_OPTIONS,
         _ => return None,
     })
 }

@@ -1,6 +1,7 @@
 //! Decoding of Kubernetes' protobuf request bodies for the kinds kubectl's typed subcommands
 //! create (`kubectl create namespace|configmap|secret|serviceaccount|deployment|job|cronjob|
-//! service`, `kubectl run`, `kubectl expose`, `kubectl autoscale`).
+//! service`, `kubectl run`, `kubectl expose`, `kubectl autoscale`), and the DeleteOptions
+//! client-go sends with deletes of built-in kinds (Helm's `uninstall`).
 //!
 //! A hand-written reader with per-kind field tables keeps this small; the tables hold the
 //! fields those commands set (field numbers from Kubernetes' `generated.proto`); kinds outside
@@ -104,7 +105,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         .to_string();
     let Some(fields) = message_of(&api_version, &kind) else {
         return Err(format!(
-            "the emulator decodes protobuf only for v1 Namespace, ConfigMap, Secret, ServiceAccount, Pod and Service, apps/v1 Deployment, batch/v1 Job and CronJob and autoscaling/v2 HorizontalPodAutoscaler, not {api_version} {kind}; send JSON"
+            "the emulator decodes protobuf only for v1 Namespace, ConfigMap, Secret, ServiceAccount, Pod and Service, apps/v1 Deployment, batch/v1 Job and CronJob, autoscaling/v2 HorizontalPodAutoscaler and DeleteOptions, not {api_version} {kind}; send JSON"
         ));
     };
     let raw = envelope
@@ -222,6 +223,34 @@ mod tests {
             json!({"name": "E", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}})
         );
         assert_eq!(v["spec"]["template"]["spec"]["securityContext"], json!({}));
+    }
+
+    #[test]
+    fn decodes_delete_options_keeping_meaningful_zeros() {
+        let preconditions = [field(1, 2, b"u-1"), field(2, 2, b"42")].concat();
+        let raw = [
+            field(1, 0, &[0]),
+            field(2, 2, &preconditions),
+            field(3, 0, &[0]),
+            field(4, 2, b"Foreground"),
+            field(5, 2, b"All"),
+            // A field of a newer Kubernetes is skipped.
+            field(6, 0, &[1]),
+        ]
+        .concat();
+        let v = decode(&envelope("v1", "DeleteOptions", &raw)).unwrap();
+        assert_eq!(
+            v,
+            json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                "preconditions": {"uid": "u-1", "resourceVersion": "42"},
+                "orphanDependents": false, "propagationPolicy": "Foreground", "dryRun": ["All"]})
+        );
+        // Unset fields stay unset: the server's defaults apply.
+        let v = decode(&envelope("meta.k8s.io/v1", "DeleteOptions", b"")).unwrap();
+        assert_eq!(
+            v,
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions"})
+        );
     }
 
     #[test]

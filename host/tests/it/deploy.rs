@@ -887,10 +887,27 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart_keeping_the_crds() {
         .expect("Deployment");
     assert_eq!(upgraded.spec.and_then(|s| s.replicas), Some(3));
 
-    // --keep-history: purging the release record sends DeleteOptions as
-    // protobuf, which the emulator does not decode (yet); the objects'
-    // deletions are what this checks.
-    helm(&["uninstall", "portfolio-operator", "--keep-history"]);
+    // Purging the release records: client-go sends their deletes'
+    // DeleteOptions as protobuf.
+    let releases: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), NAMESPACE);
+    let owned_by_helm = kube::api::ListParams::default().labels("owner=helm");
+    let before = releases.list(&owned_by_helm).await.expect("list Secrets");
+    assert!(
+        !before.items.is_empty(),
+        "Helm keeps its releases in Secrets"
+    );
+    helm(&["uninstall", "portfolio-operator"]);
+    let after = releases.list(&owned_by_helm).await.expect("list Secrets");
+    assert!(
+        after.items.is_empty(),
+        "the release records are purged: {:?}",
+        after
+            .items
+            .iter()
+            .map(|s| &s.metadata.name)
+            .collect::<Vec<_>>()
+    );
     let left = deployments
         .get_opt("portfolio-operator")
         .await
