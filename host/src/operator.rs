@@ -216,6 +216,10 @@ async fn lead(
         instance: Some(options.instance.clone()),
     };
     let configmaps = options.plugin_namespace.clone().map(|namespace| {
+        // Reconciles wait for its first list (at most this long): an app
+        // whose plugin is in a ConfigMap would otherwise be reported
+        // without it right after a start.
+        registry.expect_source(std::time::Duration::from_secs(30));
         tokio::spawn(registry::configmaps::watch(
             client.clone(),
             namespace,

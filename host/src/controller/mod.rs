@@ -209,6 +209,7 @@ async fn reconcile_inner(watched: Arc<WatchedApp>, ctx: Arc<Context>) -> Result<
     // watches have listed would re-apply what is already there.
     ctx.children.wait_until_ready(CHILD_SYNC_TIMEOUT).await;
     ctx.migrations.wait_until_listed(CHILD_SYNC_TIMEOUT).await;
+    ctx.registry.wait_sources_listed().await;
     let started = Instant::now();
     let key = ObjectRef::from_obj(&*watched);
     let result = match &watched.parsed {

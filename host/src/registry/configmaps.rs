@@ -193,6 +193,9 @@ pub async fn watch(
                 .await;
             }
             Ok(watcher::Event::InitDone) => {
+                if !started {
+                    registry.source_listed();
+                }
                 started = true;
                 // Gone while the watch was down.
                 for key in seen

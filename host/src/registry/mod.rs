@@ -211,6 +211,10 @@ pub struct Registry {
     rejections: RwLock<BTreeMap<(SourceKind, String), Rejection>>,
     on_reject: Option<RejectHook>,
     events: broadcast::Sender<RegistryEvent>,
+    /// Sources that have not listed their plugins yet, and how long
+    /// reconciles wait for them at most.
+    unlisted: tokio::sync::watch::Sender<usize>,
+    unlisted_until: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Default for Registry {
@@ -227,6 +231,47 @@ impl Registry {
             rejections: RwLock::new(BTreeMap::new()),
             on_reject: None,
             events: broadcast::channel(256).0,
+            unlisted: tokio::sync::watch::channel(0).0,
+            unlisted_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A source whose first list is coming (the plugin ConfigMaps): until
+    /// it calls [`Registry::source_listed`], [`Registry::wait_sources_listed`]
+    /// waits, at most `patience` from now. Otherwise the first reconciles
+    /// after a start would find an app's plugin missing, report
+    /// `PluginNotFound`, and report it fixed a moment later.
+    pub fn expect_source(&self, patience: std::time::Duration) {
+        self.unlisted.send_modify(|n| *n += 1);
+        let mut until = self
+            .unlisted_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let deadline = tokio::time::Instant::now() + patience;
+        *until = Some(until.map_or(deadline, |d| d.max(deadline)));
+    }
+
+    /// A source announced by [`Registry::expect_source`] has listed its plugins.
+    pub fn source_listed(&self) {
+        self.unlisted.send_modify(|n| *n = n.saturating_sub(1));
+    }
+
+    /// Wait until every expected source has listed its plugins, or its patience is out.
+    pub async fn wait_sources_listed(&self) {
+        let mut unlisted = self.unlisted.subscribe();
+        let Some(deadline) = *self
+            .unlisted_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        else {
+            return;
+        };
+        if tokio::time::timeout_at(deadline, unlisted.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+            && *unlisted.borrow() > 0
+        {
+            tracing::debug!("the plugin sources have not listed yet; reconciling without them");
         }
     }
 

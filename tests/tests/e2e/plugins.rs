@@ -328,3 +328,68 @@ async fn an_allowed_kind_is_applied_watched_pruned_and_granted() {
     assert!(message.contains("as autoscaling/v2"), "{message}");
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_announces_no_plugin_again_and_writes_nothing() {
+    let mut h = Harness::new("restart-plugins").await;
+    if !h.emulated() {
+        eprintln!("skipped: counts requests as the emulator sees them");
+        return h.cleanup().await;
+    }
+    // Published before the operator starts: found by its first list, as
+    // after any restart.
+    publish(&h, "hostile", component("hostile"), "greeting: one").await;
+    h.apply_yaml(&hostile_app("user", json!({"mode": "settings"})))
+        .await;
+    h.start_operator().await;
+    h.await_condition("user", "Ready", "True", None).await;
+    // Let the last status writes land.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.stop_operator().await;
+
+    h.forget_operator_requests();
+    h.start_operator().await;
+    let metrics = std::sync::Arc::clone(&h.metrics);
+    h.eventually("the new operator reconciled the app", || async {
+        let text = metrics.encode();
+        let count: u64 = text
+            .lines()
+            .find(|l| l.starts_with("portfolio_reconciles_total{result=\"ok\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        (count >= 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let writes: Vec<(String, usize)> = h
+        .operator_requests()
+        .into_iter()
+        .filter(|(request, _)| {
+            ["create ", "update ", "patch ", "delete "]
+                .iter()
+                .any(|verb| request.starts_with(verb))
+        })
+        // Leadership is renewed whatever the apps do.
+        .filter(|(request, _)| !request.ends_with(" coordination.k8s.io/leases"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "a restart against a converged app and an unchanged plugin writes nothing: {writes:?}"
+    );
+    let events = h
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .expect("list Events");
+    let announced: Vec<_> = events
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("PluginActivated"))
+        .collect();
+    assert!(
+        announced.is_empty(),
+        "a plugin found at start is logged, not announced: {announced:?}"
+    );
+    h.cleanup().await;
+}

@@ -359,6 +359,8 @@ async fn reconcile_traced(
         "reconcile",
         migration = %format!("{}/{}", migration.namespace().unwrap_or_default(), migration.name_any())
     );
+    // A strategy published in a ConfigMap is known once that source has listed.
+    ctx.registry.wait_sources_listed().await;
     let started = std::time::Instant::now();
     let key = ObjectRef::from_obj(&*migration);
     let result = reconcile::reconcile(migration, &ctx).instrument(span).await;
