@@ -364,6 +364,22 @@ impl Harness {
         }
     }
 
+    /// Wait until the running operator has ended `n` reconciles well.
+    pub async fn await_reconciles_ok(&self, n: u64) {
+        let metrics = Arc::clone(&self.metrics);
+        self.eventually(&format!("{n} reconciles ended well"), || async {
+            let count: u64 = metrics
+                .encode()
+                .lines()
+                .find(|l| l.starts_with("portfolio_reconciles_total{result=\"ok\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            (count >= n).then_some(())
+        })
+        .await;
+    }
+
     /// The PortfolioApp API of the test's namespace.
     pub fn apps(&self) -> Api<PortfolioApp> {
         Api::namespaced(self.client.clone(), &self.namespace)

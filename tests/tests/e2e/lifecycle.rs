@@ -297,18 +297,7 @@ async fn a_restarted_operator_writes_nothing_for_converged_apps() {
     h.stop_operator().await;
 
     h.start_operator().await;
-    let metrics = std::sync::Arc::clone(&h.metrics);
-    h.eventually("the new operator reconciled every app", || async {
-        let text = metrics.encode();
-        let count: u64 = text
-            .lines()
-            .find(|l| l.starts_with("portfolio_reconciles_total{result=\"ok\"}"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        (count >= 3).then_some(())
-    })
-    .await;
+    h.await_reconciles_ok(3).await;
     assert_eq!(
         h.metrics.writes(),
         0,

@@ -349,18 +349,7 @@ async fn a_restart_announces_no_plugin_again_and_writes_nothing() {
 
     h.forget_operator_requests();
     h.start_operator().await;
-    let metrics = std::sync::Arc::clone(&h.metrics);
-    h.eventually("the new operator reconciled the app", || async {
-        let text = metrics.encode();
-        let count: u64 = text
-            .lines()
-            .find(|l| l.starts_with("portfolio_reconciles_total{result=\"ok\"}"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        (count >= 1).then_some(())
-    })
-    .await;
+    h.await_reconciles_ok(1).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let writes: Vec<(String, usize)> = h
         .operator_requests()
