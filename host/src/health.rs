@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::ListParams;
 use kube::core::ApiResource;
 use portfolio_api::PortfolioApp;
 
@@ -253,25 +253,25 @@ impl Health {
     }
 
     /// Keep the CRD check current until the task is aborted: list
-    /// PortfolioApps (in `namespace`, or everywhere), as the controller does.
+    /// PortfolioApps in each watched namespace (or everywhere, when
+    /// `namespaces` is empty), as the controller does.
     pub fn keep_checking_crds(
         self: &Arc<Self>,
         client: kube::Client,
-        namespace: Option<String>,
+        namespaces: Vec<String>,
     ) -> tokio::task::JoinHandle<()> {
         let health = Arc::clone(self);
         let resource = ApiResource::erase::<PortfolioApp>(&());
         // Untyped: an app that does not parse must not fail the check.
-        let apps: Api<DynamicObject> = match &namespace {
-            Some(namespace) => Api::namespaced_with(client, namespace, &resource),
-            None => Api::all_with(client, &resource),
-        };
+        let apis = crate::controller::scope::dynamic_apis(&client, &namespaces, &resource);
         tokio::spawn(async move {
             loop {
-                let listed = tokio::time::timeout(
-                    CRD_CHECK_TIMEOUT,
-                    apps.list(&ListParams::default().limit(1)),
-                )
+                let listed = tokio::time::timeout(CRD_CHECK_TIMEOUT, async {
+                    for (_, apps) in &apis {
+                        apps.list(&ListParams::default().limit(1)).await?;
+                    }
+                    Ok::<_, kube::Error>(())
+                })
                 .await;
                 health.crds_checked(match listed {
                     Ok(Ok(_)) => Ok(()),

@@ -17,8 +17,8 @@ pub struct InstallOptions {
     pub image: String,
     /// The operator's namespace: its pods, its Lease and the plugin ConfigMaps.
     pub namespace: String,
-    /// Watch PortfolioApps in this namespace only; none for all namespaces.
-    pub watch_namespace: Option<String>,
+    /// Watch PortfolioApps in these namespaces only; empty for all namespaces.
+    pub watch_namespaces: Vec<String>,
     /// Replicas; one leads, the others stand by.
     pub replicas: u16,
     /// The child kinds plugins may create (`--allow-kind` adds to the
@@ -43,7 +43,7 @@ impl InstallOptions {
         InstallOptions {
             image: image.into(),
             namespace: DEFAULT_NAMESPACE.to_owned(),
-            watch_namespace: None,
+            watch_namespaces: Vec::new(),
             replicas: 2,
             kinds: ChildKinds::default(),
             plugin_namespace: None,
@@ -56,6 +56,23 @@ impl InstallOptions {
 /// The operator's namespace unless told otherwise; also where `run` reads
 /// plugin ConfigMaps by default.
 pub const DEFAULT_NAMESPACE: &str = "portfolio-system";
+
+/// Name of the RoleBinding that grants the operator a watched namespace.
+pub const WATCH_BINDING: &str = "portfolio-operator-watch";
+
+/// The watched namespaces, each once and sorted; refused if one is not a
+/// namespace name.
+fn watched_namespaces(options: &InstallOptions) -> Result<Vec<String>, InstallError> {
+    let mut watched = options.watch_namespaces.clone();
+    if let Some(bad) = watched.iter().find(|ns| !crate::plugin::is_dns_label(ns)) {
+        return Err(InstallError(format!(
+            "--watch-namespace: {bad:?} is not a namespace name"
+        )));
+    }
+    watched.sort();
+    watched.dedup();
+    Ok(watched)
+}
 
 /// The options cannot make a working installation.
 #[derive(Debug, thiserror::Error)]
@@ -213,15 +230,23 @@ pub fn objects(options: &InstallOptions) -> Result<Vec<Value>, InstallError> {
     ];
     let role_ref =
         json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME});
-    objects.push(match &options.watch_namespace {
-        None => json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                       "metadata": {"name": NAME, "labels": labels()},
-                       "roleRef": role_ref, "subjects": subject}),
-        // The same rules, granted in the one namespace it watches.
-        Some(watched) => json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                                "metadata": {"name": NAME, "namespace": watched, "labels": labels()},
-                                "roleRef": role_ref, "subjects": subject}),
-    });
+    let watched = watched_namespaces(options)?;
+    if watched.is_empty() {
+        objects.push(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                   "metadata": {"name": NAME, "labels": labels()},
+                   "roleRef": role_ref, "subjects": subject}),
+        );
+    }
+    // The same rules, granted in each namespace it watches. Named apart from
+    // the Role's binding, which a watched namespace may hold as well.
+    for namespace in &watched {
+        objects.push(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                   "metadata": {"name": WATCH_BINDING, "namespace": namespace, "labels": labels()},
+                   "roleRef": role_ref, "subjects": subject}),
+        );
+    }
     let own_rules = match plugin_ns {
         None => own_namespace_rules(),
         Some(_) => lease_rules(),
@@ -256,9 +281,9 @@ pub fn objects(options: &InstallOptions) -> Result<Vec<Value>, InstallError> {
         "--plugin-cache-dir".into(),
         "/var/cache/portfolio-operator".into(),
     ]);
-    if let Some(watched) = &options.watch_namespace {
+    if !watched.is_empty() {
         args.push("--namespace".into());
-        args.push(watched.clone());
+        args.push(watched.join(","));
     }
     for kind in options.kinds.added() {
         args.push("--allow-kind".into());
@@ -442,26 +467,65 @@ mod tests {
     }
 
     #[test]
-    fn one_watched_namespace_is_granted_by_a_role_binding() {
+    fn each_watched_namespace_is_granted_by_a_role_binding() {
         let all = objects(&options()).expect("objects");
         assert!(all.iter().any(|o| o["kind"] == "ClusterRoleBinding"));
+        // The operator's own namespace may be watched too: its binding of the
+        // watch rules must not take the name of its Role's binding.
         let scoped = objects(&InstallOptions {
-            watch_namespace: Some("shop".into()),
+            watch_namespaces: vec![
+                "shop".into(),
+                DEFAULT_NAMESPACE.into(),
+                "cart".into(),
+                "shop".into(),
+            ],
             ..options()
         })
         .expect("objects");
         assert!(!scoped.iter().any(|o| o["kind"] == "ClusterRoleBinding"));
-        let binding = scoped
+        let mut granted: Vec<&str> = scoped
             .iter()
-            .find(|o| o["kind"] == "RoleBinding" && o["metadata"]["namespace"] == "shop")
-            .expect("binding in the watched namespace");
-        assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+            .filter(|o| o["kind"] == "RoleBinding" && o["roleRef"]["kind"] == "ClusterRole")
+            .map(|o| {
+                assert_eq!(o["metadata"]["name"], WATCH_BINDING);
+                o["metadata"]["namespace"].as_str().expect("namespace")
+            })
+            .collect();
+        granted.sort();
+        assert_eq!(granted, ["cart", DEFAULT_NAMESPACE, "shop"]);
+        let mut identities: Vec<String> = scoped
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}/{}",
+                    o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]
+                )
+            })
+            .collect();
+        let count = identities.len();
+        identities.sort();
+        identities.dedup();
+        assert_eq!(identities.len(), count, "no two objects share a name");
         let deployment = scoped
             .iter()
             .find(|o| o["kind"] == "Deployment")
             .expect("deployment");
         let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
-        assert!(args.contains(r#""--namespace","shop""#), "{args}");
+        assert!(
+            args.contains(&format!(r#""--namespace","cart,{DEFAULT_NAMESPACE},shop""#)),
+            "{args}"
+        );
+        let error = objects(&InstallOptions {
+            watch_namespaces: vec!["Shop".into()],
+            ..options()
+        })
+        .expect_err("not a namespace name");
+        assert!(
+            error
+                .to_string()
+                .contains(r#""Shop" is not a namespace name"#),
+            "{error}"
+        );
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub async fn run_with_health(
         }
         None => None,
     };
-    let crds = health.keep_checking_crds(client.clone(), options.controller.namespace.clone());
+    let crds = health.keep_checking_crds(client.clone(), options.controller.namespaces.clone());
     let result = start(&options, client, runtime, metrics, &health, shutdown).await;
     if let Err(StartError::Leader(error)) = &result {
         health.leadership_lost(error.to_string());
@@ -229,7 +229,7 @@ async fn lead(
         ))
     });
     tracing::info!(
-        namespace = options.controller.namespace.as_deref().unwrap_or("(all)"),
+        namespaces = %controller::scope::describe(&options.controller.namespaces),
         plugins = registry.entries().len(),
         "operator started"
     );

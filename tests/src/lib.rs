@@ -45,6 +45,10 @@ pub struct Harness {
     kubeconfig: PathBuf,
     /// The test's own namespace.
     pub namespace: String,
+    /// More namespaces the operator watches besides [`Harness::namespace`].
+    also_watched: Vec<String>,
+    /// Every namespace the test made besides its own (deleted at cleanup).
+    others: Vec<String>,
     /// Counters of the running (or last) operator.
     pub metrics: Arc<Metrics>,
     operator: Option<(
@@ -91,19 +95,26 @@ impl emulator::http::RequestHook for RbacRecorder {
 
 impl RbacRecorder {
     /// Requests the rules `manifests` grants would refuse, for an operator
-    /// that watches and lives in `namespace`.
-    fn denied(&self, namespace: &str) -> Vec<String> {
+    /// that lives in `namespace` and watches it and `also_watched`.
+    fn denied(&self, namespace: &str, also_watched: &[String]) -> Vec<String> {
         use portfolio_operator::manifests::{allows, app_rules, own_namespace_rules};
-        let mut rules = app_rules(&self.kinds);
-        rules.extend(own_namespace_rules());
+        let watched = app_rules(&self.kinds);
+        let mut own = watched.clone();
+        own.extend(own_namespace_rules());
         let mut denied: Vec<String> = self
             .seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|r| {
-                r.namespace != namespace
-                    || !allows(&rules, &r.verb, &r.group, &r.resource, &r.subresource)
+                let rules = if r.namespace == namespace {
+                    &own
+                } else if also_watched.contains(&r.namespace) {
+                    &watched
+                } else {
+                    return true;
+                };
+                !allows(rules, &r.verb, &r.group, &r.resource, &r.subresource)
             })
             .map(|r| {
                 format!(
@@ -179,12 +190,41 @@ impl Harness {
             client,
             kubeconfig,
             namespace,
+            also_watched: Vec::new(),
+            others: Vec::new(),
             metrics: Arc::new(Metrics::new()),
             operator: None,
             rbac: None,
             workloads: simulated,
             job_driver: None,
         }
+    }
+
+    /// Create another namespace, `<namespace>-<suffix>`, for the test; the
+    /// operator watches it too (with the rules of a watched namespace only)
+    /// when `watched`. Call it before starting the operator.
+    pub async fn another_namespace(&mut self, suffix: &str, watched: bool) -> String {
+        let name = format!("{}-{suffix}", self.namespace);
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let object: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+                .expect("namespace");
+        namespaces
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create namespace");
+        self.others.push(name.clone());
+        if watched {
+            self.also_watched.push(name.clone());
+        }
+        name
+    }
+
+    /// Every namespace the operator watches.
+    fn watched(&self) -> Vec<String> {
+        let mut watched = vec![self.namespace.clone()];
+        watched.extend(self.also_watched.iter().cloned());
+        watched
     }
 
     /// Whether Jobs and Deployments run by themselves: on the emulator's
@@ -276,7 +316,7 @@ impl Harness {
         .expect("runtime");
         let options = OperatorOptions {
             controller: ControllerConfig {
-                namespace: Some(self.namespace.clone()),
+                namespaces: self.watched(),
                 cleanup_timeout: Duration::from_secs(60),
                 max_backoff: Duration::from_secs(4),
                 ..ControllerConfig::default()
@@ -288,7 +328,7 @@ impl Harness {
             instance: format!("e2e-{}", self.namespace),
             leader_election: Some(leader_election),
             migrations: MigrationConfig {
-                namespace: Some(self.namespace.clone()),
+                namespaces: self.watched(),
                 lock_namespace: self.namespace.clone(),
                 retry_backoff: Duration::from_millis(500),
                 max_retry_backoff: Duration::from_secs(2),
@@ -321,7 +361,7 @@ impl Harness {
         }
         if let Some(recorder) = &self.rbac {
             assert!(recorder.count() > 0, "no request of the operator was seen");
-            let denied = recorder.denied(&self.namespace);
+            let denied = recorder.denied(&self.namespace, &self.also_watched);
             assert!(
                 denied.is_empty(),
                 "the operator's RBAC (portfolio-operator manifests) does not allow:\n{}",
@@ -350,6 +390,23 @@ impl Harness {
             }
         }
         counts
+    }
+
+    /// On the emulator: the namespaces the operator's requests so far were
+    /// made in (`""` for requests outside any namespace).
+    pub fn operator_request_namespaces(&self) -> std::collections::BTreeSet<String> {
+        self.rbac
+            .iter()
+            .flat_map(|recorder| {
+                recorder
+                    .seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|r| r.namespace.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// On the emulator: forget the requests recorded so far (the RBAC check
@@ -468,9 +525,9 @@ impl Harness {
         self.stop_operator().await;
         if self.emulator.is_none() {
             let namespaces: Api<Namespace> = Api::all(self.client.clone());
-            let _ = namespaces
-                .delete(&self.namespace, &DeleteParams::default())
-                .await;
+            for namespace in std::iter::once(&self.namespace).chain(&self.others) {
+                let _ = namespaces.delete(namespace, &DeleteParams::default()).await;
+            }
         }
     }
 }

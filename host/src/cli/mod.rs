@@ -76,9 +76,10 @@ struct RunArgs {
     /// Kubeconfig to use; otherwise KUBECONFIG, ~/.kube/config, or the in-cluster config.
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
-    /// Watch PortfolioApps in this namespace only [default: all namespaces].
-    #[arg(long, short = 'n', value_name = "NS")]
-    namespace: Option<String>,
+    /// Watch PortfolioApps and DatabaseMigrations in these namespaces only
+    /// (repeat it, or separate them with commas) [default: all namespaces].
+    #[arg(long, short = 'n', value_name = "NS", value_delimiter = ',', value_parser = namespace_name)]
+    namespace: Vec<String>,
     /// Load plugins from ConfigMaps labelled portfolio.dev/plugin=true in this namespace.
     #[arg(
         long,
@@ -145,9 +146,11 @@ struct ManifestsArgs {
     /// The operator's namespace: its pods, its Lease and the plugin ConfigMaps.
     #[arg(long, value_name = "NS", default_value = DEFAULT_PLUGIN_NAMESPACE)]
     namespace: String,
-    /// Watch PortfolioApps in this namespace only [default: all namespaces].
-    #[arg(long, value_name = "NS")]
-    watch_namespace: Option<String>,
+    /// Watch PortfolioApps in these namespaces only, each granted by a
+    /// RoleBinding there (repeat it, or separate them with commas)
+    /// [default: all namespaces, granted by a ClusterRoleBinding].
+    #[arg(long, value_name = "NS", value_delimiter = ',', value_parser = namespace_name)]
+    watch_namespace: Vec<String>,
     /// Read plugin ConfigMaps from this namespace (it must exist) [default: --namespace].
     #[arg(long, value_name = "NS")]
     plugin_namespace: Option<String>,
@@ -504,5 +507,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin {
             command: PluginCommand::Pack(args),
         } => kit::pack(args).await,
+    }
+}
+
+/// A namespace name as Kubernetes allows it: a DNS-1123 label.
+fn namespace_name(text: &str) -> Result<String, String> {
+    if portfolio_operator::plugin::is_dns_label(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a namespace name: lower case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit"
+        ))
     }
 }

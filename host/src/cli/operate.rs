@@ -53,7 +53,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| args.plugin_namespace.clone());
     let options = portfolio_operator::operator::OperatorOptions {
         controller: portfolio_operator::controller::ControllerConfig {
-            namespace: args.namespace.clone(),
+            namespaces: watched_namespaces(&args.namespace),
             max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
             cleanup_timeout: Duration::from_secs(args.cleanup_timeout_seconds),
             ..Default::default()
@@ -68,7 +68,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
             lock_namespace: migration_lock_namespace,
             retry_backoff: Duration::from_secs(args.migration_retry_backoff_seconds.max(1)),
             max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
-            namespace: args.namespace,
+            namespaces: watched_namespaces(&args.namespace),
             ..Default::default()
         },
     };
@@ -93,4 +93,13 @@ pub(super) async fn dev(args: DevArgs) -> anyhow::Result<()> {
     portfolio_operator::dev::run(options, runtime, shutdown_signal(), std::io::stdout())
         .await
         .context("dev stopped")
+}
+
+/// The namespaces of `--namespace`, each once, in order: the watches and
+/// the log name each once.
+fn watched_namespaces(given: &[String]) -> Vec<String> {
+    let mut namespaces = given.to_vec();
+    namespaces.sort();
+    namespaces.dedup();
+    namespaces
 }

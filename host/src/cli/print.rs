@@ -46,7 +46,7 @@ pub(super) fn manifests(args: ManifestsArgs) -> anyhow::Result<()> {
     }
     let objects = portfolio_operator::manifests::objects(&InstallOptions {
         namespace: args.namespace,
-        watch_namespace: args.watch_namespace,
+        watch_namespaces: args.watch_namespace,
         replicas: args.replicas,
         kinds,
         plugin_namespace: args.plugin_namespace,

@@ -246,6 +246,20 @@ impl ChildWriter {
     }
 }
 
+impl super::scope::Cache<DynamicObject> for ChildWriter {
+    fn apply(&mut self, event: &watcher::Event<DynamicObject>) {
+        ChildWriter::apply(self, event);
+    }
+
+    fn held(&self, namespace: Option<&str>) -> Vec<Arc<DynamicObject>> {
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        match namespace {
+            Some(namespace) => index.in_namespace(namespace).cloned().collect(),
+            None => index.by_name.values().cloned().collect(),
+        }
+    }
+}
+
 /// An observed child: its kind and the object.
 #[derive(Clone, Debug)]
 pub struct Observed {

@@ -20,6 +20,7 @@ pub mod decide;
 pub mod gates;
 pub mod metrics;
 pub mod migration;
+pub mod scope;
 pub mod settled;
 pub mod status;
 pub mod watched;
@@ -28,8 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
-use kube::api::Api;
+use futures::StreamExt;
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Controller};
@@ -50,8 +50,8 @@ use watched::WatchedApp;
 /// How the controller behaves.
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
-    /// Watch apps in this namespace only; all namespaces when `None`.
-    pub namespace: Option<String>,
+    /// Watch apps in these namespaces only; all namespaces when empty.
+    pub namespaces: Vec<String>,
     /// Apps reconciled at once.
     pub max_concurrent_reconciles: u16,
     /// How long a deletion's cleanup may take before it is reported stuck.
@@ -63,7 +63,7 @@ pub struct ControllerConfig {
 impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig {
-            namespace: None,
+            namespaces: Vec::new(),
             max_concurrent_reconciles: 8,
             cleanup_timeout: Duration::from_secs(15 * 60),
             max_backoff: Duration::from_secs(5 * 60),
@@ -357,6 +357,28 @@ pub(crate) fn receiver_stream<T>(
     })
 }
 
+/// The slimmed watch of `resource` in each of `namespaces` (see [`scope`]).
+fn untyped_watches(
+    client: &kube::Client,
+    namespaces: &scope::Namespaces,
+    resource: &ApiResource,
+    config: &watcher::Config,
+) -> Vec<(
+    String,
+    impl futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + use<>,
+)> {
+    scope::dynamic_apis(client, namespaces, resource)
+        .into_iter()
+        .map(|(namespace, api)| {
+            let stream = watcher(api, config.clone())
+                .default_backoff()
+                .modify(children::slim);
+            let stream = scope::logged(stream, resource.kind.clone(), namespace.clone());
+            (namespace, stream)
+        })
+        .collect()
+}
+
 /// Everything the controller needs besides its context.
 pub struct Setup {
     /// The API client.
@@ -389,10 +411,6 @@ pub async fn run(
         reporter,
         health,
     } = setup;
-    let apps: Api<WatchedApp> = match &config.namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
-    };
     let child_config = watcher::Config::default().labels(&children::managed_selector());
 
     // The apps' reflector is ours, not the controller's own, so that its
@@ -404,8 +422,15 @@ pub async fn run(
     let (apps_listed_tx, mut apps_listed) = tokio::sync::watch::channel(false);
     let settled = Arc::new(settled::Settled::default());
     let forget = Arc::clone(&settled);
-    let app_stream = watcher(apps, watcher::Config::default())
-        .default_backoff()
+    let app_watches = scope::apis::<WatchedApp>(&client, &config.namespaces)
+        .into_iter()
+        .map(|(namespace, api)| {
+            let stream = watcher(api, watcher::Config::default()).default_backoff();
+            let stream = scope::logged(stream, "PortfolioApp".into(), namespace.clone());
+            (namespace, stream)
+        })
+        .collect();
+    let app_stream = scope::reflect(app_watches, app_writer)
         .inspect(move |event| match event {
             Ok(watcher::Event::InitDone) => {
                 apps_listed_tx.send_replace(true);
@@ -418,38 +443,34 @@ pub async fn run(
             }
             _ => {}
         })
-        .reflect(app_writer)
         .applied_objects();
     let mut controller = Controller::for_stream(app_stream, app_reader);
     let resources: Vec<ApiResource> = policy.kinds().iter().map(|k| k.resource()).collect();
     let (child_stores, writers) = ChildStores::new(resources.clone());
     for (resource, writer) in resources.into_iter().zip(writers) {
-        let api: Api<DynamicObject> = match &config.namespace {
-            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
         // The index is kept in step before the controller sees an object,
         // as a reflector would, so that its reconcile reads it.
-        let stream = watcher(api, child_config.clone())
-            .default_backoff()
-            .modify(children::slim)
-            .inspect_ok(move |event| writer.apply(event))
-            .touched_objects();
+        let stream = scope::reflect(
+            untyped_watches(&client, &config.namespaces, &resource, &child_config),
+            writer,
+        )
+        .touched_objects();
         controller = controller.owns_stream_with(stream, resource);
     }
 
     // Re-reconcile the apps a DatabaseMigration gates when it changes.
     let migration_resource = ApiResource::erase::<DatabaseMigration>(&());
-    let migration_api: Api<DynamicObject> = match &config.namespace {
-        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &migration_resource),
-        None => Api::all_with(client.clone(), &migration_resource),
-    };
     let (migrations, migration_writer) = MigrationStore::new();
-    let migration_stream = watcher(migration_api, watcher::Config::default())
-        .default_backoff()
-        .modify(children::slim)
-        .inspect_ok(move |event| migration_writer.apply(event))
-        .touched_objects();
+    let migration_stream = scope::reflect(
+        untyped_watches(
+            &client,
+            &config.namespaces,
+            &migration_resource,
+            &watcher::Config::default(),
+        ),
+        migration_writer,
+    )
+    .touched_objects();
     let (gated_apps, gated_by) = (controller.store(), migrations.clone());
     let gated = Mutex::new(HashMap::new());
     controller = controller.watches_stream_with(

@@ -67,7 +67,7 @@ pub async fn run(
 
     let operator_options = OperatorOptions {
         controller: ControllerConfig {
-            namespace: None,
+            namespaces: Vec::new(),
             ..options.controller
         },
         policy: options.policy,

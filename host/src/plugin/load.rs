@@ -382,7 +382,7 @@ pub(crate) fn describe(
 
 /// Whether `value` is a DNS-1123 label: lower case letters, digits and '-',
 /// at most 63 characters, neither starting nor ending with '-'.
-pub(crate) fn is_dns_label(value: &str) -> bool {
+pub fn is_dns_label(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 63
         && value

@@ -37,7 +37,7 @@ pub use runtime::{Runtime, RuntimeConfig, RuntimeError, RuntimeStats};
 pub use sandbox::CallContext;
 pub use strategy::{Plan, PlanStep, StepOutcome, StepPhase};
 
-pub(crate) use load::is_dns_label;
+pub use load::is_dns_label;
 #[cfg(test)]
 pub(crate) use output::checked_objects;
 pub(crate) use output::is_dns_subdomain;

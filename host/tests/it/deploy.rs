@@ -403,9 +403,10 @@ fn the_chart_refuses_what_the_operator_would_refuse() {
     let set = |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
     for (values, message) in [
         (
-            set(&[r#"watchNamespaces=["a","b"]"#]),
-            "all namespaces ([]) or one",
+            set(&[r#"watchNamespaces=["a","Shop"]"#]),
+            "/watchNamespaces/1",
         ),
+        (set(&[r#"watchNamespaces=["a",""]"#]), "/watchNamespaces/1"),
         (
             set(&[r#"leaderElection={"enabled":false}"#]),
             "exactly one replica",

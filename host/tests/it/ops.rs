@@ -89,7 +89,7 @@ impl Operator {
         };
         let options = OperatorOptions {
             controller: ControllerConfig {
-                namespace: Some(NAMESPACE.into()),
+                namespaces: vec![NAMESPACE.into()],
                 ..ControllerConfig::default()
             },
             policy: OutputPolicy::default(),
@@ -254,7 +254,7 @@ async fn healthz_fails_while_a_reconcile_is_stuck() {
         task: tokio::spawn(operator::run_with_health(
             OperatorOptions {
                 controller: ControllerConfig {
-                    namespace: Some(NAMESPACE.into()),
+                    namespaces: vec![NAMESPACE.into()],
                     ..ControllerConfig::default()
                 },
                 policy: OutputPolicy::default(),

@@ -67,7 +67,7 @@ impl AppController {
             registry,
             policy: OutputPolicy::default(),
             config: ControllerConfig {
-                namespace: Some(h.namespace.clone()),
+                namespaces: vec![h.namespace.clone()],
                 max_backoff: Duration::from_secs(4),
                 ..ControllerConfig::default()
             },

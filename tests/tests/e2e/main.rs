@@ -11,5 +11,6 @@ mod apps;
 mod choreography;
 mod lifecycle;
 mod migrations;
+mod namespaces;
 mod plugin_kit;
 mod plugins;

@@ -35,12 +35,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{ .Values.pluginNamespace | default .Release.Namespace }}
 {{- end }}
 
-{{/* The one watched namespace, or empty for all of them. */}}
-{{- define "portfolio-operator.watchNamespace" -}}
-{{- if gt (len .Values.watchNamespaces) 1 -}}
-{{- fail "watchNamespaces: the operator watches all namespaces ([]) or one ([NS]), not several" -}}
-{{- end -}}
-{{ first .Values.watchNamespaces | default "" }}
+{{/*
+The watched namespaces, each once and sorted, as a YAML list (empty for all
+of them); a name Kubernetes would refuse is refused, as `manifests` does.
+*/}}
+{{- define "portfolio-operator.watchNamespaces" -}}
+{{- range .Values.watchNamespaces }}
+{{- if not (and (kindIs "string" .) (regexMatch "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" .)) }}
+{{- fail (printf "watchNamespaces: %q is not a namespace name" (toString .)) }}
+{{- end }}
+{{- end }}
+{{- toYaml (.Values.watchNamespaces | uniq | sortAlpha) }}
 {{- end }}
 
 {{/* The API group of an apiVersion ("" for the core group). */}}
@@ -209,9 +214,9 @@ the registry's order), record Events.
 - json
 - --plugin-cache-dir
 - /var/cache/portfolio-operator
-{{- with include "portfolio-operator.watchNamespace" . }}
+{{- with include "portfolio-operator.watchNamespaces" . | fromYamlArray }}
 - --namespace
-- {{ . }}
+- {{ join "," . }}
 {{- end }}
 {{- range include "portfolio-operator.kinds" . | fromYamlArray }}
 {{- if .extra }}

@@ -33,7 +33,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -43,6 +42,7 @@ use portfolio_api::DatabaseMigration;
 use tracing::Instrument;
 
 use super::metrics::Metrics;
+use super::scope;
 use super::watched::WatchedApp;
 use crate::policy::OutputPolicy;
 use crate::registry::{PluginRef, Registry};
@@ -56,8 +56,8 @@ pub const SUCCEEDED_ANNOTATION: &str = "portfolio.dev/succeeded-plan";
 /// How the migration controller behaves.
 #[derive(Clone, Debug)]
 pub struct MigrationConfig {
-    /// Watch migrations in this namespace only; all namespaces when `None`.
-    pub namespace: Option<String>,
+    /// Watch migrations in these namespaces only; all namespaces when empty.
+    pub namespaces: Vec<String>,
     /// Where the per-database lock Leases live (the operator's namespace).
     pub lock_namespace: String,
     /// Wait before the second attempt of a failed step; doubled for each further one.
@@ -73,7 +73,7 @@ pub struct MigrationConfig {
 impl Default for MigrationConfig {
     fn default() -> Self {
         MigrationConfig {
-            namespace: None,
+            namespaces: Vec::new(),
             lock_namespace: crate::manifests::DEFAULT_NAMESPACE.to_owned(),
             retry_backoff: Duration::from_secs(10),
             max_retry_backoff: Duration::from_secs(5 * 60),
@@ -247,6 +247,33 @@ fn migrations_of_app(
         .collect()
 }
 
+/// The watch of `K` in each of `namespaces` (see [`scope`]).
+fn typed_watches<K>(
+    client: &kube::Client,
+    namespaces: &scope::Namespaces,
+    config: watcher::Config,
+) -> Vec<(
+    String,
+    impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>,
+)>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+{
+    scope::apis::<K>(client, namespaces)
+        .into_iter()
+        .map(|(namespace, api)| {
+            let stream = watcher(api, config.clone()).default_backoff();
+            let stream = scope::logged(stream, K::kind(&()).into_owned(), namespace.clone());
+            (namespace, stream)
+        })
+        .collect()
+}
+
 /// Run the migration controller until `shutdown` completes.
 pub async fn run(
     setup: MigrationSetup,
@@ -260,41 +287,36 @@ pub async fn run(
         metrics,
         reporter,
     } = setup;
-    let scoped = |client: kube::Client| -> (Api<DatabaseMigration>, Api<Job>, Api<WatchedApp>) {
-        match &config.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client, ns),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client),
-            ),
-        }
-    };
-    let (migrations_api, jobs_api, apps_api) = scoped(client.clone());
-    let mut controller = Controller::new(migrations_api, watcher::Config::default());
+    let namespaces = &config.namespaces;
+    let (migration_reader, migration_writer) = reflector::store::<DatabaseMigration>();
+    let migration_stream = scope::reflect(
+        typed_watches(&client, namespaces, watcher::Config::default()),
+        migration_writer,
+    )
+    .applied_objects();
+    let mut controller = Controller::for_stream(migration_stream, migration_reader);
     let migration_store = controller.store();
 
     let job_writer = reflector::store::Writer::<Job>::default();
     let jobs = job_writer.as_reader();
-    let job_stream = watcher(
-        jobs_api,
-        watcher::Config::default().labels(&super::children::managed_selector()),
+    let job_stream = scope::reflect(
+        typed_watches(
+            &client,
+            namespaces,
+            watcher::Config::default().labels(&super::children::managed_selector()),
+        ),
+        job_writer,
     )
-    .default_backoff()
-    .reflect(job_writer)
     .touched_objects();
     controller = controller.owns_stream(job_stream);
 
     let app_writer = reflector::store::Writer::<WatchedApp>::default();
     let apps = app_writer.as_reader();
-    let app_stream = watcher(apps_api, watcher::Config::default())
-        .default_backoff()
-        .reflect(app_writer)
-        .touched_objects();
+    let app_stream = scope::reflect(
+        typed_watches(&client, namespaces, watcher::Config::default()),
+        app_writer,
+    )
+    .touched_objects();
     let for_apps = migration_store.clone();
     controller = controller.watches_stream(app_stream, move |app| {
         migrations_of_app(&for_apps.state(), &app)
