@@ -6,8 +6,9 @@
 #
 # The chart's and deploy/manifests' default image is portfolio-operator:<version>;
 # push it to your registry and set image.repository (or manifests --image).
-# scripts/check-image-rootfs proves the runtime stage's contents without a
-# container engine (a test runs it).
+# Without a container engine, scripts/build-image builds an image of the same
+# runtime contents with umoci, and scripts/check-image-rootfs runs it (a test
+# does).
 
 # The builder: rust-toolchain.toml's Rust (a test checks the tag) on Debian 12,
 # the Debian of the runtime image, so the binary links the glibc it finds there.
