@@ -154,7 +154,7 @@ fn unchanged(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Option<Duratio
     let status = ctx
         .written
         .current(&uid, &app.status.clone().unwrap_or_default());
-    let observed = ctx.children.of(
+    let observed = ctx.children.seen_of(
         app.metadata.namespace.as_deref().unwrap_or_default(),
         app.metadata.name.as_deref().unwrap_or_default(),
         &uid,

@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::watcher;
@@ -60,29 +61,99 @@ pub fn slim(object: &mut DynamicObject) {
 /// Namespace and name of a cached object.
 type NameKey = (String, String);
 
+/// A cached object: the few fields the index and the checks of
+/// [`super::settled`] read, and the whole object as JSON text. Parsed, an
+/// object costs several times its text (every JSON object of a
+/// `serde_json::Value` or a map of `ObjectMeta` is a B-tree node of eleven
+/// slots, ~600 bytes, however few keys it has), and these trees were most of
+/// the operator's memory at scale; a reconcile that needs an object parses
+/// it (microseconds), and deciding whether one is needed parses nothing.
+#[derive(Debug)]
+pub struct Cached {
+    namespace: String,
+    name: String,
+    resource_version: Option<String>,
+    /// The uid of its controller owner reference.
+    controller_uid: Option<String>,
+    /// Its instance label, when it carries the operator's managed-by label.
+    instance: Option<String>,
+    text: Box<str>,
+}
+
+impl Cached {
+    fn new(object: &DynamicObject) -> Self {
+        let metadata = &object.metadata;
+        let labels = metadata.labels.as_ref();
+        let managed = labels
+            .and_then(|l| l.get(LABEL_MANAGED_BY))
+            .map(String::as_str)
+            == Some(FIELD_MANAGER);
+        Cached {
+            namespace: metadata.namespace.clone().unwrap_or_default(),
+            name: metadata.name.clone().unwrap_or_default(),
+            resource_version: metadata.resource_version.clone(),
+            controller_uid: controller_uid(metadata).map(str::to_owned),
+            instance: labels
+                .filter(|_| managed)
+                .and_then(|l| l.get(LABEL_INSTANCE))
+                .cloned(),
+            // A watched object always serialises.
+            text: serde_json::to_string(object)
+                .unwrap_or_default()
+                .into_boxed_str(),
+        }
+    }
+
+    /// The whole object.
+    pub fn object(&self) -> DynamicObject {
+        // The text is what `new` wrote, so it parses; were it not to, an
+        // object with only its name is what a reconcile would then see.
+        serde_json::from_str(&self.text).unwrap_or_else(|_| {
+            let mut object = DynamicObject {
+                types: None,
+                metadata: ObjectMeta::default(),
+                data: Value::Null,
+            };
+            object.metadata.name = Some(self.name.clone());
+            object.metadata.namespace = Some(self.namespace.clone());
+            object
+        })
+    }
+
+    fn key(&self) -> NameKey {
+        (self.namespace.clone(), self.name.clone())
+    }
+
+    /// [`is_ours`], from the fields kept.
+    fn is_ours(&self, owner_name: &str, uid: &str) -> bool {
+        self.instance.as_deref() == Some(owner_name) && self.controller_uid.as_deref() == Some(uid)
+    }
+}
+
 /// The cached objects of one child kind: by namespace and name, and the
 /// names each controller owner (by uid) holds.
 #[derive(Debug, Default)]
 pub struct KindIndex {
-    by_name: HashMap<NameKey, Arc<DynamicObject>>,
-    by_owner: HashMap<String, BTreeSet<NameKey>>,
+    by_name: HashMap<NameKey, Arc<Cached>>,
+    /// Names per owner uid: a short list (an owner has one or a few objects
+    /// of a kind), cheaper than a set.
+    by_owner: HashMap<String, Vec<NameKey>>,
     by_namespace: HashMap<String, BTreeSet<String>>,
     /// The objects of a (re)list in progress; they replace the cache when it ends.
-    relisting: Option<HashMap<NameKey, Arc<DynamicObject>>>,
+    relisting: Option<HashMap<NameKey, Arc<Cached>>>,
 }
 
-fn name_key(object: &DynamicObject) -> NameKey {
+fn name_key(metadata: &ObjectMeta) -> NameKey {
     (
-        object.metadata.namespace.clone().unwrap_or_default(),
-        object.metadata.name.clone().unwrap_or_default(),
+        metadata.namespace.clone().unwrap_or_default(),
+        metadata.name.clone().unwrap_or_default(),
     )
 }
 
-/// The uid of the controller owner reference of `object`, if any: only a
-/// controller reference makes an object a child (see [`is_ours`]).
-fn controller_uid(object: &DynamicObject) -> Option<&str> {
-    object
-        .metadata
+/// The uid of the controller owner reference, if any: only a controller
+/// reference makes an object a child (see [`is_ours`]).
+fn controller_uid(metadata: &ObjectMeta) -> Option<&str> {
+    metadata
         .owner_references
         .as_deref()
         .unwrap_or_default()
@@ -96,11 +167,11 @@ impl KindIndex {
     pub fn apply(&mut self, event: &watcher::Event<DynamicObject>) -> bool {
         match event {
             watcher::Event::Apply(object) => {
-                self.insert(Arc::new(object.clone()));
+                self.insert(Arc::new(Cached::new(object)));
                 false
             }
             watcher::Event::Delete(object) => {
-                self.remove(&name_key(object));
+                self.remove(&name_key(&object.metadata));
                 false
             }
             watcher::Event::Init => {
@@ -110,7 +181,7 @@ impl KindIndex {
             watcher::Event::InitApply(object) => {
                 self.relisting
                     .get_or_insert_with(HashMap::new)
-                    .insert(name_key(object), Arc::new(object.clone()));
+                    .insert(name_key(&object.metadata), Arc::new(Cached::new(object)));
                 false
             }
             watcher::Event::InitDone => {
@@ -123,11 +194,11 @@ impl KindIndex {
                         .entry(key.0.clone())
                         .or_default()
                         .insert(key.1.clone());
-                    if let Some(uid) = controller_uid(object) {
+                    if let Some(uid) = &object.controller_uid {
                         self.by_owner
-                            .entry(uid.to_owned())
+                            .entry(uid.clone())
                             .or_default()
-                            .insert(key.clone());
+                            .push(key.clone());
                     }
                 }
                 self.by_name = listed;
@@ -136,15 +207,15 @@ impl KindIndex {
         }
     }
 
-    fn insert(&mut self, object: Arc<DynamicObject>) {
-        let key = name_key(&object);
+    fn insert(&mut self, object: Arc<Cached>) {
+        let key = object.key();
         // Its owner may have changed: the old entry goes first.
         self.remove(&key);
-        if let Some(uid) = controller_uid(&object) {
+        if let Some(uid) = &object.controller_uid {
             self.by_owner
-                .entry(uid.to_owned())
+                .entry(uid.clone())
                 .or_default()
-                .insert(key.clone());
+                .push(key.clone());
         }
         self.by_namespace
             .entry(key.0.clone())
@@ -163,10 +234,10 @@ impl KindIndex {
                 self.by_namespace.remove(&key.0);
             }
         }
-        if let Some(uid) = controller_uid(&old)
+        if let Some(uid) = &old.controller_uid
             && let Some(names) = self.by_owner.get_mut(uid)
         {
-            names.remove(key);
+            names.retain(|name| name != key);
             if names.is_empty() {
                 self.by_owner.remove(uid);
             }
@@ -174,7 +245,7 @@ impl KindIndex {
     }
 
     /// The objects whose controller owner has `uid`, by name.
-    fn owned_by(&self, uid: &str) -> impl Iterator<Item = &Arc<DynamicObject>> {
+    fn owned_by(&self, uid: &str) -> impl Iterator<Item = &Arc<Cached>> {
         self.by_owner
             .get(uid)
             .into_iter()
@@ -183,7 +254,7 @@ impl KindIndex {
     }
 
     /// The objects of `namespace`, by name.
-    fn in_namespace<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Arc<DynamicObject>> {
+    fn in_namespace<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Arc<Cached>> {
         self.by_namespace
             .get(namespace)
             .into_iter()
@@ -192,7 +263,7 @@ impl KindIndex {
     }
 
     /// The object `namespace/name`, if cached.
-    fn get(&self, namespace: &str, name: &str) -> Option<&Arc<DynamicObject>> {
+    fn get(&self, namespace: &str, name: &str) -> Option<&Arc<Cached>> {
         self.by_name.get(&(namespace.to_owned(), name.to_owned()))
     }
 
@@ -253,10 +324,11 @@ impl super::scope::Cache<DynamicObject> for ChildWriter {
 
     fn held(&self, namespace: Option<&str>) -> Vec<Arc<DynamicObject>> {
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
-        match namespace {
-            Some(namespace) => index.in_namespace(namespace).cloned().collect(),
-            None => index.by_name.values().cloned().collect(),
-        }
+        let held: Vec<&Arc<Cached>> = match namespace {
+            Some(namespace) => index.in_namespace(namespace).collect(),
+            None => index.by_name.values().collect(),
+        };
+        held.into_iter().map(|c| Arc::new(c.object())).collect()
     }
 }
 
@@ -269,7 +341,24 @@ pub struct Observed {
     pub object: Arc<DynamicObject>,
 }
 
+/// What the checks of [`super::settled`] read of an observed child.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// apiVersion, kind and name.
+    pub key: ObjectKey,
+    /// Its resourceVersion.
+    pub version: Option<String>,
+}
+
 impl Observed {
+    /// Its key and version.
+    pub fn seen(&self) -> Seen {
+        Seen {
+            key: self.key(),
+            version: self.object.metadata.resource_version.clone(),
+        }
+    }
+
     /// apiVersion, kind and name.
     pub fn key(&self) -> ObjectKey {
         ObjectKey {
@@ -315,21 +404,49 @@ impl ChildStores {
     /// owner reference to it. Nothing else is ever touched.
     pub fn of(&self, namespace: &str, owner_name: &str, uid: &str) -> Vec<Observed> {
         let mut found = Vec::new();
+        self.each_of(namespace, owner_name, uid, |resource, cached| {
+            found.push(Observed {
+                resource: resource.clone(),
+                object: Arc::new(cached.object()),
+            });
+        });
+        found.sort_by_key(|observed| observed.key());
+        found
+    }
+
+    /// The key and version of every child [`ChildStores::of`] would return,
+    /// without parsing any.
+    pub fn seen_of(&self, namespace: &str, owner_name: &str, uid: &str) -> Vec<Seen> {
+        let mut found = Vec::new();
+        self.each_of(namespace, owner_name, uid, |resource, cached| {
+            found.push(Seen {
+                key: ObjectKey {
+                    api_version: resource.api_version.clone(),
+                    kind: resource.kind.clone(),
+                    name: cached.name.clone(),
+                },
+                version: cached.resource_version.clone(),
+            });
+        });
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        found
+    }
+
+    fn each_of(
+        &self,
+        namespace: &str,
+        owner_name: &str,
+        uid: &str,
+        mut found: impl FnMut(&ApiResource, &Arc<Cached>),
+    ) {
         for (resource, index) in &self.kinds {
             let index = index.read().unwrap_or_else(|e| e.into_inner());
-            for object in index.owned_by(uid) {
-                if object.metadata.namespace.as_deref() == Some(namespace)
-                    && is_ours(object, owner_name, uid)
-                {
-                    found.push(Observed {
-                        resource: resource.clone(),
-                        object: Arc::clone(object),
-                    });
+            for cached in index.owned_by(uid) {
+                if cached.namespace == namespace && cached.is_ours(owner_name, uid) {
+                    found(resource, cached);
                 }
             }
         }
-        found.sort_by_key(|observed| observed.key());
-        found
     }
 
     /// Wait (at most `timeout`) until every kind has its first list.
@@ -353,7 +470,7 @@ impl ChildStores {
         let mut found = Vec::new();
         for (_, index) in &self.kinds {
             let index = index.read().unwrap_or_else(|e| e.into_inner());
-            found.extend(index.in_namespace(namespace).cloned());
+            found.extend(index.in_namespace(namespace).map(|c| Arc::new(c.object())));
         }
         found
     }
@@ -383,19 +500,21 @@ impl ChildStores {
             .iter()
             .find(|(r, _)| r.api_version == key.api_version && r.kind == key.kind)?;
         let index = index.read().unwrap_or_else(|e| e.into_inner());
-        index.get(namespace, &key.name).cloned()
+        index
+            .get(namespace, &key.name)
+            .map(|c| Arc::new(c.object()))
     }
 }
 
-/// Whether `object` carries our labels and a controller reference to `uid`.
-pub fn is_ours(object: &DynamicObject, owner_name: &str, uid: &str) -> bool {
-    let labels = object.metadata.labels.as_ref();
+/// Whether an object (its metadata) carries our labels and a controller
+/// reference to `uid`.
+pub fn is_ours(metadata: &ObjectMeta, owner_name: &str, uid: &str) -> bool {
+    let labels = metadata.labels.as_ref();
     let labelled = labels.is_some_and(|labels| {
         labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(FIELD_MANAGER)
             && labels.get(LABEL_INSTANCE).map(String::as_str) == Some(owner_name)
     });
-    let owned = object
-        .metadata
+    let owned = metadata
         .owner_references
         .as_deref()
         .unwrap_or_default()
@@ -546,7 +665,7 @@ mod tests {
         let index = stores.kinds[0].1.read().unwrap_or_else(|e| e.into_inner());
         assert_eq!(index.len(), 2);
         // No owner keeps a name the relist dropped.
-        assert_eq!(index.by_owner.values().map(BTreeSet::len).sum::<usize>(), 2);
+        assert_eq!(index.by_owner.values().map(Vec::len).sum::<usize>(), 2);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use kube::core::DynamicObject;
 use portfolio_api::{PortfolioApp, PortfolioAppStatus};
 
-use super::children::Observed;
+use super::children::{Observed, Seen};
 use super::gates::GateInfo;
 use crate::plugin::{ObjectKey, Plugin};
 
@@ -45,12 +45,14 @@ impl<P> Default for Settled<P> {
     }
 }
 
-/// One app's last reconcile that ended well.
+/// One app's last reconcile that ended well. Small: one is kept per app,
+/// so what would be copies (labels, annotations, the status) are kept as
+/// fingerprints.
 struct Entry<P> {
     /// Generation, labels, annotations and finalizers it reconciled.
     meta: MetaFacts,
-    /// The status it concluded (written, or already there).
-    status: PortfolioAppStatus,
+    /// The status it concluded (written, or already there): its fingerprint.
+    status: u64,
     /// The plugin it called: this very registration, not only its digest
     /// (new settings or limits for the same component are a new one). Weak,
     /// so that an old version is not kept alive; and held, so that its
@@ -58,30 +60,51 @@ struct Entry<P> {
     plugin: Weak<P>,
     /// The migrations gating the app, and whether their watch had listed.
     gates: (Vec<GateInfo>, bool),
-    /// Each child, with the versions that are known to it.
-    children: HashMap<ObjectKey, Versions>,
+    /// Each child, with the versions that are known to it (a few: a list).
+    children: Vec<(ObjectKey, Versions)>,
     /// After this, the next reconcile runs in full whatever the caches say.
     until: Instant,
 }
 
-/// The parts of an app's metadata a reconcile reads.
+/// The parts of an app's metadata a reconcile reads: its generation, and a
+/// fingerprint of its labels, annotations and finalizers.
 #[derive(PartialEq)]
 struct MetaFacts {
     generation: Option<i64>,
-    labels: Option<std::collections::BTreeMap<String, String>>,
-    annotations: Option<std::collections::BTreeMap<String, String>>,
-    finalizers: Option<Vec<String>>,
+    rest: u64,
 }
 
 impl MetaFacts {
     fn of(app: &PortfolioApp) -> Self {
+        let meta = &app.metadata;
         MetaFacts {
-            generation: app.metadata.generation,
-            labels: app.metadata.labels.clone(),
-            annotations: app.metadata.annotations.clone(),
-            finalizers: app.metadata.finalizers.clone(),
+            generation: meta.generation,
+            rest: fingerprint(&(&meta.labels, &meta.annotations, &meta.finalizers)),
         }
     }
+}
+
+/// A fingerprint of what `value` serialises to (64 bits: two different
+/// values that share one are as likely as guessing a random number of 19
+/// digits, and then a reconcile is skipped until the next resync).
+fn fingerprint<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
+    use std::hash::Hasher;
+    struct Feed(std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for Feed {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut feed = Feed(std::collections::hash_map::DefaultHasher::new());
+    // Serialising plain data to a writer that never fails cannot fail; if
+    // it did, the fingerprint would be of a prefix, and only less likely
+    // to match.
+    let _ = serde_json::to_writer(&mut feed, value);
+    feed.0.finish()
 }
 
 /// The resourceVersions of one child that a reconcile accounts for: the
@@ -124,7 +147,7 @@ pub struct Probe<'a, P = Plugin> {
     /// The migrations gating the app, and whether their watch has listed.
     pub gates: (&'a [GateInfo], bool),
     /// The children the caches hold.
-    pub observed: &'a [Observed],
+    pub observed: &'a [Seen],
 }
 
 fn version(object: &DynamicObject) -> Option<String> {
@@ -137,7 +160,7 @@ impl<P> Settled<P> {
         let Some(uid) = record.app.metadata.uid.clone() else {
             return;
         };
-        let mut children: HashMap<ObjectKey, Versions> = record
+        let mut children: Vec<(ObjectKey, Versions)> = record
             .observed
             .iter()
             .map(|child| {
@@ -164,10 +187,20 @@ impl<P> Settled<P> {
                 None => true,
                 Some(before) => before.data.get("status") == stored.data.get("status"),
             };
-            let versions = children.entry(key.clone()).or_insert(Versions {
-                seen: None,
-                left: None,
-            });
+            let at = match children.iter().position(|(k, _)| k == key) {
+                Some(at) => at,
+                None => {
+                    children.push((
+                        key.clone(),
+                        Versions {
+                            seen: None,
+                            left: None,
+                        },
+                    ));
+                    children.len() - 1
+                }
+            };
+            let versions = &mut children[at].1;
             versions.left = if trusted {
                 version(stored)
             } else {
@@ -175,13 +208,13 @@ impl<P> Settled<P> {
             };
         }
         for key in record.pruned {
-            if let Some(versions) = children.get_mut(key) {
+            if let Some((_, versions)) = children.iter_mut().find(|(k, _)| k == key) {
                 versions.left = None;
             }
         }
         let entry = Entry {
             meta: MetaFacts::of(record.app),
-            status: record.status.clone(),
+            status: fingerprint(record.status),
             plugin: Arc::downgrade(record.plugin),
             gates: (record.gates.0.to_vec(), record.gates.1),
             children,
@@ -206,7 +239,7 @@ impl<P> Settled<P> {
             Some("the migrations")
         } else if entry.meta != MetaFacts::of(probe.app) {
             Some("the app's generation, labels, annotations or finalizers")
-        } else if entry.status != *probe.status {
+        } else if entry.status != fingerprint(probe.status) {
             Some("the app's status")
         } else {
             children_differ(&entry.children, probe.observed)
@@ -240,28 +273,24 @@ impl<P> Settled<P> {
 
 /// What differs between the children the caches hold and those the last
 /// reconcile saw or left, if anything.
-fn children_differ(
-    known: &HashMap<ObjectKey, Versions>,
-    observed: &[Observed],
-) -> Option<&'static str> {
+fn children_differ(known: &[(ObjectKey, Versions)], observed: &[Seen]) -> Option<&'static str> {
     let mut keys = Vec::with_capacity(observed.len());
     for child in observed {
-        let key = child.key();
-        let Some(versions) = known.get(&key) else {
+        let Some((_, versions)) = known.iter().find(|(key, _)| *key == child.key) else {
             return Some("a child it did not know");
         };
-        let at = version(&child.object);
-        if at.is_none() || (at != versions.seen && at != versions.left) {
+        let at = &child.version;
+        if at.is_none() || (*at != versions.seen && *at != versions.left) {
             return Some("a child's version");
         }
-        keys.push(key);
+        keys.push(&child.key);
     }
     // A child the reconcile left in place (or created) that the caches do
     // not hold was deleted by someone, or has not been seen yet: either way
     // the next reconcile looks. One it deleted may still be held.
     let missing = known
         .iter()
-        .any(|(key, versions)| versions.left.is_some() && !keys.contains(key));
+        .any(|(key, versions)| versions.left.is_some() && !keys.contains(&key));
     missing.then_some("a child not held")
 }
 
@@ -330,7 +359,11 @@ mod tests {
         });
     }
 
-    fn probe<'a>(app: &'a PortfolioApp, observed: &'a [Observed]) -> Probe<'a, TestPlugin> {
+    fn versions(observed: &[Observed]) -> Vec<Seen> {
+        observed.iter().map(Observed::seen).collect()
+    }
+
+    fn probe<'a>(app: &'a PortfolioApp, observed: &'a [Seen]) -> Probe<'a, TestPlugin> {
         static STATUS: std::sync::LazyLock<PortfolioAppStatus> =
             std::sync::LazyLock::new(PortfolioAppStatus::default);
         Probe {
@@ -356,20 +389,28 @@ mod tests {
         ];
         remember(&settled, &app, &seen, &applied, &[key("c")]);
         // The caches lag: `b` and `c` as they were, `a` not there yet.
-        assert!(settled.unchanged(&probe(&app, &seen)).is_none());
+        assert!(settled.unchanged(&probe(&app, &versions(&seen))).is_none());
         // `a` arrives; `b` and `c` still lag.
         let lagging = [
             observed(child("a", "5", None)),
             observed(child("b", "1", None)),
             observed(child("c", "2", None)),
         ];
-        assert!(settled.unchanged(&probe(&app, &lagging)).is_some());
+        assert!(
+            settled
+                .unchanged(&probe(&app, &versions(&lagging)))
+                .is_some()
+        );
         // Everything arrived, `c` deleted.
         let caught_up = [
             observed(child("a", "5", None)),
             observed(child("b", "6", None)),
         ];
-        assert!(settled.unchanged(&probe(&app, &caught_up)).is_some());
+        assert!(
+            settled
+                .unchanged(&probe(&app, &versions(&caught_up)))
+                .is_some()
+        );
     }
 
     #[test]
@@ -380,35 +421,52 @@ mod tests {
             observed(child("b", "2", None)),
         ];
         remember(&settled, &app, &seen, &[], &[]);
-        assert!(settled.unchanged(&probe(&app, &seen)).is_some());
+        assert!(settled.unchanged(&probe(&app, &versions(&seen))).is_some());
         // A version nobody saw.
         let edited = [
             observed(child("a", "3", None)),
             observed(child("b", "2", None)),
         ];
-        assert!(settled.unchanged(&probe(&app, &edited)).is_none());
+        assert!(
+            settled
+                .unchanged(&probe(&app, &versions(&edited)))
+                .is_none()
+        );
         // A child deleted by someone.
-        assert!(settled.unchanged(&probe(&app, &seen[..1])).is_none());
+        assert!(
+            settled
+                .unchanged(&probe(&app, &versions(&seen[..1])))
+                .is_none()
+        );
         // A new child.
         let more = [
             observed(child("a", "1", None)),
             observed(child("b", "2", None)),
             observed(child("c", "1", None)),
         ];
-        assert!(settled.unchanged(&probe(&app, &more)).is_none());
+        assert!(settled.unchanged(&probe(&app, &versions(&more))).is_none());
         // A spec edit (new generation), a new annotation, another plugin,
         // another status.
         let mut edited_app = app.clone();
         edited_app.metadata.generation = Some(2);
-        assert!(settled.unchanged(&probe(&edited_app, &seen)).is_none());
+        assert!(
+            settled
+                .unchanged(&probe(&edited_app, &versions(&seen)))
+                .is_none()
+        );
         let mut annotated = app.clone();
         annotated.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
-        assert!(settled.unchanged(&probe(&annotated, &seen)).is_none());
+        assert!(
+            settled
+                .unchanged(&probe(&annotated, &versions(&seen)))
+                .is_none()
+        );
+        let seen_versions = versions(&seen);
         // Another registration, even of the same component (new settings).
         let same_component = Arc::new("one");
         let other_plugin = Probe {
             plugin: &same_component,
-            ..probe(&app, &seen)
+            ..probe(&app, &seen_versions)
         };
         assert!(settled.unchanged(&other_plugin).is_none());
         let status = PortfolioAppStatus {
@@ -417,7 +475,7 @@ mod tests {
         };
         let other_status = Probe {
             status: &status,
-            ..probe(&app, &seen)
+            ..probe(&app, &seen_versions)
         };
         assert!(settled.unchanged(&other_status).is_none());
         let gate = GateInfo {
@@ -428,12 +486,12 @@ mod tests {
         };
         let gated = Probe {
             gates: (std::slice::from_ref(&gate), true),
-            ..probe(&app, &seen)
+            ..probe(&app, &seen_versions)
         };
         assert!(settled.unchanged(&gated).is_none());
         // Forgotten: looked at.
         settled.forget("u1");
-        assert!(settled.unchanged(&probe(&app, &seen)).is_none());
+        assert!(settled.unchanged(&probe(&app, &versions(&seen))).is_none());
     }
 
     #[test]
@@ -455,7 +513,7 @@ mod tests {
             "3",
             Some(serde_json::json!({"ready": 1})),
         ))];
-        assert!(settled.unchanged(&probe(&app, &after)).is_none());
+        assert!(settled.unchanged(&probe(&app, &versions(&after))).is_none());
         // The same answer with the status seen is its own.
         let applied = [(
             key("d"),
@@ -467,7 +525,7 @@ mod tests {
             "3",
             Some(serde_json::json!({"ready": 0})),
         ))];
-        assert!(settled.unchanged(&probe(&app, &after)).is_some());
+        assert!(settled.unchanged(&probe(&app, &versions(&after))).is_some());
     }
 
     #[test]
@@ -484,6 +542,6 @@ mod tests {
             pruned: &[],
             again_in: Duration::ZERO,
         });
-        assert!(settled.unchanged(&probe(&app, &seen)).is_none());
+        assert!(settled.unchanged(&probe(&app, &versions(&seen))).is_none());
     }
 }
