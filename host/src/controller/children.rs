@@ -751,4 +751,52 @@ mod tests {
                 .expect("waiter");
         }
     }
+
+    #[test]
+    fn a_cached_child_is_the_watched_object_whole_and_ours_only_when_labelled_and_owned() {
+        let mut object = child("a-config", Some(("a", "uid-a")), "1");
+        object.metadata.resource_version = Some("7".into());
+        object.metadata.annotations =
+            Some([("note".to_owned(), "ünïcode \"quoted\"".to_owned())].into());
+        let cached = Cached::new(&object);
+        assert_eq!(
+            serde_json::to_value(cached.object()).expect("json"),
+            serde_json::to_value(&object).expect("json")
+        );
+        assert!(cached.is_ours("a", "uid-a"));
+        assert!(!cached.is_ours("b", "uid-a"), "another instance label");
+        assert!(!cached.is_ours("a", "uid-b"), "another owner");
+        assert!(is_ours(&object.metadata, "a", "uid-a"));
+
+        // Owned but not labelled as the operator's, or labelled with an
+        // owner reference that is not a controller's: not a child.
+        let mut unlabelled = object.clone();
+        if let Some(labels) = unlabelled.metadata.labels.as_mut() {
+            labels.remove(LABEL_MANAGED_BY);
+        }
+        assert!(!Cached::new(&unlabelled).is_ours("a", "uid-a"));
+        assert!(!is_ours(&unlabelled.metadata, "a", "uid-a"));
+        let mut not_controlled = object.clone();
+        if let Some(owners) = not_controlled.metadata.owner_references.as_mut() {
+            owners[0].controller = Some(false);
+        }
+        assert!(!Cached::new(&not_controlled).is_ours("a", "uid-a"));
+        assert!(!is_ours(&not_controlled.metadata, "a", "uid-a"));
+
+        // What the settled check reads, without parsing.
+        let (stores, writer) = config_maps();
+        writer.apply(&Event::Apply(object));
+        let seen = stores.seen_of("demo", "a", "uid-a");
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].key, key("a-config"));
+        assert_eq!(seen[0].version.as_deref(), Some("7"));
+        assert_eq!(
+            seen,
+            stores
+                .of("demo", "a", "uid-a")
+                .iter()
+                .map(Observed::seen)
+                .collect::<Vec<_>>()
+        );
+    }
 }

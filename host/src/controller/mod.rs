@@ -500,11 +500,16 @@ pub async fn run(
     // Health hooks (crate::health): ready once every watch has had its first list.
     let children_listed = context.children.clone();
     let listed = Arc::clone(&health);
+    let started = Instant::now();
     tokio::spawn(async move {
         children_listed.wait_until_ready(Duration::MAX).await;
         migrations.wait_until_listed(Duration::MAX).await;
         if apps_listed.wait_for(|listed| *listed).await.is_ok() {
             listed.watches_listed();
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis(),
+                "every watch of the controller has listed"
+            );
         }
     });
 
