@@ -234,6 +234,7 @@ async fn lead(
         "operator started"
     );
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let (app_feed, shared_apps) = controller::share_apps();
     let migrations = controller::migration::run(
         controller::migration::MigrationSetup {
             client: client.clone(),
@@ -242,6 +243,7 @@ async fn lead(
             config: options.migrations.clone(),
             metrics: Arc::clone(&metrics),
             reporter: reporter.clone(),
+            apps: Some(shared_apps),
         },
         shutdown.clone(),
     );
@@ -254,6 +256,7 @@ async fn lead(
             metrics,
             reporter,
             health: Arc::clone(&health),
+            apps: Some(app_feed),
         },
         shutdown,
     );

@@ -379,6 +379,64 @@ fn untyped_watches(
         .collect()
 }
 
+/// What changed of an app, as the migration controller reads it: which app,
+/// and the migrations its spec lists.
+#[derive(Clone, Debug)]
+pub struct AppChange {
+    /// The app's namespace.
+    pub namespace: String,
+    /// The app's name.
+    pub name: String,
+    /// Its `spec.migrations` (none when it does not parse).
+    pub migrations: Vec<String>,
+}
+
+impl AppChange {
+    /// The change that `app` is.
+    pub fn of(app: &WatchedApp) -> Self {
+        AppChange {
+            namespace: app.metadata.namespace.clone().unwrap_or_default(),
+            name: app.metadata.name.clone().unwrap_or_default(),
+            migrations: app
+                .parsed
+                .as_ref()
+                .map(|app| app.spec.migrations.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The app controller's side of the PortfolioApps' watch when both
+/// controllers share it (one watch and one cache, not two): it keeps the
+/// cache in step and tells every change.
+pub struct AppFeed {
+    writer: kube::runtime::reflector::store::Writer<WatchedApp>,
+    changes: tokio::sync::mpsc::UnboundedSender<AppChange>,
+}
+
+/// The migration controller's side of the shared watch: the cache, and
+/// every change of an app.
+pub struct SharedApps {
+    /// The apps, as the app controller's watch holds them.
+    pub store: kube::runtime::reflector::Store<WatchedApp>,
+    /// Each app applied or deleted.
+    pub changes: tokio::sync::mpsc::UnboundedReceiver<AppChange>,
+}
+
+/// One watch of PortfolioApps for both controllers.
+pub fn share_apps() -> (AppFeed, SharedApps) {
+    let writer = kube::runtime::reflector::store::Writer::<WatchedApp>::default();
+    let store = writer.as_reader();
+    let (tell, changes) = tokio::sync::mpsc::unbounded_channel();
+    (
+        AppFeed {
+            writer,
+            changes: tell,
+        },
+        SharedApps { store, changes },
+    )
+}
+
 /// Everything the controller needs besides its context.
 pub struct Setup {
     /// The API client.
@@ -395,6 +453,9 @@ pub struct Setup {
     pub reporter: Reporter,
     /// Where the probes learn that the watches listed and what is in flight.
     pub health: Arc<crate::health::Health>,
+    /// The PortfolioApps' watch when the migration controller shares it
+    /// ([`share_apps`]); without it the controller keeps its own.
+    pub apps: Option<AppFeed>,
 }
 
 /// Run the controller until `shutdown` completes.
@@ -410,6 +471,7 @@ pub async fn run(
         metrics,
         reporter,
         health,
+        apps,
     } = setup;
     let child_config = watcher::Config::default().labels(&children::managed_selector());
 
@@ -418,7 +480,11 @@ pub async fn run(
     // `Store::wait_until_ready` wakes only the last of its waiters, and the
     // controller's runner is one (it waits on the store before reconciling),
     // so a second waiter could leave either asleep for good.
-    let (app_reader, app_writer) = kube::runtime::reflector::store::<WatchedApp>();
+    let (app_writer, app_changes) = match apps {
+        Some(feed) => (feed.writer, Some(feed.changes)),
+        None => (kube::runtime::reflector::store::Writer::default(), None),
+    };
+    let app_reader = app_writer.as_reader();
     let (apps_listed_tx, mut apps_listed) = tokio::sync::watch::channel(false);
     let settled = Arc::new(settled::Settled::default());
     let forget = Arc::clone(&settled);
@@ -431,17 +497,31 @@ pub async fn run(
         })
         .collect();
     let app_stream = scope::reflect(app_watches, app_writer)
-        .inspect(move |event| match event {
-            Ok(watcher::Event::InitDone) => {
-                apps_listed_tx.send_replace(true);
-            }
-            // Gone without a finalizer: no reconcile sees it go.
-            Ok(watcher::Event::Delete(app)) => {
-                if let Some(uid) = &app.metadata.uid {
-                    forget.forget(uid);
+        .inspect(move |event| {
+            match event {
+                Ok(watcher::Event::InitDone) => {
+                    apps_listed_tx.send_replace(true);
                 }
+                // Gone without a finalizer: no reconcile sees it go.
+                Ok(watcher::Event::Delete(app)) => {
+                    if let Some(uid) = &app.metadata.uid {
+                        forget.forget(uid);
+                    }
+                }
+                _ => {}
             }
-            _ => {}
+            if let (
+                Some(changes),
+                Ok(
+                    watcher::Event::Apply(app)
+                    | watcher::Event::InitApply(app)
+                    | watcher::Event::Delete(app),
+                ),
+            ) = (&app_changes, event)
+            {
+                // The migration controller stopping first ends this one too.
+                let _ = changes.send(AppChange::of(app));
+            }
         })
         .applied_objects();
     let mut controller = Controller::for_stream(app_stream, app_reader);

@@ -77,6 +77,7 @@ impl AppController {
                 instance: Some(format!("e2e-{}", h.namespace)),
             },
             health: Arc::new(Health::new()),
+            apps: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(setup, async move {

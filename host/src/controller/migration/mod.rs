@@ -205,6 +205,9 @@ pub struct MigrationSetup {
     pub metrics: Arc<Metrics>,
     /// Who the operator is, in Events.
     pub reporter: Reporter,
+    /// The app controller's watch of PortfolioApps, shared
+    /// ([`super::share_apps`]); without it this controller keeps its own.
+    pub apps: Option<super::SharedApps>,
 }
 
 /// The migrations whose strategy reference names `plugin`.
@@ -227,21 +230,14 @@ fn migrations_using(
 /// it in `spec.appRef`): a change of the app may let a contract one start.
 fn migrations_of_app(
     migrations: &[Arc<DatabaseMigration>],
-    app: &WatchedApp,
+    app: &super::AppChange,
 ) -> Vec<ObjectRef<DatabaseMigration>> {
-    let namespace = app.namespace();
-    let name = app.name_any();
-    let listed: Vec<String> = app
-        .parsed
-        .as_ref()
-        .map(|app| app.spec.migrations.clone())
-        .unwrap_or_default();
     migrations
         .iter()
-        .filter(|m| m.namespace() == namespace)
+        .filter(|m| m.metadata.namespace.as_deref() == Some(app.namespace.as_str()))
         .filter(|m| {
-            m.spec.app_ref.as_ref().is_some_and(|r| r.name == name)
-                || listed.contains(&m.name_any())
+            m.spec.app_ref.as_ref().is_some_and(|r| r.name == app.name)
+                || app.migrations.contains(&m.name_any())
         })
         .map(|m| ObjectRef::from_obj(&**m))
         .collect()
@@ -286,6 +282,7 @@ pub async fn run(
         config,
         metrics,
         reporter,
+        apps: shared,
     } = setup;
     let namespaces = &config.namespaces;
     let (migration_reader, migration_writer) = reflector::store::<DatabaseMigration>();
@@ -310,20 +307,41 @@ pub async fn run(
     .touched_objects();
     controller = controller.owns_stream(job_stream);
 
-    let app_writer = reflector::store::Writer::<WatchedApp>::default();
-    let apps = app_writer.as_reader();
-    let app_stream = scope::reflect(
-        typed_watches(&client, namespaces, watcher::Config::default()),
-        app_writer,
-    )
-    .touched_objects();
-    let for_apps = migration_store.clone();
-    controller = controller.watches_stream(app_stream, move |app| {
-        migrations_of_app(&for_apps.state(), &app)
+    // Woken: by a released lock, by a plugin that changed, and by a change
+    // of an app that may let a contract migration start.
+    let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
+    let (apps, app_changes) = match shared {
+        Some(shared) => (shared.store, super::receiver_stream(shared.changes).boxed()),
+        None => {
+            let app_writer = reflector::store::Writer::<WatchedApp>::default();
+            let apps = app_writer.as_reader();
+            let changes = scope::reflect(
+                typed_watches(&client, namespaces, watcher::Config::default()),
+                app_writer,
+            )
+            .touched_objects()
+            .filter_map(|app| std::future::ready(app.ok().map(|app| super::AppChange::of(&app))))
+            .boxed();
+            (apps, changes)
+        }
+    };
+    let (for_apps, wake_for_apps) = (migration_store.clone(), wake.clone());
+    tokio::spawn(async move {
+        let mut app_changes = app_changes;
+        while let Some(change) = app_changes.next().await {
+            if wake_for_apps.is_closed() {
+                // The controller has stopped.
+                return;
+            }
+            for migration in migrations_of_app(&for_apps.state(), &change) {
+                if wake_for_apps.send(migration).is_err() {
+                    // The controller has stopped.
+                    return;
+                }
+            }
+        }
     });
 
-    // Woken: by a released lock, and by a plugin that changed.
-    let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
     super::wake_on_plugin_changes(
         &registry,
         migration_store.clone(),
@@ -461,10 +479,11 @@ mod tests {
             migration("unrelated", Some("cart")),
             Arc::new(elsewhere),
         ];
-        let names: Vec<String> = migrations_of_app(&all, &watched)
-            .into_iter()
-            .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
-            .collect();
+        let names: Vec<String> =
+            migrations_of_app(&all, &crate::controller::AppChange::of(&watched))
+                .into_iter()
+                .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+                .collect();
         assert_eq!(names, ["demo/listed", "demo/naming"]);
     }
 
