@@ -392,3 +392,40 @@ fn plugin_list_shows_the_built_ins() {
     assert!(stdout(&output).contains("deployment-generator@0.1.0"));
     assert!(stdout(&output).contains("built-in"));
 }
+
+#[test]
+fn a_watched_namespace_that_is_no_namespace_name_is_refused_before_anything_starts() {
+    for (flag, value) in [
+        ("run", "shop,Bad_NS"),
+        ("run", "shop,,cart"),
+        ("manifests", "-shop"),
+    ] {
+        let mut args = vec![flag];
+        let flag_name = if flag == "run" {
+            "--namespace"
+        } else {
+            "--watch-namespace"
+        };
+        if flag == "manifests" {
+            args.extend(["--image", "example/operator:1"]);
+        } else {
+            // Nothing is reached: the value is refused first.
+            args.extend(["--kubeconfig", "/nonexistent/kubeconfig"]);
+        }
+        let joined = format!("{flag_name}={value}");
+        args.push(&joined);
+        let output = run(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let message = stderr(&output);
+        assert!(
+            message.contains("is not a namespace name"),
+            "{args:?}: {message}"
+        );
+        assert!(!message.contains("panicked"), "{message}");
+    }
+}
