@@ -177,14 +177,7 @@ impl Harness {
             std::process::id(),
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         );
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let object: Namespace =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))
-                .expect("namespace");
-        namespaces
-            .create(&PostParams::default(), &object)
-            .await
-            .expect("create namespace");
+        create_namespace(&client, &namespace).await;
         Harness {
             emulator,
             client,
@@ -205,14 +198,7 @@ impl Harness {
     /// when `watched`. Call it before starting the operator.
     pub async fn another_namespace(&mut self, suffix: &str, watched: bool) -> String {
         let name = format!("{}-{suffix}", self.namespace);
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let object: Namespace =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
-                .expect("namespace");
-        namespaces
-            .create(&PostParams::default(), &object)
-            .await
-            .expect("create namespace");
+        create_namespace(&self.client, &name).await;
         self.others.push(name.clone());
         if watched {
             self.also_watched.push(name.clone());
@@ -530,6 +516,17 @@ impl Harness {
             }
         }
     }
+}
+
+/// Create the namespace `name`.
+async fn create_namespace(client: &kube::Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let object: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("namespace");
+    namespaces
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("create namespace");
 }
 
 /// A client for the cluster of `kubeconfig`.

@@ -300,21 +300,34 @@ mod tests {
         names
     }
 
+    type Sender<K> = tokio::sync::mpsc::UnboundedSender<Result<Event<K>, watcher::Error>>;
+    type Merged<K> = BoxStream<'static, Result<Event<K>, watcher::Error>>;
+
+    /// Namespaces `a` and `b`, each a channel of watch events, merged into `cache`.
+    fn two_namespaces<K, C>(cache: C) -> (Sender<K>, Sender<K>, Merged<K>)
+    where
+        K: Resource + Clone + Send + 'static,
+        C: Cache<K>,
+    {
+        let (a_tx, a_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (b_tx, b_rx) = tokio::sync::mpsc::unbounded_channel();
+        let stream = |rx| crate::controller::receiver_stream(rx);
+        let merged = reflect(
+            vec![
+                ("a".to_owned(), stream(a_rx)),
+                ("b".to_owned(), stream(b_rx)),
+            ],
+            cache,
+        );
+        (a_tx, b_tx, merged)
+    }
+
     /// Feed the events of two namespaces through one channel each, in the
     /// order given, and collect what is passed on after each step.
     async fn run(steps: Vec<(&str, Event<ConfigMap>)>) -> (Vec<String>, Vec<String>, bool) {
         let writer = Writer::<ConfigMap>::default();
         let store = writer.as_reader();
-        let (a_tx, a_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (b_tx, b_rx) = tokio::sync::mpsc::unbounded_channel();
-        let stream = |rx| crate::controller::receiver_stream(rx);
-        let mut merged = reflect(
-            vec![
-                ("a".to_owned(), stream(a_rx)),
-                ("b".to_owned(), stream(b_rx)),
-            ],
-            writer,
-        );
+        let (a_tx, b_tx, mut merged) = two_namespaces(writer);
         let mut passed = Vec::new();
         for (namespace, event) in steps {
             let tx = if namespace == "a" { &a_tx } else { &b_tx };
@@ -423,16 +436,7 @@ mod tests {
             }))
             .expect("an object")
         };
-        let (a_tx, a_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (b_tx, b_rx) = tokio::sync::mpsc::unbounded_channel();
-        let stream = |rx| crate::controller::receiver_stream(rx);
-        let mut merged = reflect(
-            vec![
-                ("a".to_owned(), stream(a_rx)),
-                ("b".to_owned(), stream(b_rx)),
-            ],
-            writer,
-        );
+        let (a_tx, b_tx, mut merged) = two_namespaces(writer);
         let drain = |merged: &mut BoxStream<'static, _>| {
             while merged.next().now_or_never().flatten().is_some() {}
         };

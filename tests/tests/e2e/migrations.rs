@@ -660,18 +660,8 @@ async fn a_restarted_operator_asks_nothing_of_finished_migrations() {
     }
     h.forget_operator_requests();
     h.start_operator().await;
-    let metrics = std::sync::Arc::clone(&h.metrics);
-    h.eventually("the new operator reconciled every migration", || async {
-        let count: u64 = metrics
-            .encode()
-            .lines()
-            .find(|l| l.starts_with("portfolio_reconciles_total{result=\"ok\"}"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        (count >= 3).then_some(())
-    })
-    .await;
+    // The new operator reconciled every migration.
+    h.await_reconciles_ok(3).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let requests = h.operator_requests();
     let asked: Vec<_> = requests
