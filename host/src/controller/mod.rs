@@ -367,16 +367,14 @@ fn untyped_watches(
     String,
     impl futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + use<>,
 )> {
-    scope::dynamic_apis(client, namespaces, resource)
-        .into_iter()
-        .map(|(namespace, api)| {
-            let stream = watcher(api, config.clone())
-                .default_backoff()
-                .modify(children::slim);
-            let stream = scope::logged(stream, resource.kind.clone(), namespace.clone());
-            (namespace, stream)
-        })
-        .collect()
+    scope::watches(
+        scope::dynamic_apis(client, namespaces, resource),
+        config,
+        &resource.kind,
+    )
+    .into_iter()
+    .map(|(namespace, events)| (namespace, events.modify(children::slim)))
+    .collect()
 }
 
 /// What changed of an app, as the migration controller reads it: which app,
@@ -488,14 +486,11 @@ pub async fn run(
     let (apps_listed_tx, mut apps_listed) = tokio::sync::watch::channel(false);
     let settled = Arc::new(settled::Settled::default());
     let forget = Arc::clone(&settled);
-    let app_watches = scope::apis::<WatchedApp>(&client, &config.namespaces)
-        .into_iter()
-        .map(|(namespace, api)| {
-            let stream = watcher(api, watcher::Config::default()).default_backoff();
-            let stream = scope::logged(stream, "PortfolioApp".into(), namespace.clone());
-            (namespace, stream)
-        })
-        .collect();
+    let app_watches = scope::watches(
+        scope::apis::<WatchedApp>(&client, &config.namespaces),
+        &watcher::Config::default(),
+        "PortfolioApp",
+    );
     let app_stream = scope::reflect(app_watches, app_writer)
         .inspect(move |event| {
             match event {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use kube::api::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{Lookup, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
@@ -76,13 +77,35 @@ pub fn describe(namespaces: &Namespaces) -> String {
     }
 }
 
+/// A watch of each of `apis` (as from [`apis`] or [`dynamic_apis`]), each
+/// with its own backoff and its errors [`logged`] as `kind`'s.
+pub fn watches<K>(
+    apis: Vec<(String, Api<K>)>,
+    config: &watcher::Config,
+    kind: &str,
+) -> Vec<(
+    String,
+    impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + use<K>,
+)>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    apis.into_iter()
+        .map(|(namespace, api)| {
+            let events = watcher::watcher(api, config.clone()).default_backoff();
+            let events = logged(events, kind.to_owned(), namespace.clone());
+            (namespace, events)
+        })
+        .collect()
+}
+
 /// `events` of the watch of `kind` in `namespace` (empty: all), with its
 /// errors logged here and kept from the controller. The watch has its own
 /// backoff before it tries again; an error passed on would also pause every
 /// trigger of the controller (kube's trigger backoff, doubling with each
 /// error of any watch), so that after an API server's compaction, when every
 /// watch gets a 410 once, no reconcile would run for minutes.
-pub fn logged<K, S>(
+fn logged<K, S>(
     events: S,
     kind: String,
     namespace: String,

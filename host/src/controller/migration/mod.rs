@@ -260,14 +260,7 @@ where
         + Send
         + 'static,
 {
-    scope::apis::<K>(client, namespaces)
-        .into_iter()
-        .map(|(namespace, api)| {
-            let stream = watcher(api, config.clone()).default_backoff();
-            let stream = scope::logged(stream, K::kind(&()).into_owned(), namespace.clone());
-            (namespace, stream)
-        })
-        .collect()
+    scope::watches(scope::apis::<K>(client, namespaces), &config, &K::kind(&()))
 }
 
 /// Run the migration controller until `shutdown` completes.
