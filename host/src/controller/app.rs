@@ -14,7 +14,7 @@ use portfolio_api::{
 };
 use serde_json::Value;
 
-use super::act::Children;
+use super::act::{Applied, Children, Workload};
 use super::children::Observed;
 use super::conditions::{self, Rollout, Verdict};
 use super::decide::{Existing, OwnerRef, decide, template_changes, verdict};
@@ -48,7 +48,7 @@ struct Outcome {
 #[derive(Default)]
 struct Acts {
     observed: Vec<Observed>,
-    applied: Vec<(ObjectKey, DynamicObject)>,
+    applied: Vec<(ObjectKey, Applied)>,
     pruned: Vec<ObjectKey>,
 }
 
@@ -251,7 +251,7 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
         let live = observed
             .iter()
             .find(|child| child.resource.kind == "Deployment")
-            .and_then(|child| deployment_status(&child.object));
+            .and_then(|child| Workload::of(&child.object).status);
         return Ok(Outcome {
             verdict: Verdict::Held(hold),
             plugin: Some(plugin),
@@ -325,7 +325,7 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
             Ok(stored) => {
                 ctx.metrics.applied();
                 if object.key().kind == "Deployment" {
-                    deployment = Some(Arc::new(stored.clone()));
+                    deployment = Some(stored.workload());
                 }
                 applied_objects.push((object.key().clone(), stored));
             }
@@ -356,9 +356,9 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
                 observed
                     .iter()
                     .find(|c| &c.key() == o.key())
-                    .map(|c| Arc::clone(&c.object))
+                    .map(|c| Workload::of(&c.object))
                     .or_else(|| match existing.get(o.key()) {
-                        Some(Existing::Present(live)) => Some(Arc::new(DynamicObject::clone(live))),
+                        Some(Existing::Present(live)) => Some(Workload::of(live)),
                         _ => None,
                     })
             });
@@ -378,14 +378,14 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
     let rollout = match &deployment {
         None if has_deployment => Rollout::of(None, None, None),
         None => Rollout::None,
-        Some(object) => Rollout::of(
-            object.metadata.generation,
-            desired_replicas(object),
-            deployment_status(object).as_ref(),
+        Some(workload) => Rollout::of(
+            workload.generation,
+            workload.replicas,
+            workload.status.as_ref(),
         ),
     };
     let verdict = verdict(&decision.conflicts, rollout);
-    let deployment = deployment.as_deref().and_then(deployment_status);
+    let deployment = deployment.and_then(|workload| workload.status);
     drop(decision);
     Ok(Outcome {
         verdict,
@@ -399,21 +399,6 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
             pruned,
         },
     })
-}
-
-fn desired_replicas(object: &DynamicObject) -> Option<i32> {
-    object
-        .data
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .and_then(|n| i32::try_from(n).ok())
-}
-
-fn deployment_status(object: &DynamicObject) -> Option<DeploymentStatus> {
-    object
-        .data
-        .get("status")
-        .and_then(|status| serde_json::from_value(status.clone()).ok())
 }
 
 /// Write status (only when it changes) and record Events on transitions;

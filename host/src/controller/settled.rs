@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use kube::core::DynamicObject;
 use portfolio_api::{PortfolioApp, PortfolioAppStatus};
 
+use super::act::Applied;
 use super::children::{Observed, Seen};
 use super::gates::GateInfo;
 use crate::plugin::{ObjectKey, Plugin};
@@ -129,7 +130,7 @@ pub struct Record<'a, P = Plugin> {
     /// The children the caches held.
     pub observed: &'a [Observed],
     /// The children it applied, each as the API server answered.
-    pub applied: &'a [(ObjectKey, DynamicObject)],
+    pub applied: &'a [(ObjectKey, Applied)],
     /// The children it deleted.
     pub pruned: &'a [ObjectKey],
     /// When it wants to run in full again at the latest.
@@ -185,7 +186,7 @@ impl<P> Settled<P> {
             // cannot be a status change the reconcile never looked at.
             let trusted = match before {
                 None => true,
-                Some(before) => before.data.get("status") == stored.data.get("status"),
+                Some(before) => before.data.get("status") == stored.status(),
             };
             let at = match children.iter().position(|(k, _)| k == key) {
                 Some(at) => at,
@@ -202,7 +203,7 @@ impl<P> Settled<P> {
             };
             let versions = &mut children[at].1;
             versions.left = if trusted {
-                version(stored)
+                stored.resource_version().map(str::to_owned)
             } else {
                 versions.seen.clone()
             };
@@ -347,13 +348,21 @@ mod tests {
         applied: &[(ObjectKey, DynamicObject)],
         pruned: &[ObjectKey],
     ) {
+        // Each answer as the API server sends it, read as the reconcile reads it.
+        let applied: Vec<(ObjectKey, Applied)> = applied
+            .iter()
+            .map(|(key, object)| {
+                let text = serde_json::to_string(object).expect("an object");
+                (key.clone(), serde_json::from_str(&text).expect("an answer"))
+            })
+            .collect();
         settled.record(Record {
             app,
             status: &PortfolioAppStatus::default(),
             plugin: &PLUGIN,
             gates: (&[], true),
             observed: seen,
-            applied,
+            applied: &applied,
             pruned,
             again_in: Duration::from_secs(600),
         });

@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Resource;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
 use serde::Serialize;
@@ -183,24 +183,31 @@ pub async fn write<S: Serialize>(
         return Ok(false);
     }
     tracing::debug!(object = %target.path(), before = %before, after = %after, "writing status");
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client().clone(), &target.namespace, &target.resource);
     let patch = json!({
         "apiVersion": target.resource.api_version,
         "kind": target.resource.kind,
         "metadata": {"name": target.name},
         "status": after,
     });
-    api.patch_status(
-        &target.name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| StatusError {
+    let failed = |source| StatusError {
         object: target.path(),
         source,
-    })?;
+    };
+    let url = DynamicObject::url_path(&target.resource, Some(&target.namespace));
+    let request = kube::core::Request::new(url)
+        .patch_subresource(
+            "status",
+            &target.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .map_err(|error| failed(kube::Error::BuildRequest(error)))?;
+    // The answer is the whole object; nothing of it is read, so it is
+    // checked to be JSON and skipped, not built.
+    ctx.client()
+        .request::<serde::de::IgnoredAny>(request)
+        .await
+        .map_err(failed)?;
     ctx.metrics().status_written();
     Ok(true)
 }

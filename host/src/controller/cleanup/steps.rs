@@ -260,21 +260,23 @@ async fn finalize(app: &PortfolioApp, ctx: &Context, observed: &[Observed]) -> R
     for object in &decision.apply {
         let applied = children.apply(object).await?;
         ctx.metrics.applied();
-        stored.insert(object.key().clone(), Arc::new(applied));
+        stored.insert(object.key().clone(), applied.status().cloned());
     }
 
     let mut waiting = Vec::new();
     for object in desired.iter().filter(|o| o.key().kind == "Job") {
         let key = object.key();
-        let job = stored.get(key).cloned().or_else(|| {
-            observed
+        // Its status as the apply answered, or as the watch holds it.
+        let status = match stored.get(key) {
+            Some(status) => status.clone(),
+            None => observed
                 .iter()
                 .find(|c| &c.key() == key)
-                .map(|c| Arc::clone(&c.object))
-        });
-        let conditions = job
+                .and_then(|c| c.object.data.get("status").cloned()),
+        };
+        let conditions = status
             .as_ref()
-            .and_then(|job| job.data.pointer("/status/conditions"))
+            .and_then(|status| status.get("conditions"))
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
