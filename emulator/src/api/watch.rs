@@ -48,12 +48,15 @@ impl Filter {
     }
 }
 
-/// A watch event as one JSON line.
+/// A watch event as one JSON line, `type` before `object` as Kubernetes
+/// writes it (Go encodes a `metav1.WatchEvent`'s fields in their order): a
+/// `json!` map sorts its keys, and a client that reads the object as it
+/// comes (serde's adjacently tagged enums, as kube-rs' `WatchEvent`) must
+/// otherwise buffer it first.
 pub fn watch_line(item: &WatchItem) -> String {
-    let mut s = serde_json::to_string(&json!({"type": item.kind, "object": item.object}))
-        .unwrap_or_default();
-    s.push('\n');
-    s
+    let kind = serde_json::to_string(item.kind).unwrap_or_default();
+    let object = serde_json::to_string(&item.object).unwrap_or_default();
+    format!("{{\"type\":{kind},\"object\":{object}}}\n")
 }
 
 impl Api {
@@ -121,5 +124,25 @@ impl Api {
             kind: "BOOKMARK",
             object: json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": m}),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_line_names_its_type_before_its_object_as_kubernetes_does() {
+        let line = watch_line(&WatchItem {
+            kind: "MODIFIED",
+            object: json!({"metadata": {"name": "a", "resourceVersion": "3"}, "apiVersion": "v1"}),
+        });
+        assert!(
+            line.starts_with(r#"{"type":"MODIFIED","object":{"#),
+            "{line}"
+        );
+        assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
+        let parsed: Value = serde_json::from_str(&line).expect("one JSON object");
+        assert_eq!(parsed["object"]["metadata"]["name"], "a");
     }
 }
