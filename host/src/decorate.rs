@@ -179,10 +179,8 @@ pub fn decorate(child: ChildObject, owner: &Owner<'_>, plugin: &Plugin) -> Desir
     metadata.insert("labels".into(), Value::Object(labels));
 
     let mut annotations = take_map(&mut metadata, "annotations");
-    annotations.insert(
-        ANNOTATION_PLUGIN_DIGEST.into(),
-        json!(plugin.digest().to_string()),
-    );
+    // The operator's to set, after the hash: a plugin's own is not kept.
+    annotations.remove(ANNOTATION_PLUGIN_DIGEST);
     metadata.insert("annotations".into(), Value::Object(annotations));
 
     // The owner is the operator's to set: a plugin cannot attach its objects
@@ -202,12 +200,17 @@ pub fn decorate(child: ChildObject, owner: &Owner<'_>, plugin: &Plugin) -> Desir
         );
     }
     object.insert("metadata".into(), Value::Object(metadata));
+    // Hashed before the plugin's digest goes on, which it leaves out.
     let hash = desired_hash(&object);
     // Derived from what the desired hash covers, so left out of it.
     let template = template_hash(&key, &object);
     if let Some(Value::Object(metadata)) = object.get_mut("metadata")
         && let Some(Value::Object(annotations)) = metadata.get_mut("annotations")
     {
+        annotations.insert(
+            ANNOTATION_PLUGIN_DIGEST.into(),
+            json!(plugin.digest().to_string()),
+        );
         annotations.insert(ANNOTATION_DESIRED_HASH.into(), json!(hash));
         if let Some(template) = template {
             annotations.insert(ANNOTATION_TEMPLATE_HASH.into(), json!(template));
@@ -223,13 +226,7 @@ pub fn decorate(child: ChildObject, owner: &Owner<'_>, plugin: &Plugin) -> Desir
 /// sorted), without the plugin's digest: that changes with the toolchain,
 /// and a change of it is applied anyway (the value differs on the object).
 fn desired_hash(object: &Map<String, Value>) -> String {
-    let mut object = object.clone();
-    if let Some(Value::Object(metadata)) = object.get_mut("metadata")
-        && let Some(Value::Object(annotations)) = metadata.get_mut("annotations")
-    {
-        annotations.remove(ANNOTATION_PLUGIN_DIGEST);
-    }
-    let text = serde_json::to_vec(&object).unwrap_or_default();
+    let text = serde_json::to_vec(object).unwrap_or_default();
     crate::plugin::Digest::of(&text).hex()[..16].to_owned()
 }
 
