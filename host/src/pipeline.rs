@@ -164,6 +164,9 @@ pub struct Generated {
     pub desired: Vec<DesiredObject>,
     /// The rest of the output (its objects moved into `desired`).
     pub output: GeneratedOutput,
+    /// What [`Pipeline::finalize`] would answer for the same input, when
+    /// it was asked along (see [`Pipeline::generate`]).
+    pub finalize: Option<Result<Vec<DesiredObject>, PipelineError>>,
 }
 
 /// One step of a migration plan, its Job checked and decorated.
@@ -213,20 +216,33 @@ impl<'a> Pipeline<'a> {
             })
     }
 
-    /// The children `plugin` generates for `subject`, which has `observed` children now.
+    /// The children `plugin` generates for `subject`, which has `observed`
+    /// children now; with `finalize`, also what [`Pipeline::finalize`] would
+    /// answer for the same input, asked in the same trip to the plugin's
+    /// thread.
     pub async fn generate(
         &self,
         plugin: &Arc<Plugin>,
         subject: &Subject,
         observed: Vec<Value>,
+        finalize: bool,
     ) -> Result<Generated, PipelineError> {
-        let mut output = plugin
-            .generate_async(subject.input(observed), subject.context())
-            .await
-            .map_err(|e| PipelineError::Plugin(Box::new(e)))?;
+        let (generated, finalized) = plugin
+            .generate_then_finalize_async(subject.input(observed), subject.context(), finalize)
+            .await;
+        let mut output = generated.map_err(|e| PipelineError::Plugin(Box::new(e)))?;
         let objects = std::mem::take(&mut output.objects);
         let desired = self.police(plugin, subject, objects)?;
-        Ok(Generated { desired, output })
+        let finalize = finalized.map(|result| {
+            result
+                .map_err(|e| PipelineError::Plugin(Box::new(e)))
+                .and_then(|objects| self.police(plugin, subject, objects))
+        });
+        Ok(Generated {
+            desired,
+            output,
+            finalize,
+        })
     }
 
     /// The objects `plugin` wants to exist while `subject` is deleted (a backup Job).

@@ -213,15 +213,20 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
     let subject = Subject::new(APP_KIND, &app.metadata, &app.spec)
         .map_err(|e| with_plugin(pipeline_failure(ctx, &e)))?;
     let observed = ctx.children.of(&namespace, &name, &uid);
-    let generated = ctx
+    // Whether the app has cleanup to do on deletion is the plugin's
+    // finalize answer unless something else settles it; asked along.
+    let ask_finalize = super::cleanup::needs_finalize_answer(app, &observed);
+    let mut generated = ctx
         .pipeline()
         .generate(
             &plugin,
             &subject,
             observed.iter().map(Observed::to_json).collect(),
+            ask_finalize,
         )
         .await
         .map_err(|e| with_plugin(pipeline_failure(ctx, &e)))?;
+    let finalize = generated.finalize.take();
     let desired = generated.desired;
 
     // Gate: a new pod template waits until every expand migration of the
@@ -302,7 +307,8 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
 
     // The finalizer goes on before anything its cleanup would handle is
     // created, and comes off once nothing needs it.
-    let cleanup = super::cleanup::has_work(app, ctx, &plugin, &subject, &desired, &observed).await;
+    let cleanup =
+        super::cleanup::has_work(app, ctx, &plugin, &subject, &desired, &observed, finalize).await;
     if cleanup {
         super::cleanup::set_finalizer(app, true, ctx)
             .await

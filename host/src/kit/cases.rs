@@ -341,7 +341,7 @@ impl Tester {
                 let subject = Subject::new(APP_KIND, &app.metadata, &app.spec)
                     .map_err(|e| malformed(&case.input_path, e.to_string()))?;
                 pipeline
-                    .generate(&plugin, &subject, observed)
+                    .generate(&plugin, &subject, observed, false)
                     .await
                     .map(generated)
             }

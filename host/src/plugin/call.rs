@@ -72,6 +72,13 @@ impl GenerateInput {
     }
 }
 
+/// What [`Plugin::generate_then_finalize_async`] answers: the generate
+/// call's result, and the finalize call's when it was made.
+pub type GeneratedAndFinalized = (
+    Result<GeneratedOutput, PluginError>,
+    Option<Result<Vec<ChildObject>, PluginError>>,
+);
+
 impl Plugin {
     /// Ask a generator for the children of `input`, checked (blocking: run it
     /// off the async executor, e.g. with [`Plugin::generate_async`]).
@@ -143,6 +150,29 @@ impl Plugin {
         tokio::task::spawn_blocking(move || plugin.generate(&input, &context))
             .await
             .unwrap_or_else(|join| Err(worker_died(label, "generate", join)))
+    }
+
+    /// [`Plugin::generate`] and then, when it succeeded and `finalize` is
+    /// set, [`Plugin::finalize`] on the same input, each in a fresh instance
+    /// as always, in one trip to the blocking pool: a reconcile asks both,
+    /// and the hand-over to a pool thread and back cost about as much as a
+    /// call of the built-in generator.
+    pub async fn generate_then_finalize_async(
+        self: &Arc<Self>,
+        input: GenerateInput,
+        context: CallContext,
+        finalize: bool,
+    ) -> GeneratedAndFinalized {
+        let plugin = Arc::clone(self);
+        let label = self.label.to_string();
+        tokio::task::spawn_blocking(move || {
+            let generated = plugin.generate(&input, &context);
+            let finalized =
+                (finalize && generated.is_ok()).then(|| plugin.finalize(&input, &context));
+            (generated, finalized)
+        })
+        .await
+        .unwrap_or_else(|join| (Err(worker_died(label, "generate", join)), None))
     }
 
     /// [`Plugin::finalize`] on the blocking pool.

@@ -138,7 +138,7 @@ impl Renderer {
         let plugin = pipeline.resolve(GENERATOR_FIELD, reference_of(app), World::Generator)?;
         let subject = Subject::new(APP_KIND, &app.metadata, &app.spec)?;
         Ok(pipeline
-            .generate(&plugin, &subject, Vec::new())
+            .generate(&plugin, &subject, Vec::new(), false)
             .await?
             .desired)
     }

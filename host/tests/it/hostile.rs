@@ -320,6 +320,40 @@ fn echo_output_is_validated_and_kept() {
 }
 
 #[test]
+fn generate_then_finalize_answers_both_and_finalize_only_after_a_good_generate() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "hostile");
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("executor");
+    executor.block_on(async {
+        let spec = json!({"objects": [config_map("a")], "finalize": [config_map("backup")]});
+        // Both, each as the call on its own answers.
+        let (generated, finalized) = plugin
+            .generate_then_finalize_async(input(spec.clone()), context(), true)
+            .await;
+        assert_eq!(generated.expect("generate").objects[0].key().name, "a");
+        let finalized = finalized.expect("asked").expect("finalize");
+        assert_eq!(finalized[0].key().name, "backup");
+        // Not asked: not called.
+        let (generated, finalized) = plugin
+            .generate_then_finalize_async(input(spec), context(), false)
+            .await;
+        assert!(generated.is_ok() && finalized.is_none());
+        // A generate that fails is not followed by a finalize.
+        let (generated, finalized) = plugin
+            .generate_then_finalize_async(input(json!({"mode": "panic"})), context(), true)
+            .await;
+        assert!(matches!(
+            generated.map_err(|e| e.failure),
+            Err(CallFailure::Trap { .. })
+        ));
+        assert!(finalized.is_none());
+    });
+}
+
+#[test]
 fn a_looping_call_does_not_stall_the_async_executor() {
     let runtime = runtime();
     let plugin = load(&runtime, "hostile");

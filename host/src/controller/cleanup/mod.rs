@@ -33,6 +33,8 @@ pub const SKIP_ANNOTATION: &str = "portfolio.dev/skip-cleanup";
 /// references and Kubernetes stops the pods gracefully: the finalizer would
 /// cost a write on every app and a reconcile on every deletion for nothing.
 /// With [`SKIP_ANNOTATION`] there is no cleanup, so no finalizer either.
+/// `answered` is the plugin's finalize answer when it was asked along with
+/// generate (see [`needs_finalize_answer`]); otherwise it is asked here.
 pub async fn has_work(
     app: &PortfolioApp,
     ctx: &Context,
@@ -40,24 +42,29 @@ pub async fn has_work(
     subject: &crate::pipeline::Subject,
     desired: &[crate::decorate::DesiredObject],
     observed: &[super::children::Observed],
+    answered: Option<Result<Vec<crate::decorate::DesiredObject>, crate::pipeline::PipelineError>>,
 ) -> bool {
-    if app.annotations().get(SKIP_ANNOTATION).map(String::as_str) == Some("true") {
+    if skips_cleanup(app) {
         return false;
     }
     let volume = desired
         .iter()
         .any(|o| o.key().kind == "PersistentVolumeClaim")
-        || observed
-            .iter()
-            .any(|c| c.resource.kind == "PersistentVolumeClaim");
+        || has_volume(observed);
     if volume {
         return true;
     }
-    let observed = observed
-        .iter()
-        .map(super::children::Observed::to_json)
-        .collect();
-    match ctx.pipeline().finalize(plugin, subject, observed).await {
+    let answer = match answered {
+        Some(answer) => answer,
+        None => {
+            let observed = observed
+                .iter()
+                .map(super::children::Observed::to_json)
+                .collect();
+            ctx.pipeline().finalize(plugin, subject, observed).await
+        }
+    };
+    match answer {
         Ok(objects) => !objects.is_empty(),
         // What it would do is unknown: held, and the cleanup reports the failure.
         Err(error) => {
@@ -65,6 +72,23 @@ pub async fn has_work(
             true
         }
     }
+}
+
+/// Whether [`has_work`] on `app` with these `observed` children may need the
+/// plugin's finalize answer: not when the app skips cleanup or already has
+/// a volume (a volume in the plugin's new output is known only after it).
+pub fn needs_finalize_answer(app: &PortfolioApp, observed: &[super::children::Observed]) -> bool {
+    !skips_cleanup(app) && !has_volume(observed)
+}
+
+fn skips_cleanup(app: &PortfolioApp) -> bool {
+    app.annotations().get(SKIP_ANNOTATION).map(String::as_str) == Some("true")
+}
+
+fn has_volume(observed: &[super::children::Observed]) -> bool {
+    observed
+        .iter()
+        .any(|c| c.resource.kind == "PersistentVolumeClaim")
 }
 
 /// Put [`FINALIZER`] on a live app, or take it off, as `wanted` (a no-op
