@@ -12,7 +12,9 @@ use serde_json::json;
 use super::body::{content_type, decode_body, decode_yaml};
 use super::logs::pod_log;
 use super::query::{Query, WriteKind, delete_options, list_options, write_options};
-use super::response::{accepts_table, json_response, ok, with_objects, written};
+use super::response::{
+    Shape, json_response, ok, partial, partial_list, shape, with_objects, written,
+};
 use super::watch::{expired_watch, watch_response};
 use super::{RequestInfo, ServerState};
 use crate::api::{DeleteOptions, DeleteResult, Sub};
@@ -154,24 +156,30 @@ pub(super) async fn resource(
                 Sub::Scale => api.get_scale(&rt, nsv, name)?,
                 _ => api.get(&rt, nsv, name)?,
             };
-            if accepts_table(headers) && subres == Sub::Main {
-                let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
-                return ok(
-                    200,
-                    &with_objects(table(&rt, std::slice::from_ref(&obj), meta), &[obj], &q),
-                );
+            match (shape(headers), subres) {
+                (Shape::Table, Sub::Main) => {
+                    let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
+                    ok(
+                        200,
+                        &with_objects(table(&rt, std::slice::from_ref(&obj), meta), &[obj], &q),
+                    )
+                }
+                (Shape::Metadata, Sub::Main) => ok(200, &partial(&obj)),
+                _ => ok(200, &obj),
             }
-            ok(200, &obj)
         }
         "list" => {
             let lo = list_options(&q)?;
             let list = api.list(&rt, ns, &lo)?;
-            if accepts_table(headers) {
-                let items = list["items"].as_array().cloned().unwrap_or_default();
-                let t = table(&rt, &items, list["metadata"].clone());
-                return ok(200, &with_objects(t, &items, &q));
+            match shape(headers) {
+                Shape::Table => {
+                    let items = list["items"].as_array().cloned().unwrap_or_default();
+                    let t = table(&rt, &items, list["metadata"].clone());
+                    ok(200, &with_objects(t, &items, &q))
+                }
+                Shape::Metadata => ok(200, &partial_list(&list)),
+                Shape::Object => ok(200, &list),
             }
-            ok(200, &list)
         }
         "watch" => {
             let mut lo = list_options(&q)?;
@@ -194,7 +202,7 @@ pub(super) async fn resource(
             if state.control.take_watch_expiry(&info) {
                 return Ok(expired_watch(&state.api));
             }
-            watch_response(state, rt, ns, lo, timeout, accepts_table(headers))
+            watch_response(state, rt, ns, lo, timeout, shape(headers))
         }
         "create" => {
             let opts = write_options(&q, headers, WriteKind::Create)?;

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::query::Query;
 use crate::api::WriteResult;
@@ -67,15 +67,66 @@ pub(super) fn written(r: WriteResult) -> Result<Response, ApiError> {
     ))
 }
 
-/// Whether the client asks for a `meta.k8s.io` Table (`kubectl get`).
-pub(super) fn accepts_table(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|a| {
-            a.split(',')
-                .any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io"))
-        })
+/// How the client asks to see objects: whole, as a `meta.k8s.io` Table
+/// (`kubectl get`), or as their metadata alone (`PartialObjectMetadata`, as
+/// controllers watch kinds they only need to know the names of).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// The objects themselves.
+    Object,
+    /// A Table.
+    Table,
+    /// `PartialObjectMetadata` (a list: `PartialObjectMetadataList`).
+    Metadata,
+}
+
+/// The shape the client's Accept header asks for: its first media type of
+/// `meta.k8s.io` that the emulator serves, else the objects themselves.
+/// Either `as=PartialObjectMetadata` or `…List` is taken for a list, a
+/// watch or a get alike.
+pub(super) fn shape(headers: &HeaderMap) -> Shape {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|h| h.to_str().ok()) else {
+        return Shape::Object;
+    };
+    for part in accept.split(',') {
+        if !part.contains("g=meta.k8s.io") {
+            continue;
+        }
+        let as_ = part
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("as="))
+            .unwrap_or_default();
+        match as_ {
+            "Table" => return Shape::Table,
+            "PartialObjectMetadata" | "PartialObjectMetadataList" => return Shape::Metadata,
+            _ => {}
+        }
+    }
+    Shape::Object
+}
+
+/// `object` as a `PartialObjectMetadata`: its metadata, whole.
+pub(crate) fn partial(object: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+/// `list` as a `PartialObjectMetadataList`: its metadata, and each item's.
+pub(crate) fn partial_list(list: &Value) -> Value {
+    let items: Vec<Value> = list
+        .get("items")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().map(partial).collect())
+        .unwrap_or_default();
+    json!({
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        "items": items,
+    })
 }
 
 /// A Table's rows with the objects `includeObject` asks for (`Metadata`, the default, keeps
@@ -113,8 +164,45 @@ mod tests {
                 "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
             ),
         );
-        assert!(accepts_table(&h));
+        assert_eq!(shape(&h), Shape::Table);
         h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        assert!(!accepts_table(&h));
+        assert_eq!(shape(&h), Shape::Object);
+    }
+
+    #[test]
+    fn metadata_accept_headers_as_kube_clients_send_them() {
+        let mut h = HeaderMap::new();
+        for accept in [
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            "application/json; as=PartialObjectMetadataList; g=meta.k8s.io; v=v1, application/json",
+        ] {
+            h.insert(header::ACCEPT, HeaderValue::from_static(accept));
+            assert_eq!(shape(&h), Shape::Metadata, "{accept}");
+        }
+        // Not of meta.k8s.io: the objects themselves.
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json;as=PartialObjectMetadata;g=example.com"),
+        );
+        assert_eq!(shape(&h), Shape::Object);
+    }
+
+    #[test]
+    fn partial_metadata_keeps_the_metadata_and_nothing_else() {
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "resourceVersion": "4", "ownerReferences": []},
+            "data": {"secret": "x"}});
+        let p = partial(&object);
+        assert_eq!(p["kind"], "PartialObjectMetadata");
+        assert_eq!(p["apiVersion"], "meta.k8s.io/v1");
+        assert_eq!(p["metadata"], object["metadata"]);
+        assert!(p.get("data").is_none());
+        let list = json!({"kind": "ConfigMapList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "9", "continue": "c"}, "items": [object]});
+        let l = partial_list(&list);
+        assert_eq!(l["kind"], "PartialObjectMetadataList");
+        assert_eq!(l["metadata"]["continue"], "c");
+        assert_eq!(l["items"][0], p);
     }
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ServerState;
+use super::response::{Shape, partial};
 use crate::api::{Api, Filter, ListOptions, WatchItem, watch_line};
 use crate::control::PauseMode;
 use crate::error::ApiError;
@@ -30,12 +31,21 @@ struct WatchState {
     deadline: tokio::time::Instant,
     cut: tokio::sync::watch::Receiver<u64>,
     pause: tokio::sync::watch::Receiver<Option<PauseMode>>,
-    as_table: bool,
+    shape: Shape,
 }
 
-/// One watch line; `kubectl get -w` watches Tables, so each event then carries a one-row Table.
-fn event_line(rt: &ResourceType, item: &WatchItem, as_table: bool) -> String {
-    if as_table && matches!(item.kind, "ADDED" | "MODIFIED" | "DELETED") {
+/// One watch line; `kubectl get -w` watches Tables, so each event then carries a one-row Table;
+/// a metadata watch gets each object (a bookmark's too) as `PartialObjectMetadata`.
+fn event_line(rt: &ResourceType, item: &WatchItem, shape: Shape) -> String {
+    if shape == Shape::Metadata
+        && matches!(item.kind, "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK")
+    {
+        return watch_line(&WatchItem {
+            kind: item.kind,
+            object: partial(&item.object),
+        });
+    }
+    if shape == Shape::Table && matches!(item.kind, "ADDED" | "MODIFIED" | "DELETED") {
         let rv = item
             .object
             .pointer("/metadata/resourceVersion")
@@ -79,16 +89,16 @@ pub(super) fn watch_response(
     ns: Option<&str>,
     lo: ListOptions,
     timeout: Duration,
-    as_table: bool,
+    shape: Shape,
 ) -> Result<Response, ApiError> {
     let (w, filter) = state.api.watch(&rt, ns, &lo)?;
     let mut initial: VecDeque<String> = w
         .initial
         .iter()
-        .map(|i| event_line(&rt, i, as_table))
+        .map(|i| event_line(&rt, i, shape))
         .collect();
     if w.initial_end_bookmark {
-        initial.push_back(watch_line(&Api::bookmark(&rt, w.rv, true)));
+        initial.push_back(event_line(&rt, &Api::bookmark(&rt, w.rv, true), shape));
     }
     let bookmarks = lo.allow_bookmarks.then(|| {
         let mut i = tokio::time::interval_at(
@@ -110,7 +120,7 @@ pub(super) fn watch_response(
         deadline: tokio::time::Instant::now() + timeout,
         cut,
         pause,
-        as_table,
+        shape,
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
         let line = match st.initial.pop_front() {
@@ -121,14 +131,14 @@ pub(super) fn watch_response(
                         Ok(e) => {
                             st.last_rv = st.last_rv.max(e.rv);
                             if let Some(item) = st.filter.apply(&e) {
-                                break if st.as_table { event_line(&st.rt, &item, true) } else { st.filter.line(&e, &item) };
+                                break if st.shape == Shape::Object { st.filter.line(&e, &item) } else { event_line(&st.rt, &item, st.shape) };
                             }
                         }
                         // A watcher this far behind is closed; the client re-lists, as with Kubernetes.
                         Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
                     },
                     _ = async { match st.bookmarks.as_mut() { Some(i) => { i.tick().await; } None => std::future::pending::<()>().await } } => {
-                        break watch_line(&Api::bookmark(&st.rt, st.last_rv, false));
+                        break event_line(&st.rt, &Api::bookmark(&st.rt, st.last_rv, false), st.shape);
                     }
                     _ = tokio::time::sleep_until(st.deadline) => return None,
                     _ = st.cut.changed() => return None,

@@ -412,6 +412,99 @@ async fn list_selectors_and_pagination() {
     );
 }
 
+/// `Accept: application/json;as=PartialObjectMetadata…;g=meta.k8s.io;v=v1`:
+/// get, list and watch answer with each object's metadata alone, and a
+/// `!=` label selector matches the objects without the label too.
+#[tokio::test]
+async fn metadata_only_get_list_and_watch() {
+    let c = Cluster::new().await;
+    let api: Api<ConfigMap> = c.api();
+    let labelled = |name: &str, labels: Value| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels},
+            "data": {"big": "x".repeat(100)}}))
+        .expect("configmap")
+    };
+    api.create(
+        &PostParams::default(),
+        &labelled("ours", json!({"owner": "op"})),
+    )
+    .await
+    .expect("create");
+    api.create(
+        &PostParams::default(),
+        &labelled("theirs", json!({"owner": "team"})),
+    )
+    .await
+    .expect("create");
+    api.create(&PostParams::default(), &labelled("plain", json!({})))
+        .await
+        .expect("create");
+
+    let one = api.get_metadata("theirs").await.expect("metadata of one");
+    assert_eq!(one.metadata.name.as_deref(), Some("theirs"));
+    assert_eq!(
+        one.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+
+    let list = api
+        .list_metadata(&ListParams::default().labels("owner!=op"))
+        .await
+        .expect("metadata list");
+    let mut names: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|o| o.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names, c.with_base(&["plain", "theirs"]));
+    assert!(list.metadata.resource_version.is_some());
+    let metadata: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(c.client.clone(), &c.ns);
+    let events = kube::runtime::watcher(
+        metadata,
+        kube::runtime::watcher::Config::default().labels("owner!=op"),
+    );
+    let mut events = Box::pin(events);
+    // The first list, then a change to one the selector matches.
+    let mut listed = false;
+    while !listed {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event in time")
+            .expect("a stream")
+            .expect("no error");
+        listed = matches!(event, kube::runtime::watcher::Event::InitDone);
+    }
+    api.patch(
+        "plain",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"seen": "yes"}}})),
+    )
+    .await
+    .expect("patch");
+    let changed = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event in time")
+        .expect("a stream")
+        .expect("no error");
+    match changed {
+        kube::runtime::watcher::Event::Apply(object) => {
+            assert_eq!(object.metadata.name.as_deref(), Some("plain"));
+            assert_eq!(
+                object
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("seen"))
+                    .map(String::as_str),
+                Some("yes")
+            );
+        }
+        other => panic!("expected the change of plain, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn watch_from_resource_version() {
     let c = Cluster::new().await;
