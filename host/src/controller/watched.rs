@@ -32,6 +32,19 @@ impl<'de> Deserialize<'de> for WatchedApp {
         if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.remove("managedFields");
         }
+        // Nearly every app parses: then its metadata and conditions are
+        // taken from the typed app, not read out of the tree once more each.
+        if let Ok(app) = PortfolioApp::deserialize(&value) {
+            return Ok(WatchedApp {
+                metadata: app.metadata.clone(),
+                conditions: app
+                    .status
+                    .as_ref()
+                    .map(|status| status.conditions.clone())
+                    .unwrap_or_default(),
+                parsed: Ok(Arc::new(app)),
+            });
+        }
         let metadata = match value.get("metadata") {
             Some(metadata) => {
                 ObjectMeta::deserialize(metadata).map_err(serde::de::Error::custom)?
@@ -96,8 +109,11 @@ mod tests {
             "apiVersion": "portfolio.dev/v1alpha1", "kind": "PortfolioApp",
             "metadata": {"name": "shop", "namespace": "demo"},
             "spec": {"image": "example/shop:1"},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Available",
+                "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
         }))
         .expect("lenient");
+        assert_eq!(watched.conditions.len(), 1);
         let app = watched.parsed.expect("parsed");
         assert_eq!(app.spec.image, "example/shop:1");
         assert_eq!(watched.metadata.name.as_deref(), Some("shop"));
