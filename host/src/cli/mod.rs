@@ -97,6 +97,19 @@ struct RunArgs {
     /// Apps reconciled at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     max_concurrent_reconciles: u16,
+    /// Threads of the async runtime: watches, requests and the reconcile
+    /// logic. Plugin calls run on threads of their own besides, as many as
+    /// are in flight. One is enough for thousands of apps, and a second
+    /// costs more in hand-overs between the two than it adds (README,
+    /// Performance); more help only where one thread is saturated.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "PORTFOLIO_WORKER_THREADS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    worker_threads: u16,
     /// Seconds a deletion's cleanup may take before it is reported stuck.
     #[arg(long, value_name = "S", default_value_t = 900)]
     cleanup_timeout_seconds: u64,
@@ -470,6 +483,17 @@ struct RuntimeArgs {
     /// Compile plugins every time; keep nothing on disk.
     #[arg(long, conflicts_with = "plugin_cache_dir")]
     no_plugin_cache: bool,
+}
+
+impl Cli {
+    /// The async runtime's threads the command asks for, if it asks (tokio's
+    /// default, one per core, otherwise).
+    pub fn worker_threads(&self) -> Option<usize> {
+        match &self.command {
+            Some(Command::Run(args)) => Some(usize::from(args.worker_threads)),
+            _ => None,
+        }
+    }
 }
 
 /// Run the chosen command.

@@ -429,3 +429,27 @@ fn a_watched_namespace_that_is_no_namespace_name_is_refused_before_anything_star
         assert!(!message.contains("panicked"), "{message}");
     }
 }
+
+#[test]
+fn run_refuses_a_worker_thread_count_that_is_no_count() {
+    for value in ["0", "-1", "many", "1025"] {
+        let joined = format!("--worker-threads={value}");
+        let args = ["run", "--kubeconfig", "/nonexistent/kubeconfig", &joined];
+        let output = run(&args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(message.contains("--worker-threads"), "{args:?}: {message}");
+        assert!(!message.contains("panicked"), "{args:?}: {message}");
+    }
+    // A valid count gets past the parse: what fails then is the kubeconfig.
+    let output = run(&[
+        "run",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+        "--worker-threads",
+        "3",
+    ]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("/nonexistent/kubeconfig"), "{message}");
+}
