@@ -186,7 +186,7 @@ struct ManifestsArgs {
 }
 
 /// The flags of `run` that `manifests` passes on when given: the lease
-/// timing and the plugin limits (see `run --help`).
+/// timing, the plugin limits and the runtime's threads (see `run --help`).
 #[derive(Debug, Args)]
 struct RunFlags {
     /// Seconds a lease stays valid after the leader last renewed it [run's default: 15].
@@ -216,12 +216,15 @@ struct RunFlags {
     /// Largest stack any plugin registration may ask for, in KiB [run's default: 1024].
     #[arg(long, value_name = "KIB")]
     plugin_max_stack_kib: Option<usize>,
+    /// Threads of the async runtime [run's default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
 }
 
 impl RunFlags {
     /// The given flags, as (`--flag`, value) pairs in a fixed order.
     fn pairs(&self) -> Vec<(String, String)> {
-        let flags: [(&str, Option<String>); 9] = [
+        let flags: [(&str, Option<String>); 10] = [
             (
                 "--leader-elect-lease-seconds",
                 self.leader_elect_lease_seconds.map(|v| v.to_string()),
@@ -257,6 +260,10 @@ impl RunFlags {
             (
                 "--plugin-max-stack-kib",
                 self.plugin_max_stack_kib.map(|v| v.to_string()),
+            ),
+            (
+                "--worker-threads",
+                self.worker_threads.map(|v| v.to_string()),
             ),
         ];
         flags

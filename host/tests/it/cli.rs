@@ -441,6 +441,36 @@ fn run_refuses_a_worker_thread_count_that_is_no_count() {
         assert!(message.contains("--worker-threads"), "{args:?}: {message}");
         assert!(!message.contains("panicked"), "{args:?}: {message}");
     }
+    // manifests passes the flag on to run, checked as run checks it.
+    let manifests = |threads: &str| {
+        Command::new(env!("CARGO_BIN_EXE_portfolio-operator"))
+            .args([
+                "manifests",
+                "--image",
+                "example/operator:1",
+                "--worker-threads",
+            ])
+            .arg(threads)
+            .output()
+            .expect("run portfolio-operator")
+    };
+    let output = manifests("0");
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("invalid value '0' for '--worker-threads"),
+        "{message}"
+    );
+    let output = manifests("2");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = printed.lines().map(str::trim).collect();
+    assert!(
+        lines
+            .windows(2)
+            .any(|pair| pair == ["- --worker-threads", "- \"2\""]),
+        "{printed}"
+    );
     // A valid count gets past the parse: what fails then is the kubeconfig.
     let output = run(&[
         "run",

@@ -407,6 +407,8 @@ fn the_chart_refuses_what_the_operator_would_refuse() {
             "/watchNamespaces/1",
         ),
         (set(&[r#"watchNamespaces=["a",""]"#]), "/watchNamespaces/1"),
+        (set(&["workerThreads=0"]), "/workerThreads"),
+        (set(&["workerThreads=1025"]), "/workerThreads"),
         (
             set(&[r#"leaderElection={"enabled":false}"#]),
             "exactly one replica",

@@ -234,7 +234,8 @@ the registry's order), record Events.
   (list "--plugin-max-output-kib" $limits.maxOutputKiB)
   (list "--plugin-max-objects" $limits.maxObjects)
   (list "--plugin-stack-kib" $limits.stackKiB)
-  (list "--plugin-max-stack-kib" $limits.maxStackKiB) }}
+  (list "--plugin-max-stack-kib" $limits.maxStackKiB)
+  (list "--worker-threads" .Values.workerThreads) }}
 {{- if not (kindIs "invalid" (index . 1)) }}
 - {{ index . 0 }}
 - {{ index . 1 | int64 | toString | quote }}
