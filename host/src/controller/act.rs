@@ -33,7 +33,7 @@ pub const CONCURRENCY: usize = 4;
 /// What a reconcile reads of the object an apply was answered with: its
 /// version, its status, and for a workload what its rollout needs. The
 /// answer is the whole object, `managedFields` and all; parsed into a
-/// `DynamicObject` it was a tenth of the operator's CPU at scale, to be
+/// `DynamicObject` it was a sixth of the operator's CPU at scale, to be
 /// dropped unread. The rest of it is skipped, not built.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Applied {
