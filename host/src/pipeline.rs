@@ -233,11 +233,7 @@ impl<'a> Pipeline<'a> {
         let mut output = generated.map_err(|e| PipelineError::Plugin(Box::new(e)))?;
         let objects = std::mem::take(&mut output.objects);
         let desired = self.police(plugin, subject, objects)?;
-        let finalize = finalized.map(|result| {
-            result
-                .map_err(|e| PipelineError::Plugin(Box::new(e)))
-                .and_then(|objects| self.police(plugin, subject, objects))
-        });
+        let finalize = finalized.map(|answer| self.policed(plugin, subject, answer));
         Ok(Generated {
             desired,
             output,
@@ -252,10 +248,20 @@ impl<'a> Pipeline<'a> {
         subject: &Subject,
         observed: Vec<Value>,
     ) -> Result<Vec<DesiredObject>, PipelineError> {
-        let objects = plugin
+        let answer = plugin
             .finalize_async(subject.input(observed), subject.context())
-            .await
-            .map_err(|e| PipelineError::Plugin(Box::new(e)))?;
+            .await;
+        self.policed(plugin, subject, answer)
+    }
+
+    /// A finalize call's `answer`, policed as [`Pipeline::finalize`] answers it.
+    fn policed(
+        &self,
+        plugin: &Arc<Plugin>,
+        subject: &Subject,
+        answer: Result<Vec<ChildObject>, PluginError>,
+    ) -> Result<Vec<DesiredObject>, PipelineError> {
+        let objects = answer.map_err(|e| PipelineError::Plugin(Box::new(e)))?;
         self.police(plugin, subject, objects)
     }
 

@@ -84,16 +84,8 @@ impl Applied {
             .spec
             .as_deref()
             .and_then(|spec| serde_json::from_str::<Spec>(spec.get()).ok())
-            .and_then(|spec| spec.replicas)
-            .and_then(|n| i32::try_from(n).ok());
-        Workload {
-            generation: self.metadata.generation,
-            replicas,
-            status: self
-                .status
-                .as_ref()
-                .and_then(|status| serde_json::from_value(status.clone()).ok()),
-        }
+            .and_then(|spec| spec.replicas);
+        Workload::read(self.metadata.generation, replicas, self.status.as_ref())
     }
 }
 
@@ -112,17 +104,22 @@ pub struct Workload {
 impl Workload {
     /// Read from a whole object (a watched or read one).
     pub fn of(object: &DynamicObject) -> Self {
-        Workload {
-            generation: object.metadata.generation,
-            replicas: object
+        Workload::read(
+            object.metadata.generation,
+            object
                 .data
                 .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .and_then(|n| i32::try_from(n).ok()),
-            status: object
-                .data
-                .get("status")
-                .and_then(|status| serde_json::from_value(status.clone()).ok()),
+                .and_then(Value::as_i64),
+            object.data.get("status"),
+        )
+    }
+
+    /// From its generation, `spec.replicas` and `status` as found.
+    fn read(generation: Option<i64>, replicas: Option<i64>, status: Option<&Value>) -> Self {
+        Workload {
+            generation,
+            replicas: replicas.and_then(|n| i32::try_from(n).ok()),
+            status: status.and_then(|status| serde_json::from_value(status.clone()).ok()),
         }
     }
 }

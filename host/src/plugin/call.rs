@@ -145,11 +145,9 @@ impl Plugin {
         input: GenerateInput,
         context: CallContext,
     ) -> Result<GeneratedOutput, PluginError> {
-        let plugin = Arc::clone(self);
-        let label = self.label.to_string();
-        tokio::task::spawn_blocking(move || plugin.generate(&input, &context))
+        self.generate_then_finalize_async(input, context, false)
             .await
-            .unwrap_or_else(|join| Err(worker_died(label, "generate", join)))
+            .0
     }
 
     /// [`Plugin::generate`] and then, when it succeeded and `finalize` is
