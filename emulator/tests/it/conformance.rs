@@ -466,16 +466,15 @@ async fn metadata_only_get_list_and_watch() {
         kube::runtime::watcher::Config::default().labels("owner!=op"),
     );
     let mut events = Box::pin(events);
-    // The first list, then a change to one the selector matches.
-    let mut listed = false;
-    while !listed {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), events.next())
             .await
             .expect("an event in time")
             .expect("a stream")
-            .expect("no error");
-        listed = matches!(event, kube::runtime::watcher::Event::InitDone);
-    }
+            .expect("no error")
+    };
+    // The first list, then a change to one the selector matches.
+    while !matches!(next().await, kube::runtime::watcher::Event::InitDone) {}
     api.patch(
         "plain",
         &PatchParams::default(),
@@ -483,12 +482,7 @@ async fn metadata_only_get_list_and_watch() {
     )
     .await
     .expect("patch");
-    let changed = tokio::time::timeout(Duration::from_secs(10), events.next())
-        .await
-        .expect("an event in time")
-        .expect("a stream")
-        .expect("no error");
-    match changed {
+    match next().await {
         kube::runtime::watcher::Event::Apply(object) => {
             assert_eq!(object.metadata.name.as_deref(), Some("plain"));
             assert_eq!(

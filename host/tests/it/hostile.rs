@@ -323,10 +323,7 @@ fn echo_output_is_validated_and_kept() {
 fn generate_then_finalize_answers_both_and_finalize_only_after_a_good_generate() {
     let runtime = runtime();
     let plugin = load(&runtime, "hostile");
-    let executor = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("executor");
+    let executor = current_thread_executor();
     executor.block_on(async {
         let spec = json!({"objects": [config_map("a")], "finalize": [config_map("backup")]});
         // Both, each as the call on its own answers.
@@ -357,10 +354,7 @@ fn generate_then_finalize_answers_both_and_finalize_only_after_a_good_generate()
 fn a_looping_call_does_not_stall_the_async_executor() {
     let runtime = runtime();
     let plugin = load(&runtime, "hostile");
-    let executor = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("executor");
+    let executor = current_thread_executor();
     executor.block_on(async {
         let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let counter = Arc::clone(&ticks);
@@ -423,6 +417,14 @@ async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
         out.push(handle.await);
     }
     out
+}
+
+/// A single-threaded async executor: a plugin call that ran on it would stall it.
+fn current_thread_executor() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("executor")
 }
 
 fn load_error(runtime: &Runtime, bytes: &[u8], world: Option<World>) -> LoadError {
