@@ -172,10 +172,7 @@ pub fn decorate(child: ChildObject, owner: &Owner<'_>, plugin: &Plugin) -> Desir
     labels.insert(LABEL_MANAGED_BY.into(), json!(FIELD_MANAGER));
     labels.insert(LABEL_INSTANCE.into(), json!(owner.name));
     labels.insert(LABEL_PLUGIN.into(), json!(plugin.id().name));
-    labels.insert(
-        LABEL_PLUGIN_VERSION.into(),
-        json!(label_value(&plugin.id().version.to_string())),
-    );
+    labels.insert(LABEL_PLUGIN_VERSION.into(), json!(plugin.version_label()));
     metadata.insert("labels".into(), Value::Object(labels));
 
     let mut annotations = take_map(&mut metadata, "annotations");
@@ -207,10 +204,7 @@ pub fn decorate(child: ChildObject, owner: &Owner<'_>, plugin: &Plugin) -> Desir
     if let Some(Value::Object(metadata)) = object.get_mut("metadata")
         && let Some(Value::Object(annotations)) = metadata.get_mut("annotations")
     {
-        annotations.insert(
-            ANNOTATION_PLUGIN_DIGEST.into(),
-            json!(plugin.digest().to_string()),
-        );
+        annotations.insert(ANNOTATION_PLUGIN_DIGEST.into(), json!(plugin.digest_text()));
         annotations.insert(ANNOTATION_DESIRED_HASH.into(), json!(hash));
         if let Some(template) = template {
             annotations.insert(ANNOTATION_TEMPLATE_HASH.into(), json!(template));
@@ -226,8 +220,7 @@ pub fn decorate(child: ChildObject, owner: &Owner<'_>, plugin: &Plugin) -> Desir
 /// sorted), without the plugin's digest: that changes with the toolchain,
 /// and a change of it is applied anyway (the value differs on the object).
 fn desired_hash(object: &Map<String, Value>) -> String {
-    let text = serde_json::to_vec(object).unwrap_or_default();
-    crate::plugin::Digest::of(&text).hex()[..16].to_owned()
+    crate::plugin::Digest::of_json(object).hex()[..16].to_owned()
 }
 
 /// The kinds whose `spec.template` is a pod template that rolls out.
@@ -240,8 +233,7 @@ fn template_hash(key: &ObjectKey, object: &Map<String, Value>) -> Option<String>
         return None;
     }
     let template = object.get("spec")?.get("template")?;
-    let text = serde_json::to_vec(template).ok()?;
-    Some(crate::plugin::Digest::of(&text).hex()[..16].to_owned())
+    Some(crate::plugin::Digest::of_json(template).hex()[..16].to_owned())
 }
 
 /// Remove `field` from `map` and return it if it is an object, else an empty one.

@@ -10,7 +10,6 @@ use kube::api::{Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::Context;
 use super::conditions::{self, Transition};
@@ -171,24 +170,29 @@ impl<S: Clone + PartialEq> Written<S> {
 
 /// Apply `after` as the status of `target` unless it equals `before` (the
 /// stored status). Returns whether it was written.
-pub async fn write<S: Serialize>(
+pub async fn write<S: Serialize + PartialEq>(
     ctx: &impl Writer,
     target: &Target,
     before: &S,
     after: &S,
 ) -> Result<bool, StatusError> {
-    let before = serde_json::to_value(before).unwrap_or(Value::Null);
-    let after = serde_json::to_value(after).unwrap_or(Value::Null);
-    if before == after {
+    // Most reconciles conclude the status that is stored: told by the types
+    // alone, without serialising either.
+    if before == after || same_json(before, after) {
         return Ok(false);
     }
-    tracing::debug!(object = %target.path(), before = %before, after = %after, "writing status");
-    let patch = json!({
-        "apiVersion": target.resource.api_version,
-        "kind": target.resource.kind,
-        "metadata": {"name": target.name},
-        "status": after,
-    });
+    tracing::debug!(
+        object = %target.path(),
+        before = %serde_json::to_string(before).unwrap_or_default(),
+        after = %serde_json::to_string(after).unwrap_or_default(),
+        "writing status"
+    );
+    let patch = StatusPatch {
+        api_version: &target.resource.api_version,
+        kind: &target.resource.kind,
+        metadata: NameOnly { name: &target.name },
+        status: after,
+    };
     let failed = |source| StatusError {
         object: target.path(),
         source,
@@ -199,7 +203,7 @@ pub async fn write<S: Serialize>(
             "status",
             &target.name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
+            &Patch::Apply(patch),
         )
         .map_err(|error| failed(kube::Error::BuildRequest(error)))?;
     // The answer is the whole object; nothing of it is read, so it is
@@ -210,6 +214,32 @@ pub async fn write<S: Serialize>(
         .map_err(failed)?;
     ctx.metrics().status_written();
     Ok(true)
+}
+
+/// Whether two values that differ as types still serialise alike (an
+/// empty list against none, say): storing one over the other would change
+/// nothing.
+fn same_json<S: Serialize>(before: &S, after: &S) -> bool {
+    match (serde_json::to_vec(before), serde_json::to_vec(after)) {
+        (Ok(before), Ok(after)) => before == after,
+        _ => false,
+    }
+}
+
+/// The body of a status apply: the object's identity and its status.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusPatch<'a, S> {
+    api_version: &'a str,
+    kind: &'a str,
+    metadata: NameOnly<'a>,
+    status: &'a S,
+}
+
+/// Metadata naming the object and nothing else.
+#[derive(Serialize)]
+struct NameOnly<'a> {
+    name: &'a str,
 }
 
 /// Record an Event for each transition from `before` to `after`.
@@ -245,6 +275,38 @@ pub async fn announce_all(ctx: &impl Writer, target: &Target, transitions: Vec<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_is_written_only_when_its_json_differs() {
+        #[derive(PartialEq, Serialize)]
+        struct Status {
+            shown: u8,
+            #[serde(skip)]
+            hidden: u8,
+        }
+        let status = |shown, hidden| Status { shown, hidden };
+        assert!(same_json(&status(1, 1), &status(1, 2)), "alike as JSON");
+        assert!(!same_json(&status(1, 1), &status(2, 1)));
+    }
+
+    #[test]
+    fn the_status_patch_names_the_object_and_carries_the_status() {
+        let patch = StatusPatch {
+            api_version: "portfolio.dev/v1alpha1",
+            kind: "PortfolioApp",
+            metadata: NameOnly { name: "shop" },
+            status: &serde_json::json!({"phase": "Ready"}),
+        };
+        assert_eq!(
+            serde_json::to_value(&patch).ok(),
+            Some(serde_json::json!({
+                "apiVersion": "portfolio.dev/v1alpha1",
+                "kind": "PortfolioApp",
+                "metadata": {"name": "shop"},
+                "status": {"phase": "Ready"},
+            }))
+        );
+    }
 
     #[test]
     fn a_reconcile_on_a_stale_cache_sees_the_status_it_wrote() {

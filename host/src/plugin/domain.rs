@@ -54,9 +54,35 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// Digest of `value`'s JSON, serialised straight into the hash (no
+    /// copy of the text is made). A value that cannot be serialised is
+    /// hashed as far as it went.
+    pub fn of_json<T: serde::Serialize + ?Sized>(value: &T) -> Self {
+        struct Feed(Sha256);
+        impl std::io::Write for Feed {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.update(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut feed = Feed(Sha256::new());
+        let _ = serde_json::to_writer(&mut feed, value);
+        Digest(feed.0.finalize().into())
+    }
+
     /// Lower-case hex, without the `sha256:` prefix.
     pub fn hex(&self) -> String {
-        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+        // One allocation: digests are written for every applied object.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = String::with_capacity(64);
+        for byte in self.0 {
+            hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        }
+        hex
     }
 
     /// Parse 64 lower-case hex digits.
@@ -141,7 +167,15 @@ mod tests {
     fn digests_round_trip_through_hex() {
         let digest = Digest::of(b"hello");
         assert_eq!(Digest::from_hex(&digest.hex()), Some(digest));
-        assert!(digest.to_string().starts_with("sha256:2cf24dba"));
+        assert_eq!(
+            digest.to_string(),
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(
+            Digest::of_json(&serde_json::json!({"b": [1, "x"], "a": null})),
+            Digest::of(br#"{"a":null,"b":[1,"x"]}"#),
+            "the JSON text is what is hashed"
+        );
         assert_eq!(Digest::from_hex("ABC"), None);
         assert_eq!(Digest::from_hex(&"G".repeat(64)), None);
     }

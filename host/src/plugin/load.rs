@@ -50,6 +50,16 @@ pub struct Plugin {
     pub(crate) settings: Arc<str>,
     pub(crate) limits: Limits,
     pub(crate) label: Arc<str>,
+    /// Its version as a label value and its digest as text, as decorate
+    /// puts them on every object (made once, not per object).
+    pub(crate) marks: Marks,
+}
+
+/// What decorate writes of a plugin on each object it makes.
+#[derive(Debug)]
+pub(crate) struct Marks {
+    pub(crate) version_label: String,
+    pub(crate) digest: String,
 }
 
 impl fmt::Debug for Plugin {
@@ -66,6 +76,16 @@ impl Plugin {
     /// Name and version, as the plugin described itself.
     pub fn id(&self) -> &PluginId {
         &self.info.id
+    }
+
+    /// Its version made into a valid label value.
+    pub fn version_label(&self) -> &str {
+        &self.marks.version_label
+    }
+
+    /// Its digest as text (`sha256:…`).
+    pub fn digest_text(&self) -> &str {
+        &self.marks.digest
     }
 
     /// Everything it said about itself.

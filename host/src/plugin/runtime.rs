@@ -283,12 +283,17 @@ impl Runtime {
             load::describe(&compiled.pre, &limits, &provisional).map_err(LoadError::Describe)?;
         let info = load::check_info(raw, compiled.wit_version.clone())?;
         let label: Arc<str> = Arc::from(info.id.to_string().as_str());
+        let marks = load::Marks {
+            version_label: crate::decorate::label_value(&info.id.version.to_string()),
+            digest: compiled.digest.to_string(),
+        };
         Ok(Arc::new(Plugin {
             compiled,
             info,
             settings: Arc::from(settings.as_str()),
             limits,
             label,
+            marks,
         }))
     }
 
