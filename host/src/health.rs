@@ -263,7 +263,11 @@ impl Health {
         let health = Arc::clone(self);
         let resource = ApiResource::erase::<PortfolioApp>(&());
         // Untyped: an app that does not parse must not fail the check.
-        let apis = crate::controller::scope::dynamic_apis(&client, &namespaces, &resource);
+        let apis = crate::controller::scope::dynamic_apis::<kube::core::DynamicObject>(
+            &client,
+            &namespaces,
+            &resource,
+        );
         tokio::spawn(async move {
             loop {
                 let listed = tokio::time::timeout(CRD_CHECK_TIMEOUT, async {

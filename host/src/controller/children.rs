@@ -108,16 +108,18 @@ impl Cached {
     pub fn object(&self) -> DynamicObject {
         // The text is what `new` wrote, so it parses; were it not to, an
         // object with only its name is what a reconcile would then see.
-        serde_json::from_str(&self.text).unwrap_or_else(|_| {
-            let mut object = DynamicObject {
-                types: None,
-                metadata: ObjectMeta::default(),
-                data: Value::Null,
-            };
-            object.metadata.name = Some(self.name.clone());
-            object.metadata.namespace = Some(self.namespace.clone());
-            object
-        })
+        serde_json::from_str(&self.text)
+            .map(|object: super::wire::WireObject| object.0)
+            .unwrap_or_else(|_| {
+                let mut object = DynamicObject {
+                    types: None,
+                    metadata: ObjectMeta::default(),
+                    data: Value::Null,
+                };
+                object.metadata.name = Some(self.name.clone());
+                object.metadata.namespace = Some(self.namespace.clone());
+                object
+            })
     }
 
     fn key(&self) -> NameKey {
@@ -152,7 +154,7 @@ fn name_key(metadata: &ObjectMeta) -> NameKey {
 
 /// The uid of the controller owner reference, if any: only a controller
 /// reference makes an object a child (see [`is_ours`]).
-fn controller_uid(metadata: &ObjectMeta) -> Option<&str> {
+pub(crate) fn controller_uid(metadata: &ObjectMeta) -> Option<&str> {
     metadata
         .owner_references
         .as_deref()

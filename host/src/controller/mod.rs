@@ -24,6 +24,7 @@ pub mod scope;
 pub mod settled;
 pub mod status;
 pub mod watched;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -357,7 +358,8 @@ pub(crate) fn receiver_stream<T>(
     })
 }
 
-/// The slimmed watch of `resource` in each of `namespaces` (see [`scope`]).
+/// The slimmed watch of `resource` in each of `namespaces` (see [`scope`]),
+/// read off the wire by [`wire::WireObject`] (which slims as it reads).
 fn untyped_watches(
     client: &kube::Client,
     namespaces: &scope::Namespaces,

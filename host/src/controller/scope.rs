@@ -48,12 +48,19 @@ where
         .collect()
 }
 
-/// [`apis`] of an untyped `resource`.
-pub fn dynamic_apis(
+/// [`apis`] of an untyped `resource`, read as `K` (a `DynamicObject`, or
+/// [`super::wire::WireObject`] for a watch).
+pub fn dynamic_apis<K>(
     client: &kube::Client,
     namespaces: &Namespaces,
     resource: &kube::discovery::ApiResource,
-) -> Vec<(String, Api<kube::core::DynamicObject>)> {
+) -> Vec<(String, Api<K>)>
+where
+    K: Resource<
+            DynamicType = kube::discovery::ApiResource,
+            Scope = kube::core::DynamicResourceScope,
+        >,
+{
     if namespaces.is_empty() {
         return vec![(String::new(), Api::all_with(client.clone(), resource))];
     }

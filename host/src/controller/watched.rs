@@ -9,9 +9,12 @@ use std::sync::Arc;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::Resource;
-use portfolio_api::PortfolioApp;
+use portfolio_api::{PortfolioApp, PortfolioAppSpec, PortfolioAppStatus};
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use super::wire::MetaWithoutFields;
 
 /// A watched PortfolioApp, parsed or not.
 #[derive(Clone, Debug)]
@@ -26,46 +29,98 @@ pub struct WatchedApp {
 
 impl<'de> Deserialize<'de> for WatchedApp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut value = Value::deserialize(deserializer)?;
-        // Never read, held twice (the metadata and the parsed app), and on a
-        // cached app most of its bytes: not kept.
-        if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-            metadata.remove("managedFields");
-        }
-        // Nearly every app parses: then its metadata and conditions are
-        // taken from the typed app, not read out of the tree once more each.
-        if let Ok(app) = PortfolioApp::deserialize(&value) {
-            return Ok(WatchedApp {
-                metadata: app.metadata.clone(),
-                conditions: app
-                    .status
-                    .as_ref()
-                    .map(|status| status.conditions.clone())
-                    .unwrap_or_default(),
-                parsed: Ok(Arc::new(app)),
-            });
-        }
-        let metadata = match value.get("metadata") {
-            Some(metadata) => {
-                ObjectMeta::deserialize(metadata).map_err(serde::de::Error::custom)?
+        deserializer.deserialize_map(AppVisitor)
+    }
+}
+
+/// Reads an app's fields apart: its metadata without `managedFields`
+/// (never read, and most of an app's bytes), spec and status as JSON.
+struct AppVisitor;
+
+impl<'de> Visitor<'de> for AppVisitor {
+    type Value = WatchedApp;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a PortfolioApp")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WatchedApp, A::Error> {
+        let mut metadata = None;
+        let (mut spec, mut status) = (None, Value::Null);
+        let mut rest = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "metadata" => {
+                    let meta: MetaWithoutFields = map.next_value()?;
+                    metadata = Some(meta.into_object_meta());
+                }
+                "spec" => spec = Some(map.next_value::<Value>()?),
+                "status" => status = map.next_value::<Value>()?,
+                _ => {
+                    rest.insert(key, map.next_value::<Value>()?);
+                }
             }
-            None => ObjectMeta::default(),
-        };
-        let conditions = value
-            .pointer("/status/conditions")
+        }
+        let metadata = metadata.unwrap_or_default();
+        Ok(WatchedApp::of_parts(metadata, spec, status, rest))
+    }
+}
+
+impl WatchedApp {
+    /// The app made of its parts as read: typed when they parse (nearly
+    /// always); else its metadata, its conditions if they parse, and where
+    /// the app does not.
+    fn of_parts(
+        metadata: ObjectMeta,
+        spec: Option<Value>,
+        status: Value,
+        rest: Map<String, Value>,
+    ) -> Self {
+        if let Some(spec_value) = &spec
+            && let Ok(spec) = PortfolioAppSpec::deserialize(spec_value)
+            && let Ok(status) = Option::<PortfolioAppStatus>::deserialize(&status)
+        {
+            let conditions = status
+                .as_ref()
+                .map(|status| status.conditions.clone())
+                .unwrap_or_default();
+            return WatchedApp {
+                metadata: metadata.clone(),
+                conditions,
+                parsed: Ok(Arc::new(PortfolioApp {
+                    metadata,
+                    spec,
+                    status,
+                })),
+            };
+        }
+        let conditions = status
+            .pointer("/conditions")
             .and_then(|c| Vec::<Condition>::deserialize(c).ok())
             .unwrap_or_default();
-        let parsed = serde_path_to_error::deserialize::<_, PortfolioApp>(&value)
+        // The whole object again, for the error to name the field as a
+        // user would (`spec.replicas`); rare, so the cost is no matter.
+        let mut object = rest;
+        if let Ok(meta) = serde_json::to_value(&metadata) {
+            object.insert("metadata".into(), meta);
+        }
+        if let Some(spec) = spec {
+            object.insert("spec".into(), spec);
+        }
+        if !status.is_null() {
+            object.insert("status".into(), status);
+        }
+        let parsed = serde_path_to_error::deserialize::<_, PortfolioApp>(&Value::Object(object))
             .map(Arc::new)
             .map_err(|error| {
                 let path = error.path().to_string();
                 format!("{path}: {}", error.into_inner())
             });
-        Ok(WatchedApp {
+        WatchedApp {
             metadata,
             parsed,
             conditions,
-        })
+        }
     }
 }
 

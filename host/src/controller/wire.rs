@@ -1,0 +1,498 @@
+//! Watched objects read straight off the wire into what the caches keep.
+//!
+//! kube's `DynamicObject` reads an object through two flattened fields,
+//! which makes serde buffer the whole object once before building it, and
+//! builds every `managedFields` entry (most of an object's bytes) only for
+//! the caches to drop them. Here the metadata is read field by field,
+//! `managedFields` entries are looked into without being built, and only
+//! the rest of the object becomes a JSON tree: the same objects, at about
+//! half the cost per watch event.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    FieldsV1, ManagedFieldsEntry, ObjectMeta, OwnerReference, Time,
+};
+use kube::Resource;
+use kube::core::{DynamicObject, DynamicResourceScope, TypeMeta};
+use kube::discovery::ApiResource;
+use kube::runtime::watcher;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::decorate::FIELD_MANAGER;
+
+/// An object's metadata as it comes: every field of `ObjectMeta`, with its
+/// `managedFields` read as `M` (skipped, or looked into).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", bound = "M: Deserialize<'de>")]
+pub(crate) struct WireMeta<M> {
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    creation_timestamp: Option<Time>,
+    #[serde(default)]
+    deletion_grace_period_seconds: Option<i64>,
+    #[serde(default)]
+    deletion_timestamp: Option<Time>,
+    #[serde(default)]
+    finalizers: Option<Vec<String>>,
+    #[serde(default)]
+    generate_name: Option<String>,
+    #[serde(default)]
+    generation: Option<i64>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    managed_fields: Option<M>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    owner_references: Option<Vec<OwnerReference>>,
+    #[serde(default)]
+    resource_version: Option<String>,
+    #[serde(default)]
+    self_link: Option<String>,
+    #[serde(default)]
+    uid: Option<String>,
+}
+
+impl<M> WireMeta<M> {
+    /// The metadata, with `managed_fields` in place of what was read.
+    fn into_meta(self, managed_fields: Option<Vec<ManagedFieldsEntry>>) -> ObjectMeta {
+        ObjectMeta {
+            annotations: self.annotations,
+            creation_timestamp: self.creation_timestamp,
+            deletion_grace_period_seconds: self.deletion_grace_period_seconds,
+            deletion_timestamp: self.deletion_timestamp,
+            finalizers: self.finalizers,
+            generate_name: self.generate_name,
+            generation: self.generation,
+            labels: self.labels,
+            managed_fields,
+            name: self.name,
+            namespace: self.namespace,
+            owner_references: self.owner_references,
+            resource_version: self.resource_version,
+            self_link: self.self_link,
+            uid: self.uid,
+        }
+    }
+}
+
+/// Metadata whose `managedFields` are skipped unread (an app's: nothing
+/// reads them).
+pub(crate) type MetaWithoutFields = WireMeta<IgnoredAny>;
+
+impl MetaWithoutFields {
+    /// The metadata, without managed fields.
+    pub(crate) fn into_object_meta(self) -> ObjectMeta {
+        self.into_meta(None)
+    }
+}
+
+/// One `managedFields` entry, read for whether it claims `spec.replicas`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireEntry {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    fields_type: Option<String>,
+    #[serde(default, rename = "fieldsV1")]
+    fields_v1: Option<SpecFields>,
+    #[serde(default)]
+    manager: Option<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    subresource: Option<String>,
+}
+
+/// `fieldsV1`, read only as far as `f:spec` (everything else is skipped;
+/// anything but a map claims nothing).
+struct SpecFields {
+    spec: Option<ReplicasField>,
+}
+
+/// `f:spec`, read only for `f:replicas`.
+struct ReplicasField {
+    replicas: bool,
+}
+
+impl<'de> Deserialize<'de> for SpecFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spec = deserializer.deserialize_any(Probe::<ReplicasField>::new("f:spec"))?;
+        Ok(SpecFields { spec })
+    }
+}
+
+impl<'de> Deserialize<'de> for ReplicasField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let replicas = deserializer.deserialize_any(Probe::<IgnoredAny>::new("f:replicas"))?;
+        Ok(ReplicasField {
+            replicas: replicas.is_some(),
+        })
+    }
+}
+
+/// Reads one entry `key` of a map as `T`, skipping the others unbuilt; of
+/// anything that is not a map, nothing.
+struct Probe<T> {
+    key: &'static str,
+    found: std::marker::PhantomData<T>,
+}
+
+impl<T> Probe<T> {
+    fn new(key: &'static str) -> Self {
+        Probe {
+            key,
+            found: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Probe<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("managed fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == self.key && found.is_none() {
+                found = Some(map.next_value::<T>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+}
+
+impl WireEntry {
+    /// The operator's claim on `spec.replicas`, if this entry is one: the
+    /// only managed field a reconcile reads (see [`super::children::slim`]).
+    fn into_replicas_claim(self) -> Option<ManagedFieldsEntry> {
+        let claims = self.manager.as_deref() == Some(FIELD_MANAGER)
+            && self.operation.as_deref() == Some("Apply")
+            && self
+                .fields_v1
+                .and_then(|fields| fields.spec)
+                .is_some_and(|spec| spec.replicas);
+        claims.then(|| ManagedFieldsEntry {
+            api_version: self.api_version,
+            fields_type: self.fields_type,
+            fields_v1: Some(FieldsV1(serde_json::json!({"f:spec": {"f:replicas": {}}}))),
+            manager: self.manager,
+            operation: self.operation,
+            subresource: self.subresource,
+            time: None,
+        })
+    }
+}
+
+/// A watched child (or DatabaseMigration), read off the wire: its metadata
+/// slimmed as [`super::children::slim`] does, the rest as JSON.
+#[derive(Clone, Debug)]
+pub struct WireObject(pub DynamicObject);
+
+impl<'de> Deserialize<'de> for WireObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = WireObject;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireObject, A::Error> {
+        let (mut api_version, mut kind) = (None::<String>, None::<String>);
+        let mut metadata = None;
+        let mut data = Map::new();
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::ApiVersion => api_version = Some(map.next_value()?),
+                Key::Kind => kind = Some(map.next_value()?),
+                Key::Metadata => {
+                    let mut meta: WireMeta<Vec<WireEntry>> = map.next_value()?;
+                    let claims: Vec<ManagedFieldsEntry> = meta
+                        .managed_fields
+                        .take()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(WireEntry::into_replicas_claim)
+                        .collect();
+                    metadata = Some(meta.into_meta((!claims.is_empty()).then_some(claims)));
+                }
+                Key::Other(key) => {
+                    data.insert(key, map.next_value::<Value>()?);
+                }
+            }
+        }
+        let types = match (api_version, kind) {
+            (Some(api_version), Some(kind)) => Some(TypeMeta { api_version, kind }),
+            _ => None,
+        };
+        Ok(WireObject(DynamicObject {
+            types,
+            metadata: metadata.unwrap_or_default(),
+            data: Value::Object(data),
+        }))
+    }
+}
+
+/// A top-level key of an object: the three read apart, told without
+/// copying them, and any other.
+enum Key {
+    ApiVersion,
+    Kind,
+    Metadata,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "apiVersion" => Key::ApiVersion,
+                    "kind" => Key::Kind,
+                    "metadata" => Key::Metadata,
+                    other => Key::Other(other.to_owned()),
+                })
+            }
+            fn visit_string<E: de::Error>(self, key: String) -> Result<Key, E> {
+                match key.as_str() {
+                    "apiVersion" | "kind" | "metadata" => self.visit_str(&key),
+                    _ => Ok(Key::Other(key)),
+                }
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl Resource for WireObject {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::group(dt)
+    }
+
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::version(dt)
+    }
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::kind(dt)
+    }
+
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::api_version(dt)
+    }
+
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.0.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.0.metadata
+    }
+}
+
+/// A watch event of [`WireObject`]s as one of `DynamicObject`s.
+pub fn into_dynamic(event: watcher::Event<WireObject>) -> watcher::Event<DynamicObject> {
+    match event {
+        watcher::Event::Apply(object) => watcher::Event::Apply(object.0),
+        watcher::Event::Delete(object) => watcher::Event::Delete(object.0),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(object) => watcher::Event::InitApply(object.0),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// What the watch held before: kube's own reading, then slimmed.
+    fn as_before(text: &str) -> Value {
+        let mut object: DynamicObject = serde_json::from_str(text).expect("kube reads it");
+        super::super::children::slim(&mut object);
+        serde_json::to_value(&object).expect("serialises")
+    }
+
+    fn as_now(text: &str) -> Value {
+        let object: WireObject = serde_json::from_str(text).expect("wire reads it");
+        serde_json::to_value(&object.0).expect("serialises")
+    }
+
+    fn deployment(managed_fields: Value) -> String {
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "shop", "namespace": "demo", "uid": "u-1", "resourceVersion": "42",
+                "generation": 3, "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER},
+                "annotations": {"portfolio.dev/desired-hash": "abc"},
+                "ownerReferences": [{"apiVersion": "portfolio.dev/v1alpha1", "kind": "PortfolioApp",
+                    "name": "shop", "uid": "app-1", "controller": true, "blockOwnerDeletion": true}],
+                "finalizers": ["x/y"],
+                "managedFields": managed_fields,
+            },
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "app", "image": "i"}]}}},
+            "status": {"observedGeneration": 3, "readyReplicas": 2},
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn an_object_reads_as_kube_reads_it_then_slims_it() {
+        let entry = |manager: &str, operation: &str, fields: Value| {
+            json!({"manager": manager, "operation": operation, "apiVersion": "apps/v1",
+                   "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": fields})
+        };
+        let replicas = json!({"f:metadata": {"f:labels": {".": {}}},
+                              "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {}}}});
+        let template = json!({"f:spec": {"f:template": {}}});
+        for fields in [
+            json!([entry(FIELD_MANAGER, "Apply", replicas.clone())]),
+            json!([entry(FIELD_MANAGER, "Apply", template.clone())]),
+            json!([
+                entry("kubectl", "Apply", replicas.clone()),
+                entry(FIELD_MANAGER, "Update", replicas.clone())
+            ]),
+            json!([
+                entry("kube-controller-manager", "Update", json!({"f:status": {}})),
+                entry(FIELD_MANAGER, "Apply", replicas.clone())
+            ]),
+            json!([]),
+            Value::Null,
+        ] {
+            let text = deployment(fields.clone());
+            assert_eq!(as_now(&text), as_before(&text), "managedFields {fields}");
+        }
+        let bare = json!({"metadata": {"name": "x"}, "data": {"a": "b"}}).to_string();
+        assert_eq!(as_now(&bare), as_before(&bare), "no apiVersion nor kind");
+        let bookmark = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "resourceVersion": "9", "annotations": {"k8s.io/initial-events-end": "true"}}})
+        .to_string();
+        assert_eq!(as_now(&bookmark), as_before(&bookmark), "a bookmark");
+        let no_meta = json!({"apiVersion": "v1", "kind": "ConfigMap"}).to_string();
+        assert_eq!(as_now(&no_meta), as_before(&no_meta), "no metadata");
+    }
+
+    #[test]
+    fn odd_managed_fields_claim_nothing_and_fail_nothing() {
+        for fields_v1 in [
+            json!("text"),
+            json!(7),
+            json!([1, 2]),
+            json!(null),
+            json!({"f:spec": 3}),
+            json!({"f:spec": {"f:replicas": null}}),
+        ] {
+            let text = deployment(json!([{"manager": FIELD_MANAGER, "operation": "Apply",
+                                          "fieldsV1": fields_v1}]));
+            let object: WireObject = serde_json::from_str(&text).expect("reads");
+            let claims = object.0.metadata.managed_fields.unwrap_or_default().len();
+            // `f:replicas: null` is a key all the same, as kube's slim sees it.
+            let expected = usize::from(fields_v1 == json!({"f:spec": {"f:replicas": null}}));
+            assert_eq!(claims, expected, "fieldsV1 {fields_v1}");
+        }
+    }
+
+    #[test]
+    fn what_kube_refuses_is_refused() {
+        for text in [
+            json!({"metadata": "shop"}).to_string(),
+            json!({"metadata": {"name": 3}}).to_string(),
+            json!({"metadata": {"managedFields": {"manager": "x"}}}).to_string(),
+            json!([1]).to_string(),
+            "{\"metadata\": {".to_owned(),
+        ] {
+            assert!(
+                serde_json::from_str::<DynamicObject>(&text).is_err(),
+                "kube: {text}"
+            );
+            assert!(
+                serde_json::from_str::<WireObject>(&text).is_err(),
+                "wire: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_app_keeps_no_managed_fields_and_types_as_before() {
+        let text = json!({
+            "metadata": {"name": "shop", "labels": {"a": "b"}, "managedFields": [{"manager": "m",
+                "fieldsV1": {"f:spec": {}}}]},
+        })
+        .to_string();
+        let meta: MetaWithoutFields = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| serde_json::from_value(v["metadata"].clone()).ok())
+            .expect("reads");
+        let meta = meta.into_object_meta();
+        assert_eq!(meta.name.as_deref(), Some("shop"));
+        assert!(meta.managed_fields.is_none());
+    }
+}
