@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Controller};
@@ -370,13 +370,40 @@ fn untyped_watches(
     impl futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + use<>,
 )> {
     scope::watches(
-        scope::dynamic_apis(client, namespaces, resource),
+        scope::dynamic_apis::<wire::WireObject>(client, namespaces, resource),
         config,
         &resource.kind,
     )
     .into_iter()
-    .map(|(namespace, events)| (namespace, events.modify(children::slim)))
+    .map(|(namespace, events)| (namespace, events.map_ok(wire::into_dynamic)))
     .collect()
+}
+
+/// Whether `event` (of a child of kind `resource`) is a child at a version
+/// the last reconcile of its app knew (see [`settled::Settled::knows_child`]).
+/// A deletion never is.
+fn is_echo(
+    event: &watcher::Event<DynamicObject>,
+    resource: &ApiResource,
+    settled: &settled::Settled,
+) -> bool {
+    let (watcher::Event::Apply(object) | watcher::Event::InitApply(object)) = event else {
+        return false;
+    };
+    let meta = &object.metadata;
+    let (Some(owner), Some(name), Some(version)) = (
+        children::controller_uid(meta),
+        meta.name.as_deref(),
+        meta.resource_version.as_deref(),
+    ) else {
+        return false;
+    };
+    let key = settled::ChildKey {
+        api_version: &resource.api_version,
+        kind: &resource.kind,
+        name,
+    };
+    settled.knows_child(owner, key, version)
 }
 
 /// What changed of an app, as the migration controller reads it: which app,
@@ -488,6 +515,9 @@ pub async fn run(
     let (apps_listed_tx, mut apps_listed) = tokio::sync::watch::channel(false);
     let settled = Arc::new(settled::Settled::default());
     let forget = Arc::clone(&settled);
+    // The echoes of a reconcile's own writes that come after it ended
+    // queue nothing: they would only be skipped as unchanged.
+    let app_echoes = Arc::clone(&settled);
     let app_watches = scope::watches(
         scope::apis::<WatchedApp>(&client, &config.namespaces),
         &watcher::Config::default(),
@@ -520,17 +550,23 @@ pub async fn run(
                 let _ = changes.send(AppChange::of(app));
             }
         })
-        .applied_objects();
+        .applied_objects()
+        .try_filter(move |watched| {
+            let echo = matches!(&watched.parsed, Ok(app) if app_echoes.knows_app(app));
+            std::future::ready(!echo)
+        });
     let mut controller = Controller::for_stream(app_stream, app_reader);
     let resources: Vec<ApiResource> = policy.kinds().iter().map(|k| k.resource()).collect();
     let (child_stores, writers) = ChildStores::new(resources.clone());
     for (resource, writer) in resources.into_iter().zip(writers) {
         // The index is kept in step before the controller sees an object,
         // as a reflector would, so that its reconcile reads it.
+        let (echoes, kind) = (Arc::clone(&settled), resource.clone());
         let stream = scope::reflect(
             untyped_watches(&client, &config.namespaces, &resource, &child_config),
             writer,
         )
+        .try_filter(move |event| std::future::ready(!is_echo(event, &kind, &echoes)))
         .touched_objects();
         controller = controller.owns_stream_with(stream, resource);
     }

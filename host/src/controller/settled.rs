@@ -137,6 +137,18 @@ pub struct Record<'a, P = Plugin> {
     pub again_in: Duration,
 }
 
+/// A child as [`Settled::knows_child`] looks it up, borrowed from a watch
+/// event.
+#[derive(Clone, Copy, Debug)]
+pub struct ChildKey<'a> {
+    /// Its apiVersion.
+    pub api_version: &'a str,
+    /// Its kind.
+    pub kind: &'a str,
+    /// Its name.
+    pub name: &'a str,
+}
+
 /// What a reconcile about to run would see.
 pub struct Probe<'a, P = Plugin> {
     /// The app, as the cache holds it.
@@ -250,6 +262,48 @@ impl<P> Settled<P> {
             return None;
         }
         left
+    }
+
+    /// Whether the last reconcile of the app with uid `owner` saw or left
+    /// its child `key` at `version`. A watch event of the child at that
+    /// version is then the echo of what the reconcile knew (its own apply,
+    /// most often): a reconcile for it would be skipped as unchanged, so
+    /// the event need not queue one.
+    pub fn knows_child(&self, owner: &str, key: ChildKey<'_>, version: &str) -> bool {
+        let memo = self.lock();
+        let Some(entry) = memo.get(owner) else {
+            return false;
+        };
+        entry.children.iter().any(|(known, versions)| {
+            known.name == key.name
+                && known.kind == key.kind
+                && known.api_version == key.api_version
+                && (versions.seen.as_deref() == Some(version)
+                    || versions.left.as_deref() == Some(version))
+        })
+    }
+
+    /// Whether `app` is as its last reconcile concluded it: not being
+    /// deleted, with the generation, labels, annotations, finalizers and
+    /// status that reconcile read and wrote. A watch event of it is then the
+    /// echo of that reconcile's status write (or of a change it does not
+    /// read): a reconcile for it would be skipped as unchanged, so the event
+    /// need not queue one.
+    pub fn knows_app(&self, app: &PortfolioApp) -> bool {
+        if app.metadata.deletion_timestamp.is_some() || app.spec.paused {
+            return false;
+        }
+        let Some(uid) = app.metadata.uid.as_deref() else {
+            return false;
+        };
+        let meta = MetaFacts::of(app);
+        let status = match &app.status {
+            Some(status) => fingerprint(status),
+            None => fingerprint(&PortfolioAppStatus::default()),
+        };
+        let memo = self.lock();
+        memo.get(uid)
+            .is_some_and(|entry| entry.meta == meta && entry.status == status)
     }
 
     /// Forget the app `uid` (it is gone, or a reconcile of it failed).
@@ -423,6 +477,90 @@ mod tests {
     }
 
     #[test]
+    fn only_echoes_of_what_it_knew_are_told_apart_at_the_watch() {
+        let (settled, app) = (Settled::<TestPlugin>::default(), app());
+        let config_map = |name| ChildKey {
+            api_version: "v1",
+            kind: "ConfigMap",
+            name,
+        };
+        assert!(
+            !settled.knows_child("u1", config_map("a"), "5"),
+            "nothing remembered"
+        );
+        assert!(!settled.knows_app(&app), "nothing remembered");
+        let seen = [observed(child("b", "1", None))];
+        remember(
+            &settled,
+            &app,
+            &seen,
+            &[(key("a"), child("a", "5", None))],
+            &[],
+        );
+        assert!(
+            settled.knows_child("u1", config_map("a"), "5"),
+            "its own apply"
+        );
+        assert!(
+            settled.knows_child("u1", config_map("b"), "1"),
+            "what it saw"
+        );
+        assert!(
+            !settled.knows_child("u1", config_map("a"), "6"),
+            "a later version"
+        );
+        assert!(
+            !settled.knows_child("u1", config_map("c"), "1"),
+            "a child it did not know"
+        );
+        assert!(
+            !settled.knows_child("u2", config_map("a"), "5"),
+            "another app's"
+        );
+        let secret = ChildKey {
+            api_version: "v1",
+            kind: "Secret",
+            name: "a",
+        };
+        assert!(!settled.knows_child("u1", secret, "5"), "another kind");
+
+        assert!(settled.knows_app(&app), "the echo of its status write");
+        let changed = |change: fn(&mut PortfolioApp)| {
+            let mut app = app.clone();
+            change(&mut app);
+            settled.knows_app(&app)
+        };
+        assert!(
+            !changed(|app| app.metadata.generation = Some(2)),
+            "a spec edit"
+        );
+        assert!(!changed(
+            |app| app.metadata.labels = Some([("a".into(), "b".into())].into())
+        ));
+        assert!(!changed(
+            |app| app.metadata.finalizers = Some(vec!["x/y".into()])
+        ));
+        assert!(
+            !changed(|app| {
+                app.status = Some(PortfolioAppStatus {
+                    replicas: Some(3),
+                    ..PortfolioAppStatus::default()
+                })
+            }),
+            "a status it did not write"
+        );
+        assert!(
+            !changed(|app| app.metadata.deletion_timestamp = Some(super::super::conditions::now())),
+            "a deletion"
+        );
+        assert!(!changed(|app| app.metadata.uid = None));
+        assert!(
+            changed(|app| app.metadata.resource_version = Some("99".into())),
+            "only a new version"
+        );
+    }
+
+    #[test]
     fn any_change_it_did_not_make_is_looked_at() {
         let (settled, app) = (Settled::<TestPlugin>::default(), app());
         let seen = [
@@ -523,6 +661,12 @@ mod tests {
             Some(serde_json::json!({"ready": 1})),
         ))];
         assert!(settled.unchanged(&probe(&app, &versions(&after))).is_none());
+        let d = ChildKey {
+            api_version: "v1",
+            kind: "ConfigMap",
+            name: "d",
+        };
+        assert!(!settled.knows_child("u1", d, "3"), "its event is looked at");
         // The same answer with the status seen is its own.
         let applied = [(
             key("d"),
@@ -535,6 +679,7 @@ mod tests {
             Some(serde_json::json!({"ready": 0})),
         ))];
         assert!(settled.unchanged(&probe(&app, &versions(&after))).is_some());
+        assert!(settled.knows_child("u1", d, "3"), "its echo queues nothing");
     }
 
     #[test]
