@@ -109,18 +109,15 @@ pub async fn apply(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, Erro
         Err((error, plugin)) => Outcome::failed(error, plugin),
     };
     let uid = app.uid().unwrap_or_default();
-    let status = match report(&app, ctx, &outcome, &gates).await {
-        Ok(status) => status,
-        Err(error) => {
-            ctx.settled.forget(&uid);
-            return Err(error);
-        }
-    };
+    let (current, status) = conclude(&app, ctx, &outcome, &gates);
     let again_in = outcome
         .output
         .as_ref()
         .and_then(|output| output.requeue_after)
         .map_or(RESYNC, |hint| hint.min(RESYNC));
+    // Remembered before the status goes out: the watch events of this
+    // reconcile's writes that come while it writes (its children's, then
+    // its status's) are then known for its own and queue nothing.
     match (&outcome.verdict, &outcome.plugin) {
         (Verdict::Failed { .. }, _) | (_, None) => ctx.settled.forget(&uid),
         (_, Some(plugin)) => ctx.settled.record(settled::Record {
@@ -133,6 +130,10 @@ pub async fn apply(app: Arc<PortfolioApp>, ctx: &Context) -> Result<Action, Erro
             pruned: &outcome.acts.pruned,
             again_in,
         }),
+    }
+    if let Err(error) = report(&app, ctx, &current, &status).await {
+        ctx.settled.forget(&uid);
+        return Err(error);
     }
     Ok(match &outcome.verdict {
         Verdict::Failed { failure, .. } if failure.waits_for_change() => Action::await_change(),
@@ -407,14 +408,14 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
     })
 }
 
-/// Write status (only when it changes) and record Events on transitions;
-/// the status concluded.
-async fn report(
+/// The status a reconcile concludes, and the one it replaces (as stored,
+/// or as last written when the cache has not shown that write yet).
+fn conclude(
     app: &PortfolioApp,
     ctx: &Context,
     outcome: &Outcome,
     gates: &Gates,
-) -> Result<PortfolioAppStatus, Error> {
+) -> (PortfolioAppStatus, PortfolioAppStatus) {
     let uid = app.uid().unwrap_or_default();
     let current = ctx
         .written
@@ -480,10 +481,22 @@ async fn report(
             None
         }),
     };
+    (current, status)
+}
+
+/// Write `status` over `current` (only when it differs) and record Events
+/// on transitions.
+async fn report(
+    app: &PortfolioApp,
+    ctx: &Context,
+    current: &PortfolioAppStatus,
+    status: &PortfolioAppStatus,
+) -> Result<(), Error> {
     let target = Target::of(app);
-    if status::write(ctx, &target, &current, &status).await? {
+    if status::write(ctx, &target, current, status).await? {
+        let uid = app.uid().unwrap_or_default();
         ctx.written.wrote(&uid, current.clone(), status.clone());
     }
     status::announce(ctx, &target, &current.conditions, &status.conditions).await;
-    Ok(status)
+    Ok(())
 }
