@@ -51,7 +51,7 @@ impl GenerateInput {
                     field("/apiVersion"),
                     field("/kind"),
                     field("/metadata/name"),
-                    object.to_string(),
+                    serde_json::to_string(object).unwrap_or_default(),
                 )
             })
             .collect();
@@ -65,7 +65,9 @@ impl GenerateInput {
                 labels: self.labels.clone().into_iter().collect(),
                 annotations: self.annotations.clone().into_iter().collect(),
             },
-            spec: self.spec.to_string(),
+            // Straight into a buffer: `Value`'s `Display` goes through the
+            // formatter piece by piece.
+            spec: serde_json::to_string(&self.spec).unwrap_or_default(),
             settings: settings.to_owned(),
             observed: observed.into_iter().map(|entry| entry.3).collect(),
         }
