@@ -96,7 +96,7 @@ pub struct Context {
     /// Failures in a row, per app, for backoff.
     failures: Mutex<HashMap<ObjectRef<WatchedApp>, u32>>,
     /// App statuses written that the cache may not show yet.
-    pub written: status::Written<portfolio_api::PortfolioAppStatus>,
+    pub written: Arc<status::Written<portfolio_api::PortfolioAppStatus>>,
     /// What each app's last reconcile saw and wrote: reconciles that would
     /// get the same inputs are skipped.
     pub settled: Arc<settled::Settled>,
@@ -518,6 +518,8 @@ pub async fn run(
     // The echoes of a reconcile's own writes that come after it ended
     // queue nothing: they would only be skipped as unchanged.
     let app_echoes = Arc::clone(&settled);
+    let written = Arc::new(status::Written::default());
+    let seen_written = Arc::clone(&written);
     let app_watches = scope::watches(
         scope::apis::<WatchedApp>(&client, &config.namespaces),
         &watcher::Config::default(),
@@ -529,10 +531,19 @@ pub async fn run(
                 Ok(watcher::Event::InitDone) => {
                     apps_listed_tx.send_replace(true);
                 }
+                Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => {
+                    if let (Some(uid), Ok(parsed)) = (&app.metadata.uid, &app.parsed) {
+                        match &parsed.status {
+                            Some(status) => seen_written.observed(uid, status),
+                            None => seen_written.observed(uid, &Default::default()),
+                        }
+                    }
+                }
                 // Gone without a finalizer: no reconcile sees it go.
                 Ok(watcher::Event::Delete(app)) => {
                     if let Some(uid) = &app.metadata.uid {
                         forget.forget(uid);
+                        seen_written.forget(uid);
                     }
                 }
                 _ => {}
@@ -607,7 +618,7 @@ pub async fn run(
         config: config.clone(),
         metrics,
         failures: Mutex::new(HashMap::new()),
-        written: status::Written::default(),
+        written,
         settled,
     });
     // Health hooks (crate::health): ready once every watch has had its first list.

@@ -149,6 +149,21 @@ impl<S: Clone + PartialEq> Written<S> {
         }
     }
 
+    /// The cache now shows `cached` as the status of `uid`: a write it no
+    /// longer lags behind is forgotten, as [`Written::current`] forgets it
+    /// on a reconcile. Called for every watch event of an app, so that the
+    /// copy goes as soon as the write comes back, not at the next reconcile
+    /// (which an echo of the operator's own write no longer queues).
+    pub fn observed(&self, uid: &str, cached: &S) {
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if memo
+            .get(uid)
+            .is_some_and(|entry| !entry.stale.contains(cached))
+        {
+            memo.remove(uid);
+        }
+    }
+
     /// Forget `uid` (the object is gone).
     pub fn forget(&self, uid: &str) {
         self.memo
@@ -306,6 +321,19 @@ mod tests {
                 "status": {"phase": "Ready"},
             }))
         );
+    }
+
+    #[test]
+    fn a_write_is_forgotten_once_the_cache_shows_it() {
+        let written = Written::default();
+        written.wrote("uid-1", "empty", "progressing");
+        written.observed("uid-1", &"empty");
+        assert_eq!(written.len(), 1, "the cache still lags");
+        assert_eq!(written.current("uid-1", &"empty"), "progressing");
+        written.observed("uid-1", &"progressing");
+        assert!(written.is_empty(), "the write came back");
+        written.observed("uid-2", &"anything");
+        assert!(written.is_empty());
     }
 
     #[test]
