@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use portfolio_api::{
     APP_KIND, PluginStatus, PortfolioApp, PortfolioAppStatus, RawJson, ResourceRef,
 };
@@ -21,6 +22,7 @@ use super::decide::{Existing, OwnerRef, decide, template_changes, verdict};
 use super::gates::{self, GateInfo, Hold};
 use super::settled;
 use super::status::{self, Target};
+use super::watched::WatchedApp;
 use super::{Context, Error};
 use crate::builtin::DEFAULT_GENERATOR;
 use crate::failure::ReconcileError;
@@ -152,9 +154,7 @@ fn unchanged(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Option<Duratio
     }
     let plugin = generator_of(app, ctx).ok()?;
     let uid = app.uid()?;
-    let status = ctx
-        .written
-        .current(&uid, &app.status.clone().unwrap_or_default());
+    let status = ctx.written.current(&uid, &cached_status(app, ctx));
     let observed = ctx.children.seen_of(
         app.metadata.namespace.as_deref().unwrap_or_default(),
         app.metadata.name.as_deref().unwrap_or_default(),
@@ -167,6 +167,23 @@ fn unchanged(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Option<Duratio
         gates: (&gates.migrations, gates.listed),
         observed: &observed,
     })
+}
+
+/// The app's status as the watch holds it now. A reconcile's copy of the
+/// app is the one that queued it; the watch may have shown a newer status
+/// since (the echo of the operator's own write, most often), and that
+/// write is then no longer held in [`Context::written`]: compared with the
+/// older copy, the same status would be written again.
+fn cached_status(app: &PortfolioApp, ctx: &Context) -> PortfolioAppStatus {
+    let key = ObjectRef::<WatchedApp>::new(app.metadata.name.as_deref().unwrap_or_default())
+        .within(app.metadata.namespace.as_deref().unwrap_or_default());
+    let latest = ctx.apps.get(&key);
+    let status = latest
+        .as_deref()
+        .filter(|latest| latest.metadata.uid == app.metadata.uid)
+        .and_then(|latest| latest.parsed.as_ref().ok())
+        .map_or(&app.status, |latest| &latest.status);
+    status.clone().unwrap_or_default()
 }
 
 /// The plugin an app's spec names (the built-in generator when it names none).
@@ -417,9 +434,7 @@ fn conclude(
     gates: &Gates,
 ) -> (PortfolioAppStatus, PortfolioAppStatus) {
     let uid = app.uid().unwrap_or_default();
-    let current = ctx
-        .written
-        .current(&uid, &app.status.clone().unwrap_or_default());
+    let current = ctx.written.current(&uid, &cached_status(app, ctx));
     let now = super::conditions::now();
     let generation = app.metadata.generation;
     let mut conditions = conditions::merge(

@@ -95,6 +95,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Failures in a row, per app, for backoff.
     failures: Mutex<HashMap<ObjectRef<WatchedApp>, u32>>,
+    /// The watched apps, as the watch holds them now.
+    pub apps: kube::runtime::reflector::Store<WatchedApp>,
     /// App statuses written that the cache may not show yet.
     pub written: Arc<status::Written<portfolio_api::PortfolioAppStatus>>,
     /// What each app's last reconcile saw and wrote: reconciles that would
@@ -515,8 +517,9 @@ pub async fn run(
     let (apps_listed_tx, mut apps_listed) = tokio::sync::watch::channel(false);
     let settled = Arc::new(settled::Settled::default());
     let forget = Arc::clone(&settled);
-    // The echoes of a reconcile's own writes that come after it ended
-    // queue nothing: they would only be skipped as unchanged.
+    // The echoes of a reconcile's own writes that come once it has
+    // recorded what it did queue nothing: they would only be skipped as
+    // unchanged.
     let app_echoes = Arc::clone(&settled);
     let written = Arc::new(status::Written::default());
     let seen_written = Arc::clone(&written);
@@ -608,7 +611,9 @@ pub async fn run(
     wake_on_plugin_changes(&registry, controller.store(), trigger, apps_using);
     let triggered = receiver_stream(triggered);
 
+    let apps = controller.store();
     let context = Arc::new(Context {
+        apps,
         recorder: Recorder::new(client.clone(), reporter),
         client,
         registry,
