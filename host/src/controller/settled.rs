@@ -3,15 +3,18 @@
 //! Every write of a reconcile comes back as a watch event: the applied
 //! children, the status. Each event queues the app again, and a reconcile
 //! on it would call the plugin, decide, and find nothing to do — most of
-//! the operator's CPU at scale went there. So a reconcile that ends well
-//! remembers what it saw and wrote, by resourceVersion; the next one first
-//! compares the caches with that. When every child the cache holds is at a
-//! version the last reconcile saw or wrote itself, the app's generation,
-//! labels, annotations and finalizers are those it reconciled, its status
-//! is the one it concluded, the plugin and the migrations gating it are
-//! the same, the new one is skipped: it would get the same inputs. Anything
-//! else — a version no reconcile saw, a child gone or new, a spec edit, a
-//! status edited by someone else — and the reconcile runs in full.
+//! the operator's CPU at scale went there. So a reconcile remembers what it
+//! saw and wrote, by resourceVersion, once its applies are done (before its
+//! status write, and forgotten if that fails); a watch event that only
+//! echoes it queues nothing ([`Settled::knows_child`], [`Settled::knows_app`]),
+//! and the next reconcile first compares the caches with it. When every
+//! child the cache holds is at a version the last reconcile saw or wrote
+//! itself, the app's generation, labels, annotations and finalizers are
+//! those it reconciled, its status is the one it concluded, the plugin and
+//! the migrations gating it are the same, the new one is skipped: it would
+//! get the same inputs. Anything else — a version no reconcile saw, a child
+//! gone or new, a spec edit, a status edited by someone else — and the
+//! reconcile runs in full.
 //!
 //! A version written by the operator is trusted only when the write could
 //! not have carried someone else's change along: an apply creates the

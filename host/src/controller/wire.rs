@@ -5,8 +5,8 @@
 //! builds every `managedFields` entry (most of an object's bytes) only for
 //! the caches to drop them. Here the metadata is read field by field,
 //! `managedFields` entries are looked into without being built, and only
-//! the rest of the object becomes a JSON tree: the same objects, at about
-//! half the cost per watch event.
+//! the rest of the object becomes a JSON tree: the same objects, without
+//! the buffering and the trees built only to be dropped.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
