@@ -93,22 +93,9 @@ impl MetaFacts {
 /// digits, and then a reconcile is skipped until the next resync).
 fn fingerprint<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
     use std::hash::Hasher;
-    struct Feed(std::collections::hash_map::DefaultHasher);
-    impl std::io::Write for Feed {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.write(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut feed = Feed(std::collections::hash_map::DefaultHasher::new());
-    // Serialising plain data to a writer that never fails cannot fail; if
-    // it did, the fingerprint would be of a prefix, and only less likely
-    // to match.
-    let _ = serde_json::to_writer(&mut feed, value);
-    feed.0.finish()
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    crate::plugin::feed_json(value, |bytes| hasher.write(bytes));
+    hasher.finish()
 }
 
 /// The resourceVersions of one child that a reconcile accounts for: the

@@ -58,19 +58,9 @@ impl Digest {
     /// copy of the text is made). A value that cannot be serialised is
     /// hashed as far as it went.
     pub fn of_json<T: serde::Serialize + ?Sized>(value: &T) -> Self {
-        struct Feed(Sha256);
-        impl std::io::Write for Feed {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.update(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut feed = Feed(Sha256::new());
-        let _ = serde_json::to_writer(&mut feed, value);
-        Digest(feed.0.finalize().into())
+        let mut hash = Sha256::new();
+        feed_json(value, |bytes| hash.update(bytes));
+        Digest(hash.finalize().into())
     }
 
     /// Lower-case hex, without the `sha256:` prefix.
@@ -100,6 +90,24 @@ impl Digest {
         }
         Some(Digest(out))
     }
+}
+
+/// `value`'s JSON, written piece by piece into `sink` (a hasher) instead
+/// of into a text first. Serialising plain data to a sink that never fails
+/// cannot fail; if it did, `sink` would have had a prefix, which only makes
+/// a hash less likely to match.
+pub(crate) fn feed_json<T: serde::Serialize + ?Sized>(value: &T, sink: impl FnMut(&[u8])) {
+    struct Feed<F>(F);
+    impl<F: FnMut(&[u8])> std::io::Write for Feed<F> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            (self.0)(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let _ = serde_json::to_writer(Feed(sink), value);
 }
 
 impl fmt::Display for Digest {

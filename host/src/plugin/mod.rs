@@ -28,6 +28,7 @@ mod strategy;
 
 pub use cache::{ArtifactCache, CacheError};
 pub use call::GenerateInput;
+pub(crate) use domain::feed_json;
 pub use domain::{Digest, KindRef, PluginId, PluginInfo, WIT_VERSION, World};
 pub use error::{CallFailure, LoadError, PluginError};
 pub use limits::{Limits, LimitsError, LimitsOverride};
