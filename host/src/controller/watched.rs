@@ -10,11 +10,11 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::Resource;
 use portfolio_api::{PortfolioApp, PortfolioAppSpec, PortfolioAppStatus};
-use serde::de::{MapAccess, Visitor};
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use super::wire::MetaWithoutFields;
+use super::wire::{MetaWithoutFields, Parts};
 
 /// A watched PortfolioApp, parsed or not.
 #[derive(Clone, Debug)]
@@ -44,25 +44,15 @@ impl<'de> Visitor<'de> for AppVisitor {
         f.write_str("a PortfolioApp")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WatchedApp, A::Error> {
-        let mut metadata = None;
-        let (mut spec, mut status) = (None, Value::Null);
-        let mut rest = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "metadata" => {
-                    let meta: MetaWithoutFields = map.next_value()?;
-                    metadata = Some(meta.into_object_meta());
-                }
-                "spec" => spec = Some(map.next_value::<Value>()?),
-                "status" => status = map.next_value::<Value>()?,
-                _ => {
-                    rest.insert(key, map.next_value::<Value>()?);
-                }
-            }
-        }
-        let metadata = metadata.unwrap_or_default();
-        Ok(WatchedApp::of_parts(metadata, spec, status, rest))
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WatchedApp, A::Error> {
+        let mut parts = Parts::<IgnoredAny>::read(map)?;
+        let metadata = parts
+            .metadata
+            .map(MetaWithoutFields::into_object_meta)
+            .unwrap_or_default();
+        let spec = parts.rest.remove("spec");
+        let status = parts.rest.remove("status").unwrap_or(Value::Null);
+        Ok(WatchedApp::of_parts(metadata, spec, status, parts.rest))
     }
 }
 

@@ -251,39 +251,59 @@ impl<'de> Visitor<'de> for ObjectVisitor {
         f.write_str("a Kubernetes object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireObject, A::Error> {
-        let (mut api_version, mut kind) = (None::<String>, None::<String>);
-        let mut metadata = None;
-        let mut data = Map::new();
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::ApiVersion => api_version = Some(map.next_value()?),
-                Key::Kind => kind = Some(map.next_value()?),
-                Key::Metadata => {
-                    let mut meta: WireMeta<Vec<WireEntry>> = map.next_value()?;
-                    let claims: Vec<ManagedFieldsEntry> = meta
-                        .managed_fields
-                        .take()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(WireEntry::into_replicas_claim)
-                        .collect();
-                    metadata = Some(meta.into_meta((!claims.is_empty()).then_some(claims)));
-                }
-                Key::Other(key) => {
-                    data.insert(key, map.next_value::<Value>()?);
-                }
-            }
-        }
-        let types = match (api_version, kind) {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WireObject, A::Error> {
+        let parts = Parts::<Vec<WireEntry>>::read(map)?;
+        let types = match (parts.api_version, parts.kind) {
             (Some(api_version), Some(kind)) => Some(TypeMeta { api_version, kind }),
             _ => None,
         };
+        let metadata = parts.metadata.map(|mut meta| {
+            let claims: Vec<ManagedFieldsEntry> = meta
+                .managed_fields
+                .take()
+                .into_iter()
+                .flatten()
+                .filter_map(WireEntry::into_replicas_claim)
+                .collect();
+            meta.into_meta((!claims.is_empty()).then_some(claims))
+        });
         Ok(WireObject(DynamicObject {
             types,
             metadata: metadata.unwrap_or_default(),
-            data: Value::Object(data),
+            data: Value::Object(parts.rest),
         }))
+    }
+}
+
+/// An object's top level as read: apiVersion, kind, the metadata (with its
+/// `managedFields` read as `M`), and every other field as JSON.
+pub(crate) struct Parts<M> {
+    pub(crate) api_version: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) metadata: Option<WireMeta<M>>,
+    pub(crate) rest: Map<String, Value>,
+}
+
+impl<'de, M: Deserialize<'de>> Parts<M> {
+    /// Read the fields of `map`.
+    pub(crate) fn read<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut parts = Parts {
+            api_version: None,
+            kind: None,
+            metadata: None,
+            rest: Map::new(),
+        };
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::ApiVersion => parts.api_version = Some(map.next_value()?),
+                Key::Kind => parts.kind = Some(map.next_value()?),
+                Key::Metadata => parts.metadata = Some(map.next_value()?),
+                Key::Other(key) => {
+                    parts.rest.insert(key, map.next_value::<Value>()?);
+                }
+            }
+        }
+        Ok(parts)
     }
 }
 
