@@ -19,45 +19,6 @@ pub fn managed_selector() -> String {
     format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}")
 }
 
-/// Cut a watched child down to what reconciles read, before it is cached.
-/// `managedFields` is most of a small object's bytes and only one bit of it
-/// is ever read: whether the operator's apply owns `spec.replicas` (the
-/// autoscaling handover, [`super::decide`]). So the operator's `Apply`
-/// entries are kept with their fields cut to `f:spec.f:replicas`, and every
-/// other entry (other managers, other fields) goes. The rest of the object
-/// stays: the plugin sees the observed children whole, and what the
-/// operator applied is compared field by field against them.
-pub fn slim(object: &mut DynamicObject) {
-    let Some(entries) = object.metadata.managed_fields.take() else {
-        return;
-    };
-    let kept: Vec<_> = entries
-        .into_iter()
-        .filter(|entry| {
-            entry.manager.as_deref() == Some(FIELD_MANAGER)
-                && entry.operation.as_deref() == Some("Apply")
-        })
-        .filter_map(|mut entry| {
-            let owns = entry
-                .fields_v1
-                .as_ref()
-                .and_then(|fields| fields.0.pointer("/f:spec/f:replicas"))
-                .is_some();
-            if !owns {
-                return None;
-            }
-            entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
-                serde_json::json!({"f:spec": {"f:replicas": {}}}),
-            ));
-            entry.time = None;
-            Some(entry)
-        })
-        .collect();
-    if !kept.is_empty() {
-        object.metadata.managed_fields = Some(kept);
-    }
-}
-
 /// Namespace and name of a cached object.
 type NameKey = (String, String);
 
@@ -670,6 +631,14 @@ mod tests {
         assert_eq!(index.by_owner.values().map(Vec::len).sum::<usize>(), 2);
     }
 
+    /// `object` as the child watches read it off the wire.
+    fn as_watched(object: DynamicObject) -> DynamicObject {
+        let text = serde_json::to_string(&object).expect("an object");
+        serde_json::from_str::<super::super::wire::WireObject>(&text)
+            .expect("the watch reads it")
+            .0
+    }
+
     #[test]
     fn cached_children_keep_of_managed_fields_only_who_owns_the_replica_count() {
         let entry = |manager: &str, operation: &str, fields: Value| {
@@ -691,8 +660,7 @@ mod tests {
             .expect("a deployment")
         };
         // The operator's apply owns the count: that bit, and nothing else, is kept.
-        let mut ours = deployment(FIELD_MANAGER);
-        slim(&mut ours);
+        let ours = as_watched(deployment(FIELD_MANAGER));
         let kept = ours.metadata.managed_fields.as_deref().unwrap_or_default();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].manager.as_deref(), Some(FIELD_MANAGER));
@@ -702,8 +670,7 @@ mod tests {
         );
         assert!(super::super::decide::owns_replicas(&ours));
         // The autoscaler took it: nothing is kept, and the handover knows it.
-        let mut handed_over = deployment("kube-controller-manager");
-        slim(&mut handed_over);
+        let handed_over = as_watched(deployment("kube-controller-manager"));
         assert!(handed_over.metadata.managed_fields.is_none());
         assert!(!super::super::decide::owns_replicas(&handed_over));
         assert_eq!(handed_over.data["spec"]["replicas"], 3);
@@ -716,7 +683,7 @@ mod tests {
             .as_mut()
             .expect("entries")
             .remove(1);
-        slim(&mut config);
+        let config = as_watched(config);
         assert!(config.metadata.managed_fields.is_none());
         assert_eq!(data(&config), "1");
     }

@@ -210,8 +210,14 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Probe<T> {
 }
 
 impl WireEntry {
-    /// The operator's claim on `spec.replicas`, if this entry is one: the
-    /// only managed field a reconcile reads (see [`super::children::slim`]).
+    /// The operator's claim on `spec.replicas`, if this entry is one.
+    /// `managedFields` is most of a small object's bytes and only one bit of
+    /// it is ever read: whether the operator's apply owns `spec.replicas`
+    /// (the autoscaling handover, [`super::decide`]). So the operator's
+    /// `Apply` entries are kept with their fields cut to `f:spec.f:replicas`,
+    /// and every other entry (other managers, other fields) goes. The rest
+    /// of the object stays: the plugin sees the observed children whole, and
+    /// what the operator applied is compared field by field against them.
     fn into_replicas_claim(self) -> Option<ManagedFieldsEntry> {
         let claims = self.manager.as_deref() == Some(FIELD_MANAGER)
             && self.operation.as_deref() == Some("Apply")
@@ -232,7 +238,8 @@ impl WireEntry {
 }
 
 /// A watched child (or DatabaseMigration), read off the wire: its metadata
-/// slimmed as [`super::children::slim`] does, the rest as JSON.
+/// with only the operator's claim on `spec.replicas` of its managed fields
+/// ([`WireEntry::into_replicas_claim`]), the rest as JSON.
 #[derive(Clone, Debug)]
 pub struct WireObject(pub DynamicObject);
 
@@ -392,10 +399,44 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// How the watches cut children down before this reader, after kube's
+    /// `DynamicObject` had read them: kept as the reference the reader must
+    /// agree with.
+    fn slim(object: &mut DynamicObject) {
+        let Some(entries) = object.metadata.managed_fields.take() else {
+            return;
+        };
+        let kept: Vec<_> = entries
+            .into_iter()
+            .filter(|entry| {
+                entry.manager.as_deref() == Some(FIELD_MANAGER)
+                    && entry.operation.as_deref() == Some("Apply")
+            })
+            .filter_map(|mut entry| {
+                let owns = entry
+                    .fields_v1
+                    .as_ref()
+                    .and_then(|fields| fields.0.pointer("/f:spec/f:replicas"))
+                    .is_some();
+                if !owns {
+                    return None;
+                }
+                entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+                    serde_json::json!({"f:spec": {"f:replicas": {}}}),
+                ));
+                entry.time = None;
+                Some(entry)
+            })
+            .collect();
+        if !kept.is_empty() {
+            object.metadata.managed_fields = Some(kept);
+        }
+    }
+
     /// What the watch held before: kube's own reading, then slimmed.
     fn as_before(text: &str) -> Value {
         let mut object: DynamicObject = serde_json::from_str(text).expect("kube reads it");
-        super::super::children::slim(&mut object);
+        slim(&mut object);
         serde_json::to_value(&object).expect("serialises")
     }
 
