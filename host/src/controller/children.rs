@@ -11,6 +11,7 @@ use kube::discovery::ApiResource;
 use kube::runtime::watcher;
 use serde_json::Value;
 
+use super::wire::WireChild;
 use crate::decorate::{FIELD_MANAGER, LABEL_INSTANCE, LABEL_MANAGED_BY};
 use crate::plugin::ObjectKey;
 
@@ -38,12 +39,13 @@ pub struct Cached {
     controller_uid: Option<String>,
     /// Its instance label, when it carries the operator's managed-by label.
     instance: Option<String>,
-    text: Box<str>,
+    /// The object as the watch read it ([`WireChild::text`]), shared with it.
+    text: Arc<str>,
 }
 
 impl Cached {
-    fn new(object: &DynamicObject) -> Self {
-        let metadata = &object.metadata;
+    fn new(child: &WireChild) -> Self {
+        let metadata = &child.metadata;
         let labels = metadata.labels.as_ref();
         let managed = labels
             .and_then(|l| l.get(LABEL_MANAGED_BY))
@@ -58,10 +60,7 @@ impl Cached {
                 .filter(|_| managed)
                 .and_then(|l| l.get(LABEL_INSTANCE))
                 .cloned(),
-            // A watched object always serialises.
-            text: serde_json::to_string(object)
-                .unwrap_or_default()
-                .into_boxed_str(),
+            text: Arc::clone(&child.text),
         }
     }
 
@@ -81,6 +80,18 @@ impl Cached {
                 object.metadata.namespace = Some(self.namespace.clone());
                 object
             })
+    }
+
+    /// It as its watch event carried it.
+    fn watched(&self) -> WireChild {
+        WireChild::from_text(Arc::clone(&self.text)).unwrap_or_else(|_| {
+            let object = self.object();
+            WireChild {
+                types: object.types,
+                metadata: object.metadata,
+                text: Arc::clone(&self.text),
+            }
+        })
     }
 
     fn key(&self) -> NameKey {
@@ -127,7 +138,7 @@ pub(crate) fn controller_uid(metadata: &ObjectMeta) -> Option<&str> {
 
 impl KindIndex {
     /// Follow one watch event. Returns whether it ended a (re)list.
-    pub fn apply(&mut self, event: &watcher::Event<DynamicObject>) -> bool {
+    pub fn apply(&mut self, event: &watcher::Event<WireChild>) -> bool {
         match event {
             watcher::Event::Apply(object) => {
                 self.insert(Arc::new(Cached::new(object)));
@@ -259,7 +270,7 @@ pub struct ChildWriter {
 impl ChildWriter {
     /// Follow one event of the kind's watch: call it for every event, before
     /// the controller sees the object (so that its reconcile reads it).
-    pub fn apply(&self, event: &watcher::Event<DynamicObject>) {
+    pub fn apply(&self, event: &watcher::Event<WireChild>) {
         let listed = self
             .index
             .write()
@@ -280,18 +291,18 @@ impl ChildWriter {
     }
 }
 
-impl super::scope::Cache<DynamicObject> for ChildWriter {
-    fn apply(&mut self, event: &watcher::Event<DynamicObject>) {
+impl super::scope::Cache<WireChild> for ChildWriter {
+    fn apply(&mut self, event: &watcher::Event<WireChild>) {
         ChildWriter::apply(self, event);
     }
 
-    fn held(&self, namespace: Option<&str>) -> Vec<Arc<DynamicObject>> {
+    fn held(&self, namespace: Option<&str>) -> Vec<Arc<WireChild>> {
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
         let held: Vec<&Arc<Cached>> = match namespace {
             Some(namespace) => index.in_namespace(namespace).collect(),
             None => index.by_name.values().collect(),
         };
-        held.into_iter().map(|c| Arc::new(c.object())).collect()
+        held.into_iter().map(|c| Arc::new(c.watched())).collect()
     }
 }
 
@@ -492,7 +503,7 @@ mod tests {
     use serde_json::json;
     use watcher::Event;
 
-    fn child(name: &str, owner: Option<(&str, &str)>, data: &str) -> DynamicObject {
+    fn child_object(name: &str, owner: Option<(&str, &str)>, data: &str) -> DynamicObject {
         let mut object = json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": "demo",
@@ -506,6 +517,16 @@ mod tests {
                 "name": app, "uid": uid, "controller": true}]);
         }
         serde_json::from_value(object).expect("a child")
+    }
+
+    /// `object` as its watch event carries it.
+    fn watched(object: &DynamicObject) -> WireChild {
+        let text = serde_json::to_string(object).expect("an object");
+        serde_json::from_str(&text).expect("the watch reads it")
+    }
+
+    fn child(name: &str, owner: Option<(&str, &str)>, data: &str) -> WireChild {
+        watched(&child_object(name, owner, data))
     }
 
     fn config_maps() -> (ChildStores, ChildWriter) {
@@ -631,12 +652,10 @@ mod tests {
         assert_eq!(index.by_owner.values().map(Vec::len).sum::<usize>(), 2);
     }
 
-    /// `object` as the child watches read it off the wire.
+    /// `object` as the child watches read it off the wire, and a reconcile
+    /// reads it from the cache.
     fn as_watched(object: DynamicObject) -> DynamicObject {
-        let text = serde_json::to_string(&object).expect("an object");
-        serde_json::from_str::<super::super::wire::WireObject>(&text)
-            .expect("the watch reads it")
-            .0
+        Cached::new(&watched(&object)).object()
     }
 
     #[test]
@@ -675,7 +694,7 @@ mod tests {
         assert!(!super::super::decide::owns_replicas(&handed_over));
         assert_eq!(handed_over.data["spec"]["replicas"], 3);
         // Any other child: none at all.
-        let mut config = child("a-config", Some(("a", "uid-a")), "1");
+        let mut config = child_object("a-config", Some(("a", "uid-a")), "1");
         config.metadata.managed_fields = deployment(FIELD_MANAGER).metadata.managed_fields;
         config
             .metadata
@@ -723,11 +742,11 @@ mod tests {
 
     #[test]
     fn a_cached_child_is_the_watched_object_whole_and_ours_only_when_labelled_and_owned() {
-        let mut object = child("a-config", Some(("a", "uid-a")), "1");
+        let mut object = child_object("a-config", Some(("a", "uid-a")), "1");
         object.metadata.resource_version = Some("7".into());
         object.metadata.annotations =
             Some([("note".to_owned(), "ünïcode \"quoted\"".to_owned())].into());
-        let cached = Cached::new(&object);
+        let cached = Cached::new(&watched(&object));
         assert_eq!(
             serde_json::to_value(cached.object()).expect("json"),
             serde_json::to_value(&object).expect("json")
@@ -743,18 +762,18 @@ mod tests {
         if let Some(labels) = unlabelled.metadata.labels.as_mut() {
             labels.remove(LABEL_MANAGED_BY);
         }
-        assert!(!Cached::new(&unlabelled).is_ours("a", "uid-a"));
+        assert!(!Cached::new(&watched(&unlabelled)).is_ours("a", "uid-a"));
         assert!(!is_ours(&unlabelled.metadata, "a", "uid-a"));
         let mut not_controlled = object.clone();
         if let Some(owners) = not_controlled.metadata.owner_references.as_mut() {
             owners[0].controller = Some(false);
         }
-        assert!(!Cached::new(&not_controlled).is_ours("a", "uid-a"));
+        assert!(!Cached::new(&watched(&not_controlled)).is_ours("a", "uid-a"));
         assert!(!is_ours(&not_controlled.metadata, "a", "uid-a"));
 
         // What the settled check reads, without parsing.
         let (stores, writer) = config_maps();
-        writer.apply(&Event::Apply(object));
+        writer.apply(&Event::Apply(watched(&object)));
         let seen = stores.seen_of("demo", "a", "uid-a");
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].key, key("a-config"));

@@ -360,32 +360,30 @@ pub(crate) fn receiver_stream<T>(
     })
 }
 
-/// The slimmed watch of `resource` in each of `namespaces` (see [`scope`]),
-/// read off the wire by [`wire::WireObject`] (which slims as it reads).
-fn untyped_watches(
+/// The watch of `resource` (a child kind, or DatabaseMigrations) in each of
+/// `namespaces` (see [`scope`]), read off the wire as the caches keep it
+/// ([`wire::WireChild`]).
+fn child_watches(
     client: &kube::Client,
     namespaces: &scope::Namespaces,
     resource: &ApiResource,
     config: &watcher::Config,
 ) -> Vec<(
     String,
-    impl futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + use<>,
+    impl futures::Stream<Item = Result<watcher::Event<wire::WireChild>, watcher::Error>> + Send + use<>,
 )> {
     scope::watches(
-        scope::dynamic_apis::<wire::WireObject>(client, namespaces, resource),
+        scope::dynamic_apis::<wire::WireChild>(client, namespaces, resource),
         config,
         &resource.kind,
     )
-    .into_iter()
-    .map(|(namespace, events)| (namespace, events.map_ok(wire::into_dynamic)))
-    .collect()
 }
 
 /// Whether `event` (of a child of kind `resource`) is a child at a version
 /// the last reconcile of its app knew (see [`settled::Settled::knows_child`]).
 /// A deletion never is.
 fn is_echo(
-    event: &watcher::Event<DynamicObject>,
+    event: &watcher::Event<wire::WireChild>,
     resource: &ApiResource,
     settled: &settled::Settled,
 ) -> bool {
@@ -577,7 +575,7 @@ pub async fn run(
         // as a reflector would, so that its reconcile reads it.
         let (echoes, kind) = (Arc::clone(&settled), resource.clone());
         let stream = scope::reflect(
-            untyped_watches(&client, &config.namespaces, &resource, &child_config),
+            child_watches(&client, &config.namespaces, &resource, &child_config),
             writer,
         )
         .try_filter(move |event| std::future::ready(!is_echo(event, &kind, &echoes)))
@@ -589,7 +587,7 @@ pub async fn run(
     let migration_resource = ApiResource::erase::<DatabaseMigration>(&());
     let (migrations, migration_writer) = MigrationStore::new();
     let migration_stream = scope::reflect(
-        untyped_watches(
+        child_watches(
             &client,
             &config.namespaces,
             &migration_resource,
@@ -602,7 +600,9 @@ pub async fn run(
     let gated = Mutex::new(HashMap::new());
     controller = controller.watches_stream_with(
         migration_stream,
-        move |migration| apps_to_recheck(&migration, &gated_apps.state(), &gated_by, &gated),
+        move |migration| {
+            apps_to_recheck(&migration.object(), &gated_apps.state(), &gated_by, &gated)
+        },
         migration_resource,
     );
 
@@ -702,7 +702,7 @@ mod tests {
             })
         };
         let apps = [app("shop", &[]), app("cart", &[]), app("lister", &["m"])];
-        let migration = |app_ref: &str| -> DynamicObject {
+        let migration = |app_ref: &str| -> wire::WireChild {
             serde_json::from_value(serde_json::json!({
                 "apiVersion": "portfolio.dev/v1alpha1", "kind": "DatabaseMigration",
                 "metadata": {"name": "m", "namespace": "demo"},
@@ -719,15 +719,15 @@ mod tests {
         };
 
         writer.apply(&watcher::Event::Apply(migration("shop")));
-        let first = apps_to_recheck(&migration("shop"), &apps, &store, &gated);
+        let first = apps_to_recheck(&migration("shop").object(), &apps, &store, &gated);
         assert_eq!(names(first), ["shop", "lister"]);
         // Its appRef moves to cart: shop is looked at again too (it is no longer held by it).
         writer.apply(&watcher::Event::Apply(migration("cart")));
-        let moved = apps_to_recheck(&migration("cart"), &apps, &store, &gated);
+        let moved = apps_to_recheck(&migration("cart").object(), &apps, &store, &gated);
         assert_eq!(names(moved), ["cart", "lister", "shop"]);
         // Deleted: the apps it gated, and nothing remembered.
         writer.apply(&watcher::Event::Delete(migration("cart")));
-        let deleted = apps_to_recheck(&migration("cart"), &apps, &store, &gated);
+        let deleted = apps_to_recheck(&migration("cart").object(), &apps, &store, &gated);
         assert_eq!(names(deleted), ["cart", "lister"]);
         assert!(gated.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
     }

@@ -459,7 +459,7 @@ mod tests {
         let resource = kinds.get("v1", "ConfigMap").expect("child kind").resource();
         let (stores, mut writers) = crate::controller::children::ChildStores::new(vec![resource]);
         let writer = writers.pop().expect("one writer");
-        let object = |namespace: &str, name: &str| -> kube::core::DynamicObject {
+        let object = |namespace: &str, name: &str| -> crate::controller::wire::WireChild {
             serde_json::from_value(serde_json::json!({
                 "apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": name, "namespace": namespace},

@@ -3,13 +3,16 @@
 //! kube's `DynamicObject` reads an object through two flattened fields,
 //! which makes serde buffer the whole object once before building it, and
 //! builds every `managedFields` entry (most of an object's bytes) only for
-//! the caches to drop them. Here the metadata is read field by field,
-//! `managedFields` entries are looked into without being built, and only
-//! the rest of the object becomes a JSON tree: the same objects, without
+//! the caches to drop them. Here the metadata is read field by field and
+//! `managedFields` entries are looked into without being built. A watched
+//! child or DatabaseMigration ([`WireChild`]) keeps the rest as the text its
+//! cache holds, copied token by token; an object parsed from that text
+//! ([`WireObject`]) gets the rest as a JSON tree. The same objects, without
 //! the buffering and the trees built only to be dropped.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     FieldsV1, ManagedFieldsEntry, ObjectMeta, OwnerReference, Time,
@@ -17,7 +20,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use kube::Resource;
 use kube::core::{DynamicObject, DynamicResourceScope, TypeMeta};
 use kube::discovery::ApiResource;
-use kube::runtime::watcher;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
@@ -264,21 +266,176 @@ impl<'de> Visitor<'de> for ObjectVisitor {
             (Some(api_version), Some(kind)) => Some(TypeMeta { api_version, kind }),
             _ => None,
         };
-        let metadata = parts.metadata.map(|mut meta| {
-            let claims: Vec<ManagedFieldsEntry> = meta
-                .managed_fields
-                .take()
-                .into_iter()
-                .flatten()
-                .filter_map(WireEntry::into_replicas_claim)
-                .collect();
-            meta.into_meta((!claims.is_empty()).then_some(claims))
-        });
         Ok(WireObject(DynamicObject {
             types,
-            metadata: metadata.unwrap_or_default(),
+            metadata: parts.metadata.map(slim_meta).unwrap_or_default(),
             data: Value::Object(parts.rest),
         }))
+    }
+}
+
+/// The metadata as the caches keep it: of `managedFields`, only the
+/// operator's claim on `spec.replicas` ([`WireEntry::into_replicas_claim`]).
+fn slim_meta(mut meta: WireMeta<Vec<WireEntry>>) -> ObjectMeta {
+    let claims: Vec<ManagedFieldsEntry> = meta
+        .managed_fields
+        .take()
+        .into_iter()
+        .flatten()
+        .filter_map(WireEntry::into_replicas_claim)
+        .collect();
+    meta.into_meta((!claims.is_empty()).then_some(claims))
+}
+
+/// A watched child, read off the wire for the child caches: its metadata as
+/// [`WireObject`] reads it, and the whole object as the JSON text the cache
+/// keeps ([`super::children::Cached`]), the same object as [`WireObject`]'s.
+/// Nothing downstream of a child watch reads the rest of an event's object
+/// (the controller maps it to its owner, the echo filter and the index read
+/// the metadata), so the rest is copied token by token into the text,
+/// never built as a JSON tree only to be written out again and dropped.
+#[derive(Clone, Debug)]
+pub struct WireChild {
+    /// `apiVersion` and `kind`, when both are there.
+    pub types: Option<TypeMeta>,
+    /// The metadata, with only the operator's claim on `spec.replicas` of
+    /// its managed fields.
+    pub metadata: ObjectMeta,
+    /// The object as JSON: `types`, `metadata` and every other field as read.
+    pub text: Arc<str>,
+}
+
+impl WireChild {
+    /// The child whose cached text is `text` (as a [`WireChild`] wrote it).
+    pub fn from_text(text: Arc<str>) -> Result<Self, serde_json::Error> {
+        let WireObject(object) = serde_json::from_str(&text)?;
+        Ok(WireChild {
+            types: object.types,
+            metadata: object.metadata,
+            text,
+        })
+    }
+}
+
+impl WireChild {
+    /// The whole object, parsed from its text (its types and metadata alone,
+    /// were the text, which a [`WireChild`] wrote, not to parse).
+    pub fn object(&self) -> DynamicObject {
+        serde_json::from_str::<WireObject>(&self.text).map_or_else(
+            |_| DynamicObject {
+                types: self.types.clone(),
+                metadata: self.metadata.clone(),
+                data: Value::Null,
+            },
+            |object| object.0,
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for WireChild {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ChildVisitor)
+    }
+}
+
+struct ChildVisitor;
+
+impl<'de> Visitor<'de> for ChildVisitor {
+    type Value = WireChild;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireChild, A::Error> {
+        let (mut api_version, mut kind, mut metadata) = (None, None, None);
+        // `,"field":value` for each field but the three read apart.
+        let mut rest = Vec::new();
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::ApiVersion => api_version = Some(map.next_value::<String>()?),
+                Key::Kind => kind = Some(map.next_value::<String>()?),
+                Key::Metadata => metadata = Some(map.next_value::<WireMeta<Vec<WireEntry>>>()?),
+                Key::Other(key) => {
+                    rest.push(b',');
+                    serde_json::to_writer(&mut rest, &key).map_err(de::Error::custom)?;
+                    rest.push(b':');
+                    map.next_value_seed(Transcode(&mut rest))?;
+                }
+            }
+        }
+        let types = match (api_version, kind) {
+            (Some(api_version), Some(kind)) => Some(TypeMeta { api_version, kind }),
+            _ => None,
+        };
+        let metadata = metadata.map(slim_meta).unwrap_or_default();
+        // Laid out as `DynamicObject` writes itself: types, metadata, the rest.
+        let mut text = Vec::with_capacity(rest.len() + 512);
+        text.push(b'{');
+        if let Some(types) = &types {
+            text.extend_from_slice(b"\"apiVersion\":");
+            serde_json::to_writer(&mut text, &types.api_version).map_err(de::Error::custom)?;
+            text.extend_from_slice(b",\"kind\":");
+            serde_json::to_writer(&mut text, &types.kind).map_err(de::Error::custom)?;
+            text.push(b',');
+        }
+        text.extend_from_slice(b"\"metadata\":");
+        serde_json::to_writer(&mut text, &metadata).map_err(de::Error::custom)?;
+        text.extend_from_slice(&rest);
+        text.push(b'}');
+        let text = String::from_utf8(text).map_err(de::Error::custom)?;
+        Ok(WireChild {
+            types,
+            metadata,
+            text: Arc::from(text),
+        })
+    }
+}
+
+/// Writes the value it is given as JSON onto the end of a buffer, token by
+/// token, whatever deserializer it comes from (a list's items come buffered
+/// by serde, a watch event's straight from the text).
+struct Transcode<'a>(&'a mut Vec<u8>);
+
+impl<'de> de::DeserializeSeed<'de> for Transcode<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let mut writer = serde_json::Serializer::new(self.0);
+        serde_transcode::transcode(deserializer, &mut writer).map_err(de::Error::custom)
+    }
+}
+
+impl Resource for WireChild {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::group(dt)
+    }
+
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::version(dt)
+    }
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::kind(dt)
+    }
+
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::api_version(dt)
+    }
+
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
 }
 
@@ -380,17 +537,6 @@ impl Resource for WireObject {
 
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         &mut self.0.metadata
-    }
-}
-
-/// A watch event of [`WireObject`]s as one of `DynamicObject`s.
-pub fn into_dynamic(event: watcher::Event<WireObject>) -> watcher::Event<DynamicObject> {
-    match event {
-        watcher::Event::Apply(object) => watcher::Event::Apply(object.0),
-        watcher::Event::Delete(object) => watcher::Event::Delete(object.0),
-        watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitApply(object) => watcher::Event::InitApply(object.0),
-        watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
 
@@ -501,6 +647,67 @@ mod tests {
         assert_eq!(as_now(&no_meta), as_before(&no_meta), "no metadata");
     }
 
+    /// What the child caches keep, parsed back as a reconcile reads it.
+    fn as_child(text: &str) -> Value {
+        let child: WireChild = serde_json::from_str(text).expect("wire reads it");
+        let read: Value = serde_json::from_str(&child.text).expect("its text is JSON");
+        let object = child.object();
+        assert_eq!(child.metadata, object.metadata, "the metadata it carries");
+        assert_eq!(child.types, object.types, "the types it carries");
+        let object = serde_json::to_value(&object).expect("serialises");
+        assert_eq!(read, object, "its text is the object");
+        object
+    }
+
+    #[test]
+    fn a_child_is_kept_as_the_text_of_the_object_the_wire_reader_reads() {
+        let replicas = json!([{"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": "apps/v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+            {"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:data": {}}}]);
+        let odd = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "odd", "namespace": "demo",
+                "annotations": {"quote": "\"\\\u{1}\n", "ünï": "cødé 🙂"}},
+            "data": {"k": "v"},
+            "numbers": [0, -1, 1.5, -2.25e-8, 18446744073709551615u64, -9223372036854775808i64],
+            "nested": {"a": [[], {}, [null, true, false]], "": ""},
+        });
+        for text in [
+            deployment(replicas),
+            deployment(Value::Null),
+            odd.to_string(),
+            // Fields before the metadata, and no types.
+            r#"{"status":{"x":1},"metadata":{"name":"late"},"spec":{}}"#.to_owned(),
+            json!({"apiVersion": "v1", "metadata": {"name": "half"}}).to_string(),
+            json!({"apiVersion": "v1", "kind": "ConfigMap"}).to_string(),
+        ] {
+            assert_eq!(as_child(&text), as_now(&text), "{text}");
+            assert_eq!(as_child(&text), as_before(&text), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_listed_child_reads_as_a_watched_one() {
+        // serde buffers a list's items before reading them (kube's list type
+        // has a flattened field): the reader must not depend on the text.
+        let item = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "demo", "resourceVersion": "5"},
+            "data": {"k": "v", "n": "ü\u{7}"}, "binaryData": {}});
+        let list = json!({"apiVersion": "v1", "kind": "ConfigMapList",
+            "metadata": {"resourceVersion": "9"}, "items": [item]});
+        let listed: kube::core::ObjectList<WireChild> =
+            serde_json::from_value(list).expect("a list");
+        let [child] = listed.items.as_slice() else {
+            panic!("one item");
+        };
+        let watched: WireChild = serde_json::from_str(&item.to_string()).expect("an event");
+        assert_eq!(child.object(), watched.object());
+        assert_eq!(
+            serde_json::to_value(child.object()).expect("serialises"),
+            item
+        );
+    }
+
     #[test]
     fn odd_managed_fields_claim_nothing_and_fail_nothing() {
         for fields_v1 in [
@@ -537,6 +744,10 @@ mod tests {
             assert!(
                 serde_json::from_str::<WireObject>(&text).is_err(),
                 "wire: {text}"
+            );
+            assert!(
+                serde_json::from_str::<WireChild>(&text).is_err(),
+                "wire child: {text}"
             );
         }
     }
