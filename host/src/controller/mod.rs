@@ -102,6 +102,9 @@ pub struct Context {
     /// What each app's last reconcile saw and wrote: reconciles that would
     /// get the same inputs are skipped.
     pub settled: Arc<settled::Settled>,
+    /// Apps to reconcile again because a child event held back while they
+    /// were reconciled showed something new (see [`Settling`]).
+    held_back: tokio::sync::mpsc::UnboundedSender<ObjectRef<WatchedApp>>,
 }
 
 /// Why a reconcile did not finish: its reason, its metric label, and
@@ -213,6 +216,7 @@ async fn reconcile_inner(watched: Arc<WatchedApp>, ctx: Arc<Context>) -> Result<
     ctx.children.wait_until_ready(CHILD_SYNC_TIMEOUT).await;
     ctx.migrations.wait_until_listed(CHILD_SYNC_TIMEOUT).await;
     ctx.registry.wait_sources_listed().await;
+    let _settling = Settling::start(&ctx, &watched);
     let started = Instant::now();
     let key = ObjectRef::from_obj(&*watched);
     let result = match &watched.parsed {
@@ -379,9 +383,10 @@ fn child_watches(
     )
 }
 
-/// Whether `event` (of a child of kind `resource`) is a child at a version
-/// the last reconcile of its app knew (see [`settled::Settled::knows_child`]).
-/// A deletion never is.
+/// Whether `event` (of a child of kind `resource`) need not queue its app:
+/// a child at a version the last reconcile of its app knew, or one held back
+/// while its app is being reconciled (see [`settled::Settled::echo`]). A
+/// deletion never is.
 fn is_echo(
     event: &watcher::Event<wire::WireChild>,
     resource: &ApiResource,
@@ -403,7 +408,37 @@ fn is_echo(
         kind: &resource.kind,
         name,
     };
-    settled.knows_child(owner, key, version)
+    settled.echo(owner, key, version)
+}
+
+/// A reconcile of an app under way, for [`settled::Settled::start`]: when it
+/// ends (or is dropped), the app is queued again if a child event held back
+/// meanwhile was news.
+struct Settling<'a> {
+    ctx: &'a Context,
+    uid: String,
+    app: ObjectRef<WatchedApp>,
+}
+
+impl<'a> Settling<'a> {
+    fn start(ctx: &'a Context, watched: &WatchedApp) -> Option<Self> {
+        let uid = watched.metadata.uid.clone()?;
+        ctx.settled.start(&uid);
+        Some(Settling {
+            ctx,
+            uid,
+            app: ObjectRef::from_obj(watched),
+        })
+    }
+}
+
+impl Drop for Settling<'_> {
+    fn drop(&mut self) {
+        if self.ctx.settled.finish(&self.uid) {
+            // Closed only when the controller has stopped.
+            let _ = self.ctx.held_back.send(self.app.clone());
+        }
+    }
 }
 
 /// What changed of an app, as the migration controller reads it: which app,
@@ -610,6 +645,8 @@ pub async fn run(
     let (trigger, triggered) = tokio::sync::mpsc::unbounded_channel();
     wake_on_plugin_changes(&registry, controller.store(), trigger, apps_using);
     let triggered = receiver_stream(triggered);
+    let (held_back, news) = tokio::sync::mpsc::unbounded_channel();
+    let news = receiver_stream(news);
 
     let apps = controller.store();
     let context = Arc::new(Context {
@@ -625,6 +662,7 @@ pub async fn run(
         failures: Mutex::new(HashMap::new()),
         written,
         settled,
+        held_back,
     });
     // Health hooks (crate::health): ready once every watch has had its first list.
     let children_listed = context.children.clone();
@@ -644,6 +682,7 @@ pub async fn run(
 
     controller
         .reconcile_on(triggered)
+        .reconcile_on(news)
         .with_config(
             kube::runtime::controller::Config::default()
                 .concurrency(config.max_concurrent_reconciles),

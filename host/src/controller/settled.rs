@@ -7,7 +7,9 @@
 //! saw and wrote, by resourceVersion, once its applies are done (before its
 //! status write, and forgotten if that fails); a watch event that only
 //! echoes it queues nothing ([`Settled::knows_child`], [`Settled::knows_app`]),
-//! and the next reconcile first compares the caches with it. When every
+//! and the next reconcile first compares the caches with it. The child
+//! events that come while a reconcile runs, before it has recorded, are
+//! held back and looked at when it ends ([`Settled::echo`]). When every
 //! child the cache holds is at a version the last reconcile saw or wrote
 //! itself, the app's generation, labels, annotations and finalizers are
 //! those it reconciled, its status is the one it concluded, the plugin and
@@ -39,12 +41,17 @@ use crate::plugin::{ObjectKey, Plugin};
 /// the plugin it called (generic for the tests).
 pub struct Settled<P = Plugin> {
     memo: Mutex<HashMap<String, Entry<P>>>,
+    /// The apps being reconciled now, by uid, each with the versions of its
+    /// children whose watch events were held back meanwhile (see
+    /// [`Settled::echo`]). Its own lock: never held together with `memo`.
+    running: Mutex<HashMap<String, Vec<(ObjectKey, String)>>>,
 }
 
 impl<P> Default for Settled<P> {
     fn default() -> Self {
         Settled {
             memo: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -273,6 +280,58 @@ impl<P> Settled<P> {
         })
     }
 
+    /// Whether a watch event of the child `key` of the app with uid `owner`,
+    /// at `version`, need not queue a reconcile now: the last reconcile knew
+    /// that version ([`Settled::knows_child`]), or the app is being
+    /// reconciled ([`Settled::start`]) and the version is held back, to be
+    /// looked at when that reconcile ends ([`Settled::finish`]). The events
+    /// of a reconcile's own applies mostly arrive while it still runs,
+    /// before it has recorded what it wrote; each would queue a reconcile
+    /// that finds nothing changed. Holding them back loses nothing: a
+    /// reconcile that is running is not run again before it ends.
+    pub fn echo(&self, owner: &str, key: ChildKey<'_>, version: &str) -> bool {
+        if self.knows_child(owner, key, version) {
+            return true;
+        }
+        let mut running = self.running();
+        let Some(held) = running.get_mut(owner) else {
+            return false;
+        };
+        held.push((
+            ObjectKey {
+                api_version: key.api_version.to_owned(),
+                kind: key.kind.to_owned(),
+                name: key.name.to_owned(),
+            },
+            version.to_owned(),
+        ));
+        true
+    }
+
+    /// A reconcile of the app with uid `uid` starts: until it ends
+    /// ([`Settled::finish`]), events of its children are held back rather
+    /// than queue it again ([`Settled::echo`]).
+    pub fn start(&self, uid: &str) {
+        self.running().insert(uid.to_owned(), Vec::new());
+    }
+
+    /// The reconcile of the app with uid `uid` ended (well or not, or was
+    /// dropped): whether a child event held back meanwhile showed a version
+    /// it did not know, in which case the app must be reconciled again.
+    pub fn finish(&self, uid: &str) -> bool {
+        let Some(held) = self.running().remove(uid) else {
+            return false;
+        };
+        held.iter().any(|(key, version)| {
+            let key = ChildKey {
+                api_version: &key.api_version,
+                kind: &key.kind,
+                name: &key.name,
+            };
+            !self.knows_child(uid, key, version)
+        })
+    }
+
     /// Whether `app` is as its last reconcile concluded it: not being
     /// deleted, with the generation, labels, annotations, finalizers and
     /// status that reconcile read and wrote. A watch event of it is then the
@@ -313,6 +372,10 @@ impl<P> Settled<P> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry<P>>> {
         self.memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(ObjectKey, String)>>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -464,6 +527,54 @@ mod tests {
                 .unchanged(&probe(&app, &versions(&caught_up)))
                 .is_some()
         );
+    }
+
+    #[test]
+    fn child_events_while_a_reconcile_runs_wait_for_it_and_queue_it_only_if_news() {
+        let (settled, app) = (Settled::<TestPlugin>::default(), app());
+        let config_map = |name| ChildKey {
+            api_version: "v1",
+            kind: "ConfigMap",
+            name,
+        };
+        // Nothing runs and nothing is known: the event queues the app.
+        assert!(!settled.echo("u1", config_map("a"), "5"));
+
+        // The echo of its own apply arrives before it records: held back,
+        // and known when it ends, so nothing queues.
+        settled.start("u1");
+        assert!(settled.echo("u1", config_map("a"), "5"));
+        assert!(!settled.echo("u2", config_map("a"), "5"), "another app's");
+        remember(
+            &settled,
+            &app,
+            &[],
+            &[(key("a"), child("a", "5", None))],
+            &[],
+        );
+        assert!(!settled.finish("u1"), "only its own write came");
+        assert!(!settled.finish("u1"), "ended once");
+
+        // A change by someone else while it runs: held back, then news.
+        settled.start("u1");
+        assert!(settled.echo("u1", config_map("a"), "5"), "known");
+        assert!(settled.echo("u1", config_map("a"), "7"), "held back");
+        remember(
+            &settled,
+            &app,
+            &[],
+            &[(key("a"), child("a", "6", None))],
+            &[],
+        );
+        assert!(settled.finish("u1"), "version 7 is news");
+
+        // It failed (forgotten): whatever was held back is news.
+        settled.start("u1");
+        assert!(settled.echo("u1", config_map("b"), "1"));
+        settled.forget("u1");
+        assert!(settled.finish("u1"));
+        // Once ended, events are judged at once again.
+        assert!(!settled.echo("u1", config_map("b"), "2"));
     }
 
     #[test]
