@@ -289,7 +289,8 @@ fn slim_meta(mut meta: WireMeta<Vec<WireEntry>>) -> ObjectMeta {
 
 /// A watched child, read off the wire for the child caches: its metadata as
 /// [`WireObject`] reads it, and the whole object as the JSON text the cache
-/// keeps ([`super::children::Cached`]), the same object as [`WireObject`]'s.
+/// keeps ([`super::children::Cached`]), which parses as [`WireObject`] into
+/// the object [`WireObject`] reads from the wire.
 /// Nothing downstream of a child watch reads the rest of an event's object
 /// (the controller maps it to its owner, the echo filter and the index read
 /// the metadata), so the rest is copied token by token into the text,
@@ -315,9 +316,7 @@ impl WireChild {
             text,
         })
     }
-}
 
-impl WireChild {
     /// The whole object, parsed from its text (its types and metadata alone,
     /// were the text, which a [`WireChild`] wrote, not to parse).
     pub fn object(&self) -> DynamicObject {
