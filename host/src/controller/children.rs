@@ -66,8 +66,8 @@ impl Cached {
 
     /// The whole object.
     pub fn object(&self) -> DynamicObject {
-        // The text is what `new` wrote, so it parses; were it not to, an
-        // object with only its name is what a reconcile would then see.
+        // The text is what the watch's reader wrote, so it parses; were it
+        // not to, an object with only its name is what a reconcile would see.
         serde_json::from_str(&self.text)
             .map(|object: super::wire::WireObject| object.0)
             .unwrap_or_else(|_| {
@@ -84,14 +84,12 @@ impl Cached {
 
     /// It as its watch event carried it.
     fn watched(&self) -> WireChild {
-        WireChild::from_text(Arc::clone(&self.text)).unwrap_or_else(|_| {
-            let object = self.object();
-            WireChild {
-                types: object.types,
-                metadata: object.metadata,
-                text: Arc::clone(&self.text),
-            }
-        })
+        let object = self.object();
+        WireChild {
+            types: object.types,
+            metadata: object.metadata,
+            text: Arc::clone(&self.text),
+        }
     }
 
     fn key(&self) -> NameKey {

@@ -49,7 +49,7 @@ where
 }
 
 /// [`apis`] of an untyped `resource`, read as `K` (a `DynamicObject`, or
-/// [`super::wire::WireObject`] for a watch).
+/// [`super::wire::WireChild`] for a watch).
 pub fn dynamic_apis<K>(
     client: &kube::Client,
     namespaces: &Namespaces,

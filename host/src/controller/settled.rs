@@ -475,6 +475,15 @@ mod tests {
         });
     }
 
+    /// A ConfigMap child as the watch's echo check looks it up.
+    fn config_map(name: &str) -> ChildKey<'_> {
+        ChildKey {
+            api_version: "v1",
+            kind: "ConfigMap",
+            name,
+        }
+    }
+
     fn versions(observed: &[Observed]) -> Vec<Seen> {
         observed.iter().map(Observed::seen).collect()
     }
@@ -532,11 +541,6 @@ mod tests {
     #[test]
     fn child_events_while_a_reconcile_runs_wait_for_it_and_queue_it_only_if_news() {
         let (settled, app) = (Settled::<TestPlugin>::default(), app());
-        let config_map = |name| ChildKey {
-            api_version: "v1",
-            kind: "ConfigMap",
-            name,
-        };
         // Nothing runs and nothing is known: the event queues the app.
         assert!(!settled.echo("u1", config_map("a"), "5"));
 
@@ -580,11 +584,6 @@ mod tests {
     #[test]
     fn only_echoes_of_what_it_knew_are_told_apart_at_the_watch() {
         let (settled, app) = (Settled::<TestPlugin>::default(), app());
-        let config_map = |name| ChildKey {
-            api_version: "v1",
-            kind: "ConfigMap",
-            name,
-        };
         assert!(
             !settled.knows_child("u1", config_map("a"), "5"),
             "nothing remembered"

@@ -239,8 +239,9 @@ impl WireEntry {
     }
 }
 
-/// A watched child (or DatabaseMigration), read off the wire: its metadata
-/// with only the operator's claim on `spec.replicas` of its managed fields
+/// A child (or DatabaseMigration) parsed whole, from the text its cache
+/// keeps ([`WireChild::text`]) or as sent: its metadata with only the
+/// operator's claim on `spec.replicas` of its managed fields
 /// ([`WireEntry::into_replicas_claim`]), the rest as JSON.
 #[derive(Clone, Debug)]
 pub struct WireObject(pub DynamicObject);
@@ -307,16 +308,6 @@ pub struct WireChild {
 }
 
 impl WireChild {
-    /// The child whose cached text is `text` (as a [`WireChild`] wrote it).
-    pub fn from_text(text: Arc<str>) -> Result<Self, serde_json::Error> {
-        let WireObject(object) = serde_json::from_str(&text)?;
-        Ok(WireChild {
-            types: object.types,
-            metadata: object.metadata,
-            text,
-        })
-    }
-
     /// The whole object, parsed from its text (its types and metadata alone,
     /// were the text, which a [`WireChild`] wrote, not to parse).
     pub fn object(&self) -> DynamicObject {
@@ -503,39 +494,6 @@ impl<'de> Deserialize<'de> for Key {
             }
         }
         deserializer.deserialize_identifier(KeyVisitor)
-    }
-}
-
-impl Resource for WireObject {
-    type DynamicType = ApiResource;
-    type Scope = DynamicResourceScope;
-
-    fn group(dt: &ApiResource) -> Cow<'_, str> {
-        DynamicObject::group(dt)
-    }
-
-    fn version(dt: &ApiResource) -> Cow<'_, str> {
-        DynamicObject::version(dt)
-    }
-
-    fn kind(dt: &ApiResource) -> Cow<'_, str> {
-        DynamicObject::kind(dt)
-    }
-
-    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
-        DynamicObject::api_version(dt)
-    }
-
-    fn plural(dt: &ApiResource) -> Cow<'_, str> {
-        DynamicObject::plural(dt)
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.0.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.0.metadata
     }
 }
 
