@@ -436,6 +436,39 @@ async fn two_migrations_of_one_database_run_one_after_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_watch_shows_late_is_never_started_twice() {
+    let mut h = Harness::new("late-job-watch").await;
+    slow(&mut h, "late-plan-*", FLYWAY_PLAN, 400);
+    slow(&mut h, "late-migrate-*", FLYWAY_MIGRATED, 400);
+    h.start_operator().await;
+    if let Some(emulator) = &h.emulator {
+        // The Job watch, started again, shows nothing for 3 s: the status
+        // written after the plan Job (and its record) come back long before
+        // the Job does. Once, like a slow watch cache on a busy API server.
+        emulator
+            .control()
+            .add_fault(
+                emulator::FaultRule::delay(Duration::from_secs(3))
+                    .verb("watch")
+                    .resource("jobs")
+                    .times(1),
+            )
+            .expect("a delayed Job watch");
+        emulator.cut_watches();
+    }
+    h.apply_yaml(&flyway("late", "db", "")).await;
+    let (most, order) = watch_runs(&h, &["late"]).await;
+    assert_eq!(most, 1, "at most one Job at a time: {order:?}");
+    let jobs: Vec<String> = jobs_of(&h, "late")
+        .await
+        .iter()
+        .map(|job| job.name_any())
+        .collect();
+    assert_eq!(jobs.len(), 2, "exactly one Job per step: {jobs:?}");
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_of_different_databases_run_in_parallel() {
     let mut h = Harness::new("other-databases").await;
     for name in ["left", "right"] {

@@ -1,12 +1,15 @@
 //! A migration's Jobs: their names per attempt, what the host records on
 //! them, how far they are, and the termination message of their pod.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
+use kube::runtime::reflector::ObjectRef;
 
 /// Label with the step key of a migration Job.
 pub const STEP_LABEL: &str = "portfolio.dev/step";
@@ -177,9 +180,128 @@ fn message_of(pod: &Pod, container: Option<&str>) -> Option<String> {
         .filter(|message| !message.is_empty())
 }
 
+/// How long a Job this process started may stay out of the Job watch's
+/// cache before the migration stops waiting for it (a watch that lags this
+/// long is broken, or the Job was deleted before the watch showed it).
+pub const UNSEEN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The Jobs this process started that the Job watch has not shown yet, per
+/// migration uid.
+///
+/// A step's Job is created first and the status that names it written after,
+/// but the two reach the operator through different watches, and the
+/// status's (or the record of it written) can come first. A reconcile that
+/// then looked at the Job cache would see no Job for the running step and
+/// start another attempt beside it, or, on an error, let go of the database
+/// lock while the Job runs. So a migration waits until the cache shows every
+/// Job it started, as controller-runtime's and kube-controller-manager's
+/// "expectations" do.
+#[derive(Debug, Default)]
+pub struct Unseen {
+    started: Mutex<Started>,
+}
+
+/// By migration uid: the Jobs it started and when.
+type Started = HashMap<String, Vec<(ObjectRef<Job>, Instant)>>;
+
+impl Unseen {
+    /// The migration with uid `migration` started `job` at `at`.
+    pub fn started(&self, migration: &str, job: ObjectRef<Job>, at: Instant) {
+        self.lock()
+            .entry(migration.to_owned())
+            .or_default()
+            .push((job, at));
+    }
+
+    /// A Job the migration `migration` started that `cached` does not show
+    /// yet, if there is one. Jobs it shows are forgotten, and so are Jobs
+    /// unseen for longer than [`UNSEEN_PATIENCE`] (with a warning).
+    pub fn waiting_for(
+        &self,
+        migration: &str,
+        now: Instant,
+        cached: impl Fn(&ObjectRef<Job>) -> bool,
+    ) -> Option<ObjectRef<Job>> {
+        let mut started = self.lock();
+        let jobs = started.get_mut(migration)?;
+        jobs.retain(|(job, at)| {
+            if cached(job) {
+                return false;
+            }
+            let patient = now.saturating_duration_since(*at) < UNSEEN_PATIENCE;
+            if !patient {
+                tracing::warn!(
+                    job = %job.name,
+                    "the Job watch has not shown a Job started {}s ago; deciding without it",
+                    UNSEEN_PATIENCE.as_secs()
+                );
+            }
+            patient
+        });
+        let waiting = jobs.first().map(|(job, _)| job.clone());
+        if waiting.is_none() {
+            started.remove(migration);
+        }
+        waiting
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Started> {
+        self.started.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_started_job_is_waited_for_until_the_cache_shows_it() {
+        let unseen = Unseen::default();
+        let t0 = Instant::now();
+        let plan = ObjectRef::<Job>::new("shop-plan").within("shop");
+        let migrate = ObjectRef::<Job>::new("shop-migrate").within("shop");
+        assert_eq!(
+            unseen.waiting_for("m1", t0, |_| false),
+            None,
+            "nothing started"
+        );
+        unseen.started("m1", plan.clone(), t0);
+        // Another migration's Jobs are not this one's business.
+        assert_eq!(unseen.waiting_for("m2", t0, |_| false), None);
+        assert_eq!(unseen.waiting_for("m1", t0, |_| false), Some(plan.clone()));
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(
+            unseen.waiting_for("m1", later, |_| false),
+            Some(plan.clone()),
+            "still not in the cache"
+        );
+        unseen.started("m1", migrate.clone(), later);
+        // The cache shows the first: the second is still waited for.
+        assert_eq!(
+            unseen.waiting_for("m1", later, |job| *job == plan),
+            Some(migrate.clone())
+        );
+        // Once seen, a Job is forgotten: leaving the cache again (deleted,
+        // cleaned up by its TTL) makes nothing wait.
+        assert_eq!(unseen.waiting_for("m1", later, |job| *job == migrate), None);
+        assert_eq!(unseen.waiting_for("m1", later, |_| false), None);
+        assert!(unseen.lock().is_empty(), "nothing kept once all were seen");
+    }
+
+    #[test]
+    fn a_job_the_cache_never_shows_is_given_up_after_the_patience() {
+        let unseen = Unseen::default();
+        let t0 = Instant::now();
+        let job = ObjectRef::<Job>::new("shop-plan").within("shop");
+        unseen.started("m1", job.clone(), t0);
+        let almost = t0 + UNSEEN_PATIENCE - Duration::from_millis(1);
+        assert_eq!(unseen.waiting_for("m1", almost, |_| false), Some(job));
+        assert_eq!(
+            unseen.waiting_for("m1", t0 + UNSEEN_PATIENCE, |_| false),
+            None
+        );
+        assert!(unseen.lock().is_empty());
+    }
 
     #[test]
     fn attempts_get_names_of_their_own_within_63_characters() {

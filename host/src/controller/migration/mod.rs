@@ -15,6 +15,9 @@
 //!   `-2`, `-3`… for retries), so an operator restarted mid-step finds the
 //!   running Job (by name and by the labels the host puts on it) and never
 //!   starts a second one;
+//! - a migration that started a Job decides nothing until the Job watch
+//!   shows it ([`jobs::Unseen`]): its status, written after the Job, may come
+//!   back first, and the step would look as if it had no Job;
 //! - the hash of a plan that succeeded is recorded on the migration itself,
 //!   in the annotation [`SUCCEEDED_ANNOTATION`] (metadata survives a lost or
 //!   rewritten status, and a restore without status), and a plan with that
@@ -117,6 +120,8 @@ pub struct MigrationContext {
     messages: Mutex<HashMap<String, Option<String>>>,
     /// Failures in a row, per migration, for backoff.
     failures: Mutex<HashMap<ObjectRef<DatabaseMigration>, u32>>,
+    /// The Jobs started that the Job watch has not shown yet.
+    unseen: jobs::Unseen,
     /// The statuses written that the cache may not show yet: a reconcile
     /// queued by our own metadata patch would otherwise start from the
     /// status before the last write and undo it.
@@ -366,6 +371,7 @@ pub async fn run(
         wake,
         messages: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        unseen: jobs::Unseen::default(),
         written: super::status::Written::default(),
     });
     controller

@@ -49,6 +49,9 @@ const POLL: Duration = Duration::from_secs(5);
 /// Look again this often while waiting for a lock or a rollout: a release
 /// or an app change wakes the migration sooner.
 const WAIT: Duration = Duration::from_secs(30);
+/// Look again this soon while the Job watch has not shown a Job started
+/// (its event normally queues the migration first).
+const UNSEEN_RECHECK: Duration = Duration::from_secs(1);
 /// Resync of a finished migration.
 const RESYNC: Duration = Duration::from_secs(10 * 60);
 /// The Job controller enforces `activeDeadlineSeconds`; the host stops a Job
@@ -130,6 +133,17 @@ pub async fn reconcile(
     // a running Job would look absent.
     ctx.jobs_listed(Duration::from_secs(30)).await;
     let uid = migration.uid().unwrap_or_default();
+    // Nor before it shows the Jobs this migration started (see `Unseen`):
+    // their events queue it again.
+    if let Some(job) = ctx
+        .unseen
+        .waiting_for(&uid, std::time::Instant::now(), |job| {
+            ctx.jobs.get(job).is_some()
+        })
+    {
+        tracing::debug!(job = %job.name, "waiting for the Job watch to show a Job this migration started");
+        return Ok(Action::requeue(UNSEEN_RECHECK));
+    }
     let before = ctx
         .written
         .current(&uid, &migration.status.clone().unwrap_or_default());
@@ -659,6 +673,11 @@ impl Run<'_> {
             }
         }
         children.apply(&job).await?;
+        self.ctx.unseen.started(
+            &self.uid,
+            ObjectRef::new(&name).within(&self.namespace),
+            std::time::Instant::now(),
+        );
         self.ctx.metrics.applied();
         tracing::info!(job = %name, step = %step.key, attempt, "started a migration Job");
         if repairs.is_none() {
