@@ -12,7 +12,7 @@ use super::meta::{finalizers, meta, meta_mut, meta_str};
 use super::validate::{check_finalizers, check_name_and_meta, check_schema};
 use super::{Api, Sub, WriteOptions, WriteResult};
 use crate::convert::to_storage;
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 use crate::registry::ResourceType;
 use crate::store::Inner;
 
@@ -38,6 +38,7 @@ impl Api {
         let ts = now();
         new["apiVersion"] = json!(rt.api_version());
         new["kind"] = json!(rt.kind);
+        let other_uid = old.as_ref().and_then(|old| changed_uid(old, &new));
         match &old {
             Some(old) => carry_over(rt, sub, old, &mut new),
             None => initialize(rt, ns, name, &ts, &mut new),
@@ -51,6 +52,13 @@ impl Api {
             matches!(op, Op::Patch),
             &mut warnings,
         )?;
+        if let Some(uid) = other_uid {
+            errs.push(Cause::invalid(
+                "metadata.uid",
+                &json!(uid),
+                "field is immutable",
+            ));
+        }
         check_name_and_meta(rt, name, &new, &mut errs);
         self.type_validation(rt, old.as_ref(), &new, &mut errs);
         check_finalizers(old.as_ref(), &new, &mut errs);
@@ -114,6 +122,15 @@ impl Api {
             warnings,
         })
     }
+}
+
+/// The uid a patched or applied object carries when it is not the stored one's.
+/// Kubernetes' `BeforeUpdate` keeps a uid the request sets (it fills in only a
+/// missing one) and `ValidateObjectMetaUpdate` refuses a changed one as
+/// immutable (422). A PUT's uid is a precondition instead (409), checked before.
+fn changed_uid(old: &Value, new: &Value) -> Option<String> {
+    let uid = meta_str(new, "uid").filter(|uid| !uid.is_empty())?;
+    (Some(uid) != meta_str(old, "uid")).then(|| uid.to_owned())
 }
 
 /// An update keeps what the endpoint does not write and what the system owns: the main

@@ -1106,6 +1106,96 @@ async fn merge_json_and_strategic_patches() {
     assert_eq!(pod.containers[0].env.as_ref().unwrap().len(), 2);
 }
 
+/// A uid is the API server's: one an apply brings is replaced when the apply
+/// creates the object, is no field of the applier's, and one that is not the
+/// stored object's is refused as immutable (422) by an apply or a patch,
+/// which then changes nothing. (A PUT's uid is a precondition: 409.)
+#[tokio::test]
+async fn a_uid_is_the_servers_and_an_apply_or_patch_cannot_change_it() {
+    let c = Cluster::new().await;
+    let api: Api<ConfigMap> = c.api();
+    let other = "00000000-0000-4000-8000-000000000000";
+    let cfg = |uid: &str, value: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "uid", "uid": uid}, "data": {"k": value}})
+    };
+    let ssa = PatchParams::apply("uid-test").force();
+    let created = api
+        .patch("uid", &ssa, &Patch::Apply(cfg(other, "v")))
+        .await
+        .expect("an apply with a uid creates");
+    let uid = created.metadata.uid.clone().expect("a uid");
+    assert_ne!(uid, other, "the server gives the uid");
+    let fields = serde_json::to_string(&created.metadata.managed_fields).unwrap();
+    assert!(!fields.contains("f:uid"), "{fields}");
+
+    let refused = |e: kube::Error| match e {
+        kube::Error::Api(s) => {
+            let fields: Vec<String> = s
+                .details
+                .iter()
+                .flat_map(|d| d.causes.iter().map(|c| c.field.clone()))
+                .collect();
+            (s.code, s.reason.clone(), fields)
+        }
+        other => panic!("expected an API error, got {other:?}"),
+    };
+    let (code, reason, fields) = refused(
+        api.patch("uid", &ssa, &Patch::Apply(cfg(other, "changed")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert_eq!(fields, ["metadata.uid"]);
+    let merge = json!({"metadata": {"uid": other}, "data": {"k": "changed"}});
+    let (code, _, fields) = refused(
+        api.patch("uid", &PatchParams::default(), &Patch::Merge(&merge))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, fields.as_slice()),
+        (422, ["metadata.uid".to_owned()].as_slice())
+    );
+    let stored = api.get("uid").await.expect("get");
+    assert_eq!(stored.metadata.uid.as_deref(), Some(uid.as_str()));
+    assert_eq!(
+        stored.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    assert_eq!(
+        stored
+            .data
+            .as_ref()
+            .and_then(|d| d.get("k"))
+            .map(String::as_str),
+        Some("v")
+    );
+
+    // Its own uid changes nothing about the apply.
+    let applied = api
+        .patch("uid", &ssa, &Patch::Apply(cfg(&uid, "w")))
+        .await
+        .expect("an apply with the object's own uid");
+    assert_eq!(
+        applied
+            .data
+            .as_ref()
+            .and_then(|d| d.get("k"))
+            .map(String::as_str),
+        Some("w")
+    );
+    // A PUT's uid is a precondition.
+    let mut stale = applied.clone();
+    stale.metadata.uid = Some(other.to_owned());
+    let (code, reason, _) = api_err(
+        api.replace("uid", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+}
+
 #[tokio::test]
 async fn server_side_apply_ownership_conflicts_and_removal() {
     let c = Cluster::new().await;
