@@ -24,6 +24,21 @@ use crate::plugin::ObjectKey;
 /// that the count is kept instead of reset to one.
 pub const HANDOVER_MANAGER: &str = "portfolio-operator-handover";
 
+/// The uid a create-only apply carries: no object has it, so applied under
+/// a name that is taken, the apply is refused and writes nothing.
+///
+/// What makes it so, in Kubernetes (`staging/src/k8s.io/apiserver`):
+/// - an apply that creates replaces any uid with a new one
+///   (`Store.Update`'s create path calls `rest.FillObjectMetaSystemFields`,
+///   `pkg/registry/generic/registry/store.go`);
+/// - an apply to an existing object keeps the uid it brings (`BeforeUpdate`
+///   fills in only a missing one, `pkg/registry/rest/update.go`), and
+///   `ValidateObjectMetaUpdate` refuses a changed uid as immutable: 422,
+///   cause `metadata.uid` (`apimachinery/pkg/api/validation/objectmeta.go`);
+/// - the field manager keeps `metadata.uid` out of managedFields
+///   (`stripMetaManager`), so later applies without it remove nothing.
+pub const CREATE_ONLY_UID: &str = "00000000-0000-4000-8000-000000000000";
+
 /// Requests of one reconcile in flight at once: the children of an app are
 /// independent objects (Kubernetes converges on references between them),
 /// so an app costs one round trip of applies, not one per child; bounded so
@@ -173,12 +188,18 @@ impl Children<'_> {
     }
 
     /// Apply each of `objects` (see [`Children::apply`]), [`CONCURRENCY`]
-    /// at a time; the results in the order of `objects`.
+    /// at a time, those whose key `create_only` names only if nothing is
+    /// there; the results in the order of `objects`, `None` for a name that
+    /// was taken (nothing written).
     pub async fn apply_all(
         &self,
         objects: &[&DesiredObject],
-    ) -> Vec<Result<Applied, ReconcileError>> {
-        let calls: Vec<_> = objects.iter().map(|object| self.apply(object)).collect();
+        create_only: impl Fn(&ObjectKey) -> bool,
+    ) -> Vec<Result<Option<Applied>, ReconcileError>> {
+        let calls: Vec<_> = objects
+            .iter()
+            .map(|object| self.apply_as(object, create_only(object.key())))
+            .collect();
         futures::stream::iter(calls)
             .buffered(CONCURRENCY)
             .collect()
@@ -235,22 +256,47 @@ impl Children<'_> {
     /// are its own, and forcing is what restores them after an edit.
     pub async fn apply(&self, desired: &DesiredObject) -> Result<Applied, ReconcileError> {
         let key = desired.key();
+        self.apply_as(desired, false).await?.ok_or_else(|| {
+            ReconcileError::new(
+                Failure::ApplyFailed,
+                format!("applying {key}: refused as create-only"),
+            )
+        })
+    }
+
+    /// Apply `desired`; `create_only`, with [`CREATE_ONLY_UID`], so that an
+    /// object already under its name is left as it is (`None`).
+    async fn apply_as(
+        &self,
+        desired: &DesiredObject,
+        create_only: bool,
+    ) -> Result<Option<Applied>, ReconcileError> {
+        let key = desired.key();
         let failed = |error: kube::Error| {
             ReconcileError::api(Failure::ApplyFailed, &format!("applying {key}"), &error)
         };
         let url =
             <DynamicObject as kube::Resource>::url_path(&self.resource(key)?, Some(self.namespace));
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let guarded;
+        let object = if create_only {
+            let mut object = desired.object().clone();
+            if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.insert("uid".into(), json!(CREATE_ONLY_UID));
+            }
+            guarded = object;
+            &guarded
+        } else {
+            desired.object()
+        };
         let request = kube::core::Request::new(url)
-            .patch(
-                &key.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(desired.object()),
-            )
+            .patch(&key.name, &params, &Patch::Apply(object))
             .map_err(|error| failed(kube::Error::BuildRequest(error)))?;
-        self.client
-            .request::<Applied>(request)
-            .await
-            .map_err(failed)
+        match self.client.request::<Applied>(request).await {
+            Ok(applied) => Ok(Some(applied)),
+            Err(kube::Error::Api(status)) if create_only && uid_refused(&status) => Ok(None),
+            Err(error) => Err(failed(error)),
+        }
     }
 
     /// Delete `child`, and only that object: a precondition on its uid
@@ -277,6 +323,16 @@ impl Children<'_> {
             )),
         }
     }
+}
+
+/// Whether an apply was refused because the object under its name has
+/// another uid (see [`CREATE_ONLY_UID`]).
+fn uid_refused(status: &kube::core::Status) -> bool {
+    status.code == 422
+        && status
+            .details
+            .as_ref()
+            .is_some_and(|details| details.causes.iter().any(|c| c.field == "metadata.uid"))
 }
 
 #[cfg(test)]
@@ -396,11 +452,17 @@ mod tests {
             })
             .collect();
         let refs: Vec<&DesiredObject> = objects.iter().collect();
-        let results = children.apply_all(&refs).await;
+        let results = children.apply_all(&refs, |_| false).await;
         // In the order asked, each as stored.
         let names: Vec<String> = results
             .into_iter()
-            .map(|r| r.expect("applied").name().unwrap_or_default().to_owned())
+            .map(|r| {
+                r.expect("applied")
+                    .expect("not create-only")
+                    .name()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(names, ["c0", "c1", "c2", "c3"]);
         // Every apply reached the API server while the first was still held

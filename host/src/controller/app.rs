@@ -25,6 +25,7 @@ use super::status::{self, Target};
 use super::watched::WatchedApp;
 use super::{Context, Error};
 use crate::builtin::DEFAULT_GENERATOR;
+use crate::decorate::DesiredObject;
 use crate::failure::ReconcileError;
 use crate::pipeline::{PipelineError, Subject};
 use crate::plugin::{GeneratedOutput, ObjectKey, Plugin, World};
@@ -67,6 +68,53 @@ impl Outcome {
             deployment: None,
             acts: Acts::default(),
         }
+    }
+}
+
+/// What the applies of a reconcile came to.
+struct Applies {
+    /// The Deployment's, as the API server answered.
+    deployment: Option<Workload>,
+    /// The first failure, in the plugin's order.
+    failed: Option<ReconcileError>,
+    /// Each object applied, as answered.
+    objects: Vec<(ObjectKey, Applied)>,
+}
+
+impl Applies {
+    fn with_capacity(n: usize) -> Self {
+        Applies {
+            deployment: None,
+            failed: None,
+            objects: Vec::with_capacity(n),
+        }
+    }
+
+    /// Take the `results` of applying `objects`; those whose name was taken
+    /// (a create-only apply that wrote nothing) are handed back.
+    fn take<'a>(
+        &mut self,
+        ctx: &Context,
+        objects: &[&'a DesiredObject],
+        results: Vec<Result<Option<Applied>, ReconcileError>>,
+    ) -> Vec<&'a DesiredObject> {
+        let mut taken = Vec::new();
+        for (object, result) in objects.iter().zip(results) {
+            match result {
+                Ok(Some(stored)) => {
+                    ctx.metrics.applied();
+                    if object.key().kind == "Deployment" {
+                        self.deployment = Some(stored.workload());
+                    }
+                    self.objects.push((object.key().clone(), stored));
+                }
+                Ok(None) => taken.push(*object),
+                Err(error) => {
+                    self.failed.get_or_insert(error);
+                }
+            }
+        }
+        taken
     }
 }
 
@@ -288,15 +336,16 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
         });
     }
 
-    // Names the watches do not hold as ours are read once: usually nothing
-    // is there yet, but it may be someone else's object.
+    // Names no watch holds are applied create-only: usually nothing is
+    // there yet; if something is (someone else's object, or ours before the
+    // watch shows it), the apply writes nothing, and only then is it read.
     let children = Children {
         client: &ctx.client,
         namespace: &namespace,
         kinds: ctx.policy.kinds(),
     };
     let ours: BTreeSet<_> = observed.iter().map(Observed::key).collect();
-    let mut unknown = Vec::new();
+    let mut unknown = BTreeSet::new();
     let mut existing = std::collections::BTreeMap::new();
     for object in &desired {
         let key = object.key();
@@ -310,10 +359,11 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
                     Existing::Present(Box::new(DynamicObject::clone(&cached))),
                 );
             }
-            None => unknown.push(key),
+            None => {
+                unknown.insert(key);
+            }
         }
     }
-    existing.extend(children.existing(unknown).await.map_err(with_plugin)?);
 
     // Decide.
     let owner = OwnerRef {
@@ -321,7 +371,7 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
         name: &name,
         uid: &uid,
     };
-    let decision = decide(owner, &desired, &observed, &existing, ctx.policy.kinds());
+    let mut decision = decide(owner, &desired, &observed, &existing, ctx.policy.kinds());
 
     // The finalizer goes on before anything its cleanup would handle is
     // created, and comes off once nothing needs it.
@@ -340,24 +390,31 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
     // The handovers are done: what is left to apply is independent, and
     // goes out at once. The first failure, in the plugin's order, is the one
     // reported; what was applied besides it stays applied, as before.
-    let mut deployment = None;
-    let mut failed = None;
-    let mut applied_objects = Vec::with_capacity(decision.apply.len());
-    let results = children.apply_all(&decision.apply).await;
-    for (object, result) in decision.apply.iter().zip(results) {
-        match result {
-            Ok(stored) => {
-                ctx.metrics.applied();
-                if object.key().kind == "Deployment" {
-                    deployment = Some(stored.workload());
-                }
-                applied_objects.push((object.key().clone(), stored));
-            }
-            Err(error) => {
-                failed.get_or_insert(error);
-            }
-        }
+    let mut applies = Applies::with_capacity(decision.apply.len());
+    let results = children
+        .apply_all(&decision.apply, |key| unknown.contains(key))
+        .await;
+    let taken = applies.take(ctx, &decision.apply, results);
+    let mut conflicts = std::mem::take(&mut decision.conflicts);
+    if !taken.is_empty() && applies.failed.is_none() {
+        // Taken names: what is there is read, and decided on as a cached
+        // object would be (ours: applied; someone else's: a conflict).
+        let found = children
+            .existing(taken.iter().map(|object| object.key()))
+            .await
+            .map_err(with_plugin)?;
+        let taken: Vec<DesiredObject> = taken.into_iter().cloned().collect();
+        let second = decide(owner, &taken, &[], &found, ctx.policy.kinds());
+        let results = children.apply_all(&second.apply, |_| false).await;
+        applies.take(ctx, &second.apply, results);
+        conflicts.extend(second.conflicts);
+        existing.extend(found);
     }
+    let Applies {
+        mut deployment,
+        failed,
+        objects: applied_objects,
+    } = applies;
     if let Some(error) = failed {
         return Err(with_plugin(error));
     }
@@ -391,7 +448,7 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
     let applied = desired
         .iter()
         .map(|o| o.key())
-        .filter(|key| !decision.conflicts.iter().any(|c| &c.key == *key))
+        .filter(|key| !conflicts.iter().any(|c| &c.key == *key))
         .map(|key| ResourceRef {
             api_version: key.api_version.clone(),
             kind: key.kind.clone(),
@@ -408,7 +465,7 @@ async fn converge(app: &PortfolioApp, ctx: &Context, gates: &Gates) -> Result<Ou
             workload.status.as_ref(),
         ),
     };
-    let verdict = verdict(&decision.conflicts, rollout);
+    let verdict = verdict(&conflicts, rollout);
     let deployment = deployment.and_then(|workload| workload.status);
     drop(decision);
     Ok(Outcome {

@@ -265,9 +265,19 @@ async fn objects_of_others_are_reported_never_taken_over() {
     assert!(!message.contains("Status {"), "{message}");
     let (ready, reason, _) = h.condition("shop", "Ready").await.expect("Ready");
     assert_eq!((ready.as_str(), reason.as_str()), ("False", "Conflict"));
-    // Left exactly as they were: no keys merged, no selector changed, no owner.
+    // Left exactly as they were: no keys merged, no selector changed, no
+    // owner, not a field the operator's.
     let config: ConfigMap = h.api().get("shop-config").await.expect("config map");
     assert!(config.owner_references().is_empty());
+    let managers: Vec<_> = config
+        .managed_fields()
+        .iter()
+        .filter_map(|entry| entry.manager.clone())
+        .collect();
+    assert!(
+        !managers.iter().any(|m| m.starts_with("portfolio-operator")),
+        "{managers:?}"
+    );
     assert_eq!(
         config
             .data
