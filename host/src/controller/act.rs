@@ -170,8 +170,10 @@ impl Children<'_> {
         ))
     }
 
-    /// What exists under each of `keys` (read from the API server: these are
-    /// names the watches do not hold, usually because nothing is there yet).
+    /// What exists under each of `keys`, read from the API server: names the
+    /// watches do not hold, where a create-only apply found something (or,
+    /// for a migration's Job and a deletion's cleanup, before anything is
+    /// written).
     pub async fn existing(
         &self,
         keys: impl IntoIterator<Item = &ObjectKey>,
