@@ -258,12 +258,10 @@ impl Children<'_> {
     /// are its own, and forcing is what restores them after an edit.
     pub async fn apply(&self, desired: &DesiredObject) -> Result<Applied, ReconcileError> {
         let key = desired.key();
-        self.apply_as(desired, false).await?.ok_or_else(|| {
-            ReconcileError::new(
-                Failure::ApplyFailed,
-                format!("applying {key}: refused as create-only"),
-            )
-        })
+        let url = self.url(key)?;
+        self.send(url, key, desired.object())
+            .await
+            .map_err(|error| apply_failed(key, &error))
     }
 
     /// Apply `desired`; `create_only`, with [`CREATE_ONLY_UID`], so that an
@@ -273,32 +271,45 @@ impl Children<'_> {
         desired: &DesiredObject,
         create_only: bool,
     ) -> Result<Option<Applied>, ReconcileError> {
-        let key = desired.key();
-        let failed = |error: kube::Error| {
-            ReconcileError::api(Failure::ApplyFailed, &format!("applying {key}"), &error)
-        };
-        let url =
-            <DynamicObject as kube::Resource>::url_path(&self.resource(key)?, Some(self.namespace));
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let guarded;
-        let object = if create_only {
-            let mut object = desired.object().clone();
-            if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-                metadata.insert("uid".into(), json!(CREATE_ONLY_UID));
-            }
-            guarded = object;
-            &guarded
-        } else {
-            desired.object()
-        };
-        let request = kube::core::Request::new(url)
-            .patch(&key.name, &params, &Patch::Apply(object))
-            .map_err(|error| failed(kube::Error::BuildRequest(error)))?;
-        match self.client.request::<Applied>(request).await {
-            Ok(applied) => Ok(Some(applied)),
-            Err(kube::Error::Api(status)) if create_only && uid_refused(&status) => Ok(None),
-            Err(error) => Err(failed(error)),
+        if !create_only {
+            return self.apply(desired).await.map(Some);
         }
+        let key = desired.key();
+        let url = self.url(key)?;
+        let mut object = desired.object().clone();
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.insert("uid".into(), json!(CREATE_ONLY_UID));
+        }
+        match self.send(url, key, &object).await {
+            Ok(applied) => Ok(Some(applied)),
+            Err(kube::Error::Api(status)) if uid_refused(&status) => Ok(None),
+            Err(error) => Err(apply_failed(key, &error)),
+        }
+    }
+
+    /// The URL of `key`'s kind in the namespace.
+    fn url(&self, key: &ObjectKey) -> Result<String, ReconcileError> {
+        Ok(<DynamicObject as kube::Resource>::url_path(
+            &self.resource(key)?,
+            Some(self.namespace),
+        ))
+    }
+
+    /// The forced server-side apply of `object`, named `key`, at `url`.
+    async fn send(
+        &self,
+        url: String,
+        key: &ObjectKey,
+        object: &Value,
+    ) -> Result<Applied, kube::Error> {
+        let request = kube::core::Request::new(url)
+            .patch(
+                &key.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(object),
+            )
+            .map_err(kube::Error::BuildRequest)?;
+        self.client.request::<Applied>(request).await
     }
 
     /// Delete `child`, and only that object: a precondition on its uid
@@ -325,6 +336,11 @@ impl Children<'_> {
             )),
         }
     }
+}
+
+/// A failed apply of `key`, named in its error.
+fn apply_failed(key: &ObjectKey, error: &kube::Error) -> ReconcileError {
+    ReconcileError::api(Failure::ApplyFailed, &format!("applying {key}"), error)
 }
 
 /// Whether an apply was refused because the object under its name has
