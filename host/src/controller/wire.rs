@@ -263,12 +263,8 @@ impl<'de> Visitor<'de> for ObjectVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WireObject, A::Error> {
         let parts = Parts::<Vec<WireEntry>>::read(map)?;
-        let types = match (parts.api_version, parts.kind) {
-            (Some(api_version), Some(kind)) => Some(TypeMeta { api_version, kind }),
-            _ => None,
-        };
         Ok(WireObject(DynamicObject {
-            types,
+            types: parts.types,
             metadata: parts.metadata.map(slim_meta).unwrap_or_default(),
             data: Value::Object(parts.rest),
         }))
@@ -337,27 +333,12 @@ impl<'de> Visitor<'de> for ChildVisitor {
         f.write_str("a Kubernetes object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireChild, A::Error> {
-        let (mut api_version, mut kind, mut metadata) = (None, None, None);
-        // `,"field":value` for each field but the three read apart.
-        let mut rest = Vec::new();
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::ApiVersion => api_version = Some(map.next_value::<String>()?),
-                Key::Kind => kind = Some(map.next_value::<String>()?),
-                Key::Metadata => metadata = Some(map.next_value::<WireMeta<Vec<WireEntry>>>()?),
-                Key::Other(key) => {
-                    rest.push(b',');
-                    serde_json::to_writer(&mut rest, &key).map_err(de::Error::custom)?;
-                    rest.push(b':');
-                    map.next_value_seed(Transcode(&mut rest))?;
-                }
-            }
-        }
-        let types = match (api_version, kind) {
-            (Some(api_version), Some(kind)) => Some(TypeMeta { api_version, kind }),
-            _ => None,
-        };
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WireChild, A::Error> {
+        let Parts {
+            types,
+            metadata,
+            rest: RestText(rest),
+        } = Parts::<Vec<WireEntry>, RestText>::read(map)?;
         let metadata = metadata.map(slim_meta).unwrap_or_default();
         // Laid out as `DynamicObject` writes itself: types, metadata, the rest.
         let mut text = Vec::with_capacity(rest.len() + 512);
@@ -379,6 +360,20 @@ impl<'de> Visitor<'de> for ChildVisitor {
             metadata,
             text: Arc::from(text),
         })
+    }
+}
+
+/// The fields of an object but apiVersion, kind and metadata, as JSON text:
+/// `,"field":value` for each, copied token by token.
+#[derive(Default)]
+struct RestText(Vec<u8>);
+
+impl Rest for RestText {
+    fn add<'de, A: MapAccess<'de>>(&mut self, key: String, map: &mut A) -> Result<(), A::Error> {
+        self.0.push(b',');
+        serde_json::to_writer(&mut self.0, &key).map_err(de::Error::custom)?;
+        self.0.push(b':');
+        map.next_value_seed(Transcode(&mut self.0))
     }
 }
 
@@ -429,35 +424,50 @@ impl Resource for WireChild {
     }
 }
 
-/// An object's top level as read: apiVersion, kind, the metadata (with its
-/// `managedFields` read as `M`), and every other field as JSON.
-pub(crate) struct Parts<M> {
-    pub(crate) api_version: Option<String>,
-    pub(crate) kind: Option<String>,
+/// An object's top level as read: apiVersion and kind (when both are
+/// there), the metadata (with its `managedFields` read as `M`), and every
+/// other field as `R` keeps them.
+pub(crate) struct Parts<M, R = Map<String, Value>> {
+    pub(crate) types: Option<TypeMeta>,
     pub(crate) metadata: Option<WireMeta<M>>,
-    pub(crate) rest: Map<String, Value>,
+    pub(crate) rest: R,
 }
 
-impl<'de, M: Deserialize<'de>> Parts<M> {
+/// Where [`Parts`] puts the fields it does not read apart.
+pub(crate) trait Rest: Default {
+    /// Take the value of field `key`, next in `map`.
+    fn add<'de, A: MapAccess<'de>>(&mut self, key: String, map: &mut A) -> Result<(), A::Error>;
+}
+
+impl Rest for Map<String, Value> {
+    fn add<'de, A: MapAccess<'de>>(&mut self, key: String, map: &mut A) -> Result<(), A::Error> {
+        self.insert(key, map.next_value()?);
+        Ok(())
+    }
+}
+
+impl<'de, M: Deserialize<'de>, R: Rest> Parts<M, R> {
     /// Read the fields of `map`.
     pub(crate) fn read<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut parts = Parts {
-            api_version: None,
-            kind: None,
-            metadata: None,
-            rest: Map::new(),
-        };
+        let (mut api_version, mut kind, mut metadata) = (None, None, None);
+        let mut rest = R::default();
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::ApiVersion => parts.api_version = Some(map.next_value()?),
-                Key::Kind => parts.kind = Some(map.next_value()?),
-                Key::Metadata => parts.metadata = Some(map.next_value()?),
-                Key::Other(key) => {
-                    parts.rest.insert(key, map.next_value::<Value>()?);
-                }
+                Key::ApiVersion => api_version = Some(map.next_value()?),
+                Key::Kind => kind = Some(map.next_value()?),
+                Key::Metadata => metadata = Some(map.next_value()?),
+                Key::Other(key) => rest.add(key, &mut map)?,
             }
         }
-        Ok(parts)
+        let types = match (api_version, kind) {
+            (Some(api_version), Some(kind)) => Some(TypeMeta { api_version, kind }),
+            _ => None,
+        };
+        Ok(Parts {
+            types,
+            metadata,
+            rest,
+        })
     }
 }
 
