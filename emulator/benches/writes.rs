@@ -1,5 +1,6 @@
-//! Throughput of the emulator: simple writes per second over HTTP and watch fan-out to 50
-//! watchers. Prints figures; it asserts nothing about speed (`cargo bench -p emulator`).
+//! Throughput of the emulator: simple writes per second over HTTP, watch fan-out to 50
+//! watchers, and lists of 1 000 objects (a controller's start). Prints figures; it asserts
+//! nothing about speed (`cargo bench -p emulator`).
 
 use std::time::{Duration, Instant};
 
@@ -116,6 +117,56 @@ async fn fanout(emu: &emulator::Emulator) -> (f64, Duration) {
     ((WATCHERS * FANOUT_WRITES) as f64 / took.as_secs_f64(), took)
 }
 
+/// Objects in a list: as many as the operator's restart lists per kind.
+const LISTED: usize = 1_000;
+
+/// The best of three lists of [`LISTED`] ConfigMaps of about 2 KiB each (a
+/// Deployment's size), over HTTP and in process: (bytes, HTTP, in process).
+async fn lists(emu: &emulator::Emulator) -> (usize, Duration, Duration) {
+    let api = emu.api();
+    let rt = api.resolve("", "v1", "configmaps").expect("configmaps");
+    let opts = emulator::api::WriteOptions {
+        field_manager: Some("bench".into()),
+        ..Default::default()
+    };
+    let namespaces = api.resolve("", "v1", "namespaces").expect("namespaces");
+    api.create(
+        &namespaces,
+        "",
+        json!({"metadata": {"name": "lists"}}),
+        &opts,
+    )
+    .expect("namespace");
+    let filler = "x".repeat(64);
+    for i in 0..LISTED {
+        let data: serde_json::Map<String, serde_json::Value> = (0..24)
+            .map(|k| (format!("key-{k:02}"), json!(filler)))
+            .collect();
+        let body = json!({
+            "metadata": {"name": format!("l-{i:04}"), "labels": {"app": format!("l-{i:04}"), "bench": "true"}},
+            "data": data,
+        });
+        api.create(&rt, "lists", body, &opts).expect("create");
+    }
+    let c = client(emu).await;
+    let (mut bytes, mut http, mut in_process) = (0, Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        let start = Instant::now();
+        let request = http::Request::get("/api/v1/namespaces/lists/configmaps")
+            .body(Vec::new())
+            .expect("request");
+        bytes = c.request_text(request).await.expect("list").len();
+        http = http.min(start.elapsed());
+        let start = Instant::now();
+        let list = api
+            .list_json(&rt, Some("lists"), &Default::default())
+            .expect("list");
+        std::hint::black_box(list);
+        in_process = in_process.min(start.elapsed());
+    }
+    (bytes, http, in_process)
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -142,6 +193,12 @@ fn main() {
     println!(
         "emulator in_process_writes_per_s={:.0}",
         in_process_writes(&emu)
+    );
+    let (bytes, http, in_process) = rt.block_on(lists(&emu));
+    println!(
+        "emulator list objects={LISTED} bytes={bytes} http_ms={:.1} in_process_ms={:.1}",
+        http.as_secs_f64() * 1000.0,
+        in_process.as_secs_f64() * 1000.0
     );
     let (d, took) = rt.block_on(fanout(&emu));
     println!(

@@ -30,7 +30,9 @@
 //!   component, renamed); a new version is published, and the bench waits
 //!   until every affected app's `status.plugin.id` names it. `untouched_ok`
 //!   says whether the operator made no request naming an unaffected app or
-//!   one of its children in the meantime;
+//!   one of its children in the meantime. A second `reload` line says where the time went: the operator's CPU (the
+//!   new version's compile included), this process's (the emulator and the
+//!   clients), and the writes, until the last affected app was reconciled;
 //! - `restart apps=1000 ready_ms= writes=`: the operator of the reload
 //!   scenario stopped (SIGTERM) and started again against its converged apps:
 //!   time from spawn to `/readyz` answering 200, and its writes in the 3 s
@@ -342,9 +344,12 @@ async fn reload_and_restart(work: &Path, n: usize) -> Vec<String> {
     let tracker = Tracker::watch(cluster.apps(), reloaded);
     cluster.recorder.reset();
     let published = Instant::now();
+    let cpu_before = (operator.cpu(), own_cpu());
     cluster.publish_team_plugin("0.2.0").await;
     tracker.wait_for(affected, &format!("on {new_id}")).await;
     let all_reconciled = published.elapsed();
+    let (operator_cpu, own) = (operator.cpu() - cpu_before.0, own_cpu() - cpu_before.1);
+    let reload_writes: usize = cluster.recorder.writes().values().sum();
     cluster.recorder.wait_quiet().await;
     let touched: Vec<String> = cluster
         .recorder
@@ -360,11 +365,21 @@ async fn reload_and_restart(work: &Path, n: usize) -> Vec<String> {
             &touched[..touched.len().min(5)]
         );
     }
-    let mut lines = vec![format!(
-        "reload apps={n} affected={affected} all_reconciled_ms={:.0} untouched_ok={}",
-        all_reconciled.as_secs_f64() * 1000.0,
-        touched.is_empty()
-    )];
+    let mut lines = vec![
+        format!(
+            "reload apps={n} affected={affected} all_reconciled_ms={:.0} untouched_ok={}",
+            all_reconciled.as_secs_f64() * 1000.0,
+            touched.is_empty()
+        ),
+        // Where the time went: the operator's CPU (the new version's compile
+        // included), and this process's (the emulator and the clients), both
+        // until the last affected app was reconciled.
+        format!(
+            "reload operator_cpu_ms={:.0} emulator_cpu_ms={:.0} writes_until_then={reload_writes}",
+            operator_cpu.as_secs_f64() * 1000.0,
+            own.as_secs_f64() * 1000.0
+        ),
+    ];
     drop(tracker);
 
     // Restart: stopped as Kubernetes stops a pod, then started again.
@@ -697,19 +712,7 @@ impl Operator {
 
     /// CPU time used so far (user + system, every thread).
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("read /proc/<pid>/stat");
-        // Fields after the command name (which may hold spaces), from field
-        // 3 (state): utime and stime are fields 14 and 15.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .expect("/proc/<pid>/stat")
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 =
-            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+        cpu_of(&format!("/proc/{}/stat", self.child.id()))
     }
 
     /// A size of `/proc/<pid>/status` in MiB: `VmHWM` (peak resident) or `VmRSS` (resident now).
@@ -764,6 +767,27 @@ impl Drop for Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time this process (the emulator and the bench's clients) has used so far.
+fn own_cpu() -> Duration {
+    cpu_of("/proc/self/stat")
+}
+
+/// User + system CPU time (every thread) of the `/proc/<pid>/stat` at `path`.
+fn cpu_of(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    // Fields after the command name (which may hold spaces), from field
+    // 3 (state): utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap_or_else(|| panic!("{path}: no command name"))
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
 }
 
 /// Clock ticks per second, the unit of `/proc/<pid>/stat`'s times.

@@ -204,7 +204,7 @@ impl Api {
             "apiVersion": rt.api_version(),
             "kind": rt.list_kind,
             "metadata": {"resourceVersion": inner.rv().to_string()},
-            "items": items,
+            "items": Value::Array(items),
         }))
     }
 }

@@ -35,16 +35,22 @@ pub struct WatchItem {
 }
 
 impl Filter {
-    /// The serialized watch line for an event, reusing the shared serialization when possible.
-    pub fn line(&self, e: &Event, item: &WatchItem) -> String {
-        let same = item.kind == e.kind.as_str() && crate::convert::is_identity(&self.rt, &e.object);
-        if same {
+    /// The serialized watch line of a store event this filter passes as `kind`: the event's
+    /// shared serialization when the watched version is the stored one (no copy of the
+    /// object per watcher), else the object converted.
+    pub fn line(&self, e: &Event, kind: &'static str) -> String {
+        if !super::filter::sends_previous(e, kind)
+            && crate::convert::is_identity(&self.rt, &e.object)
+        {
             let obj = e
                 .json
                 .get_or_init(|| serde_json::to_string(&*e.object).unwrap_or_default());
-            return format!("{{\"type\":\"{}\",\"object\":{}}}\n", item.kind, obj);
+            return format!("{{\"type\":\"{kind}\",\"object\":{obj}}}\n");
         }
-        watch_line(item)
+        watch_line(&WatchItem {
+            kind,
+            object: self.object_sent(e, kind),
+        })
     }
 }
 

@@ -13,7 +13,8 @@ use super::body::{content_type, decode_body, decode_yaml};
 use super::logs::pod_log;
 use super::query::{Query, WriteKind, delete_options, list_options, write_options};
 use super::response::{
-    Shape, json_response, ok, partial, partial_list, shape, with_objects, written,
+    Shape, json_bytes_response, json_response, ok, partial, partial_list, shape, with_objects,
+    written,
 };
 use super::watch::{expired_watch, watch_response};
 use super::{RequestInfo, ServerState};
@@ -170,6 +171,9 @@ pub(super) async fn resource(
         }
         "list" => {
             let lo = list_options(&q)?;
+            if shape(headers) == Shape::Object {
+                return Ok(json_bytes_response(200, api.list_json(&rt, ns, &lo)?));
+            }
             let list = api.list(&rt, ns, &lo)?;
             match shape(headers) {
                 Shape::Table => {

@@ -12,19 +12,24 @@ use crate::error::ApiError;
 
 /// A JSON answer; each warning becomes a `Warning: 299 - "..."` header.
 pub(super) fn json_response(code: u16, body: &Value, warnings: &[String]) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Body::from(bytes));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let mut resp = json_bytes_response(code, serde_json::to_vec(body).unwrap_or_default());
     for w in warnings {
         let v = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
         if let Ok(h) = HeaderValue::from_str(&v) {
             resp.headers_mut().append("Warning", h);
         }
     }
+    resp
+}
+
+/// A JSON answer already serialized.
+pub(super) fn json_bytes_response(code: u16, bytes: Vec<u8>) -> Response {
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -125,7 +130,7 @@ pub(crate) fn partial_list(list: &Value) -> Value {
         "kind": "PartialObjectMetadataList",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": list.get("metadata").cloned().unwrap_or_else(|| json!({})),
-        "items": items,
+        "items": Value::Array(items),
     })
 }
 

@@ -130,8 +130,12 @@ pub(super) fn watch_response(
                     r = st.rx.recv() => match r {
                         Ok(e) => {
                             st.last_rv = st.last_rv.max(e.rv);
-                            if let Some(item) = st.filter.apply(&e) {
-                                break if st.shape == Shape::Object { st.filter.line(&e, &item) } else { event_line(&st.rt, &item, st.shape) };
+                            if st.shape == Shape::Object {
+                                if let Some(kind) = st.filter.event_type(&e) {
+                                    break st.filter.line(&e, kind);
+                                }
+                            } else if let Some(item) = st.filter.apply(&e) {
+                                break event_line(&st.rt, &item, st.shape);
                             }
                         }
                         // A watcher this far behind is closed; the client re-lists, as with Kubernetes.

@@ -570,17 +570,25 @@ async fn watch_with_label_selector_sees_objects_leave() {
         .await
         .unwrap()
         .boxed();
-    api.patch(
-        "a",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"x": "2"}}})),
-    )
-    .await
-    .unwrap();
+    let patched = api
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "2"}}})),
+        )
+        .await
+        .unwrap();
     loop {
         match s.try_next().await.unwrap().unwrap() {
+            // Kubernetes' cacher sends the last content that matched, at the change's
+            // resourceVersion (cacheWatcher.convertToWatchEvent).
             WatchEvent::Deleted(o) => {
                 assert_eq!(o.metadata.name.as_deref(), Some("a"));
+                assert_eq!(o.metadata.labels.unwrap()["x"], "1");
+                assert_eq!(
+                    o.metadata.resource_version,
+                    patched.metadata.resource_version
+                );
                 break;
             }
             WatchEvent::Bookmark(_) => {}
