@@ -38,7 +38,9 @@
 //!   time from spawn to `/readyz` answering 200, and its writes in the 3 s
 //!   after;
 //! - `latency rate=20/s apps= p50_ms= p99_ms=`: apps created one by one at a
-//!   fixed rate well below the throughput.
+//!   fixed rate well below the throughput;
+//! - `machine yardstick_ms=`: the time one thread takes for a fixed amount of
+//!   JSON work, so that figures of different machines can be compared.
 //!
 //! `SCALE_APPS` sets the N of the `scale` lines (default `1000,10000`);
 //! `SCALE_RELOAD_APPS` the apps of `reload`/`restart` (default 1000);
@@ -172,6 +174,7 @@ async fn run() {
         work.path().display()
     );
     let started = Instant::now();
+    let yardstick = yardstick();
     warm_plugin_cache(work.path()).await;
     // The small scenarios first: each has a fresh emulator and operator,
     // but the emulators all live in this process, whose heap after the
@@ -185,7 +188,7 @@ async fn run() {
     if wanted("latency") {
         others.push(latency(work.path(), latency_apps).await);
     }
-    let mut lines = Vec::new();
+    let mut lines = vec![yardstick];
     if wanted("scale") {
         for &n in &sizes {
             for &mode in &workloads {
@@ -199,6 +202,39 @@ async fn run() {
     for line in lines {
         println!("{line}");
     }
+}
+
+/// How fast this machine is at work like the operator's, to compare figures
+/// taken on different machines: one thread writing and parsing a 2 KiB JSON
+/// object (a Deployment's size) 2 000 times, the best of five rounds, before
+/// anything else runs. CPU figures scale with it, roughly: these sessions'
+/// machines differed by 2 - 3 x.
+fn yardstick() -> String {
+    let mut object = json!({"apiVersion": "apps/v1", "kind": "Deployment"});
+    object["metadata"] =
+        json!({"name": "yardstick", "namespace": NAMESPACE, "labels": {"app": "yardstick"}});
+    object["spec"] = serde_json::to_value(app("yardstick", None).spec).expect("the app's spec");
+    object["managedFields"] = json!((0..12)
+        .map(|i| json!({"manager": format!("manager-{i}"), "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:metadata": {"f:labels": {}}}}}}))
+        .collect::<Vec<_>>());
+    let text = serde_json::to_string(&object).expect("serialize");
+    let best = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..2000 {
+                let parsed: Value =
+                    serde_json::from_str(std::hint::black_box(&text)).expect("parse");
+                std::hint::black_box(serde_json::to_string(&parsed).expect("serialize"));
+            }
+            start.elapsed()
+        })
+        .min()
+        .unwrap_or_default();
+    format!(
+        "machine yardstick_ms={:.1} object_bytes={} (lower is faster)",
+        best.as_secs_f64() * 1000.0,
+        text.len()
+    )
 }
 
 /// A comma-separated list of numbers from `var`, else `default`.
