@@ -167,6 +167,73 @@ async fn lists(emu: &emulator::Emulator) -> (usize, Duration, Duration) {
     (bytes, http, in_process)
 }
 
+/// A Deployment as an operator applies it: labels, an owner, a pod template.
+fn deployment(name: &str, version: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "bench", "bench/version": version},
+            "annotations": {"bench/digest": format!("sha256:{version}")},
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": name}},
+                "spec": {"containers": [{
+                    "name": "app", "image": "ghcr.io/acme/shop:1.4.2",
+                    "ports": [{"name": "http", "containerPort": 8080}, {"name": "metrics", "containerPort": 9090}],
+                    "env": [{"name": "LOG_LEVEL", "value": "info"}, {"name": "FEATURE", "value": "true"}],
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+                }]},
+            },
+        },
+    })
+}
+
+/// Server-side applies of [`APPLIED`] Deployments in process, forced, as an
+/// operator makes them: first each creates its object, then each changes a
+/// label and an annotation. Microseconds per apply: (create, update).
+fn in_process_applies(emu: &emulator::Emulator) -> (f64, f64) {
+    const APPLIED: usize = 500;
+    let api = emu.api();
+    let rt = api
+        .resolve("apps", "v1", "deployments")
+        .expect("deployments");
+    let opts = emulator::api::WriteOptions {
+        field_manager: Some("bench".into()),
+        force: true,
+        ..Default::default()
+    };
+    let namespaces = api.resolve("", "v1", "namespaces").expect("namespaces");
+    api.create(
+        &namespaces,
+        "",
+        json!({"metadata": {"name": "applies"}}),
+        &opts,
+    )
+    .expect("namespace");
+    let each = |version: &str| {
+        let start = Instant::now();
+        for i in 0..APPLIED {
+            let name = format!("a-{i:04}");
+            api.patch(
+                &rt,
+                "applies",
+                &name,
+                emulator::api::Sub::Main,
+                emulator::patch::PatchType::Apply,
+                deployment(&name, version),
+                &opts,
+            )
+            .expect("apply");
+        }
+        start.elapsed().as_secs_f64() * 1e6 / APPLIED as f64
+    };
+    (each("1"), each("2"))
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -194,6 +261,8 @@ fn main() {
         "emulator in_process_writes_per_s={:.0}",
         in_process_writes(&emu)
     );
+    let (create, update) = in_process_applies(&emu);
+    println!("emulator in_process_apply create_us={create:.0} update_us={update:.0}");
     let (bytes, http, in_process) = rt.block_on(lists(&emu));
     println!(
         "emulator list objects={LISTED} bytes={bytes} http_ms={:.1} in_process_ms={:.1}",

@@ -100,9 +100,14 @@ impl Api {
             Self::namespace_usable(&inner, rt, ns)?;
         }
         let old_v = old.as_ref().map(|o| to_version(rt, o));
-        let live = old_v.clone().unwrap_or_else(
-            || json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": {"name": name}}),
-        );
+        let new_object;
+        let live = match &old_v {
+            Some(old_v) => old_v,
+            None => {
+                new_object = json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": {"name": name}});
+                &new_object
+            }
+        };
         scope_to_subresource(&mut config, rt, sub);
         let shape = Shape {
             schema: rt.schema.as_deref(),
@@ -111,9 +116,10 @@ impl Api {
         let config_for_fields =
             typed_configuration(&config, schema.as_deref(), shape, rt, ns, name)?;
         let applied = fields_of(&strip_tracked(&config_for_fields), shape, schema.as_deref());
-        let merged = merge(&live, &config_for_fields, shape);
+        let merged = merge(live, &config_for_fields, shape);
         let zero = zero_of(schema.as_deref(), rt);
-        let mut managers = Manager::parse(&live);
+        let mut managers = Manager::parse(live);
+        let live_stripped = strip_tracked(live);
         if managers.is_empty() && old.is_some() {
             // The first apply to an object without managed fields (they were reset) gives
             // what it has to an Update manager, "before-first-apply", as Kubernetes does.
@@ -123,15 +129,10 @@ impl Api {
                 api_version: rt.api_version(),
                 time: now(),
                 subresource: String::new(),
-                fields: changed_fields(None, &strip_tracked(&live), shape, zero),
+                fields: changed_fields(None, &live_stripped, shape, zero),
             });
         }
-        let changed = changed_fields(
-            Some(&strip_tracked(&live)),
-            &strip_tracked(&merged),
-            shape,
-            zero,
-        );
+        let changed = changed_fields(Some(&live_stripped), &strip_tracked(&merged), shape, zero);
         let subname = sub_name(sub);
         let mut conflicts: Vec<(String, String, String)> = Vec::new();
         let mut new_managers = Vec::new();
@@ -178,7 +179,7 @@ impl Api {
             .find(|m| m.same(&manager, "Apply", subname))
             .map(|m| m.time.clone());
         let time = match previous_time {
-            Some(t) if strip_tracked(&merged) == strip_tracked(&live) => t,
+            Some(t) if strip_tracked(&merged) == live_stripped => t,
             _ => now(),
         };
         new_managers.push(Manager {

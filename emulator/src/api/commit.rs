@@ -13,7 +13,7 @@ use super::validate::{check_finalizers, check_name_and_meta, check_schema};
 use super::{Api, Sub, WriteOptions, WriteResult};
 use crate::convert::to_storage;
 use crate::error::{ApiError, Cause};
-use crate::registry::ResourceType;
+use crate::registry::{Conversion, ResourceType};
 use crate::store::Inner;
 
 impl Api {
@@ -27,7 +27,7 @@ impl Api {
         rt: &Arc<ResourceType>,
         ns: &str,
         name: &str,
-        old: Option<Value>,
+        mut old: Option<Value>,
         mut new: Value,
         sub: Sub,
         op: Op,
@@ -75,17 +75,12 @@ impl Api {
         }
         managed::track(rt, old.as_ref(), &mut new, sub, op, manager, &ts);
         // A write that changes nothing is not a write: same resourceVersion, no event.
-        if let Some(o) = &old {
-            let mut o2 = o.clone();
-            meta_mut(&mut o2).remove("resourceVersion");
-            meta_mut(&mut new).remove("resourceVersion");
-            if o2 == new {
-                return Ok(WriteResult {
-                    object: o.clone(),
-                    created: false,
-                    warnings,
-                });
-            }
+        if let Some(o) = old.take_if(|o| equal_but_resource_version(o, &new)) {
+            return Ok(WriteResult {
+                object: Arc::new(o),
+                created: false,
+                warnings,
+            });
         }
         let created = old.is_none();
         if opts.dry_run {
@@ -100,28 +95,54 @@ impl Api {
                 meta_mut(&mut new).remove("resourceVersion");
             }
             return Ok(WriteResult {
-                object: new,
+                object: Arc::new(new),
                 created,
                 warnings,
             });
         }
         let rv = inner.next_rv();
         meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
-        let stored = to_storage(rt, new.clone());
-        inner.put(&rt.storage, ns, name, stored, rv);
+        // Stored as the client sees it unless the stored form differs: then the answer
+        // and the store each have their own.
+        let object = if rt.conversion == Conversion::None {
+            inner.put(&rt.storage, ns, name, new, rv)
+        } else {
+            inner.put(&rt.storage, ns, name, to_storage(rt, new.clone()), rv);
+            Arc::new(new)
+        };
         if let Some(types) = crd_types {
-            self.register_crd(inner, &new, types);
+            self.register_crd(inner, &object, types);
         }
         // The last finalizer removed from a deleting object completes the deletion.
-        if meta(&new).get("deletionTimestamp").is_some() && finalizers(&new).is_empty() {
+        if meta(&object).get("deletionTimestamp").is_some() && finalizers(&object).is_empty() {
             self.remove_now(inner, rt, ns, name);
         }
         Ok(WriteResult {
-            object: new,
+            object,
             created,
             warnings,
         })
     }
+}
+
+/// Whether two objects are equal but for `metadata.resourceVersion` (compared in place:
+/// a copy of each would cost more than the write's own work).
+fn equal_but_resource_version(a: &Value, b: &Value) -> bool {
+    let (Value::Object(a), Value::Object(b)) = (a, b) else {
+        return a == b;
+    };
+    let metadata_equal = |x: &Value, y: Option<&Value>| match (x, y) {
+        (Value::Object(x), Some(Value::Object(y))) => {
+            let kept = |(k, _): &(&String, &Value)| k.as_str() != "resourceVersion";
+            x.iter().filter(kept).eq(y.iter().filter(kept))
+        }
+        (x, y) => Some(x) == y,
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| match k.as_str() {
+            "metadata" => metadata_equal(v, b.get(k)),
+            _ => b.get(k) == Some(v),
+        })
 }
 
 /// The uid a patched or applied object carries when it is not the stored one's.
@@ -254,4 +275,29 @@ fn spec_of(v: &Value, status_split: bool) -> Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_equal_but_for_the_resource_version() {
+        let a = json!({"metadata": {"name": "a", "resourceVersion": "1"}, "data": {"k": "v"}});
+        let b = json!({"metadata": {"name": "a", "resourceVersion": "2"}, "data": {"k": "v"}});
+        let unversioned = json!({"metadata": {"name": "a"}, "data": {"k": "v"}});
+        assert!(equal_but_resource_version(&a, &b));
+        assert!(equal_but_resource_version(&a, &unversioned));
+        assert!(equal_but_resource_version(&unversioned, &b));
+        for other in [
+            json!({"metadata": {"name": "b", "resourceVersion": "1"}, "data": {"k": "v"}}),
+            json!({"metadata": {"name": "a", "resourceVersion": "1"}, "data": {"k": "w"}}),
+            json!({"metadata": {"name": "a", "resourceVersion": "1", "labels": {}}, "data": {"k": "v"}}),
+            json!({"metadata": {"name": "a", "resourceVersion": "1"}}),
+            json!({"metadata": "a", "data": {"k": "v"}}),
+        ] {
+            assert!(!equal_but_resource_version(&a, &other), "{other}");
+            assert!(!equal_but_resource_version(&other, &a), "{other}");
+        }
+    }
 }

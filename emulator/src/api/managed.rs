@@ -26,20 +26,30 @@ const STRIPPED_META: &[&str] = &[
 
 /// An object without what managers never own: apiVersion, kind and system metadata.
 pub(super) fn strip_tracked(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Value::Object(m) = &mut v {
-        m.remove("apiVersion");
-        m.remove("kind");
-        if let Some(Value::Object(meta)) = m.get_mut("metadata") {
-            for k in STRIPPED_META {
-                meta.remove(*k);
+    // Copies only what it keeps: managedFields are most of a stored object's bytes.
+    let Value::Object(m) = v else {
+        return v.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in m {
+        match (k.as_str(), v) {
+            ("apiVersion" | "kind", _) => {}
+            ("metadata", Value::Object(meta)) => {
+                let kept: serde_json::Map<String, Value> = meta
+                    .iter()
+                    .filter(|(k, _)| !STRIPPED_META.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if !kept.is_empty() {
+                    out.insert(k.clone(), Value::Object(kept));
+                }
             }
-            if meta.is_empty() {
-                m.remove("metadata");
+            _ => {
+                out.insert(k.clone(), v.clone());
             }
         }
     }
-    v
+    Value::Object(out)
 }
 
 /// One entry of `metadata.managedFields`.
@@ -273,4 +283,29 @@ pub(super) fn track(
         })
         .collect();
     write_managers(new, managers);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_tracked_keeps_what_managers_may_own() {
+        let object = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "uid": "u", "resourceVersion": "7", "labels": {"x": "1"},
+                         "managedFields": [{"manager": "m"}]},
+            "data": {"k": "v"},
+        });
+        assert_eq!(
+            strip_tracked(&object),
+            json!({"metadata": {"labels": {"x": "1"}}, "data": {"k": "v"}})
+        );
+        // Nothing left of the metadata: no metadata at all.
+        assert_eq!(
+            strip_tracked(&json!({"kind": "ConfigMap", "metadata": {"name": "a"}, "data": {}})),
+            json!({"data": {}})
+        );
+        assert_eq!(strip_tracked(&json!("text")), json!("text"));
+    }
 }

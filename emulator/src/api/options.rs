@@ -184,8 +184,9 @@ impl ListOptions {
 /// The result of a write.
 #[derive(Debug, Clone)]
 pub struct WriteResult {
-    /// The object as stored (in the client's version).
-    pub object: Value,
+    /// The object as stored (in the client's version): shared with the store when that
+    /// is the stored version, so a write copies it no more than it must.
+    pub object: std::sync::Arc<Value>,
     /// Whether it was created (201) rather than changed (200).
     pub created: bool,
     /// Warnings for the `Warning` header.

@@ -73,7 +73,7 @@ impl Api {
             opts,
         )?;
         Ok(WriteResult {
-            object: scale_of(rt, &res.object)?,
+            object: Arc::new(scale_of(rt, &res.object)?),
             ..res
         })
     }

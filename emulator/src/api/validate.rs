@@ -206,27 +206,61 @@ fn field_path(field: &str) -> Vec<Step> {
 /// The paths of `before` that `after` (its pruned form) lost: the unknown fields.
 pub(super) fn unknown_fields(before: &Value, after: &Value, path: &str) -> Vec<String> {
     let mut out = Vec::new();
+    lost_fields(before, after, &mut path.to_owned(), &mut out);
+    out
+}
+
+/// [`unknown_fields`]' walk, with the path in one buffer: a write's object has hundreds of
+/// fields and almost never an unknown one, so no path is made unless it is reported.
+fn lost_fields(before: &Value, after: &Value, path: &mut String, out: &mut Vec<String>) {
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
             for (k, bv) in b {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match a.get(k) {
-                    None if !bv.is_null() => out.push(p),
-                    None => {}
-                    Some(av) => out.extend(unknown_fields(bv, av, &p)),
+                let mark = path.len();
+                if !path.is_empty() {
+                    path.push('.');
                 }
+                path.push_str(k);
+                match a.get(k) {
+                    None if !bv.is_null() => out.push(path.clone()),
+                    None => {}
+                    Some(av) => lost_fields(bv, av, path, out),
+                }
+                path.truncate(mark);
             }
         }
         (Value::Array(b), Value::Array(a)) => {
-            for (i, (bv, av)) in b.iter().zip(a.iter()).enumerate() {
-                out.extend(unknown_fields(bv, av, &format!("{path}[{i}]")));
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                let mark = path.len();
+                path.push_str(&format!("[{i}]"));
+                lost_fields(bv, av, path, out);
+                path.truncate(mark);
             }
         }
         _ => {}
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_the_paths_pruning_lost() {
+        let before = json!({
+            "spec": {"a": 1, "gone": 2, "null": null, "list": [{"x": 1, "y": 2}, {"x": 3}]},
+            "top": true,
+        });
+        let after = json!({"spec": {"a": 1, "list": [{"x": 1}, {"x": 3}]}});
+        assert_eq!(
+            unknown_fields(&before, &after, ""),
+            ["spec.gone", "spec.list[0].y", "top"]
+        );
+        assert_eq!(
+            unknown_fields(&json!([{"a": 1}]), &json!([{}]), "items"),
+            ["items[0].a"]
+        );
+        assert!(unknown_fields(&before, &before, "").is_empty());
+    }
 }

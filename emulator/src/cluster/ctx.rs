@@ -72,7 +72,9 @@ impl Ctx {
         obj: Value,
         manager: &str,
     ) -> Result<Value, ApiError> {
-        Ok(self.api.create(rt, ns, obj, &Self::opts(manager))?.object)
+        Ok(Arc::unwrap_or_clone(
+            self.api.create(rt, ns, obj, &Self::opts(manager))?.object,
+        ))
     }
 
     /// Replaces an object (or its status) as `manager`, with optimistic concurrency on the
@@ -86,10 +88,11 @@ impl Ctx {
     ) -> Result<Value, ApiError> {
         let ns = str_at(&obj, "/metadata/namespace").to_string();
         let name = str_at(&obj, "/metadata/name").to_string();
-        Ok(self
-            .api
-            .update(rt, &ns, &name, sub, obj, &Self::opts(manager))?
-            .object)
+        Ok(Arc::unwrap_or_clone(
+            self.api
+                .update(rt, &ns, &name, sub, obj, &Self::opts(manager))?
+                .object,
+        ))
     }
 
     /// Deletes an object with a propagation policy; a missing object is not an error.
