@@ -117,6 +117,17 @@ async fn fanout(emu: &emulator::Emulator) -> (f64, Duration) {
     ((WATCHERS * FANOUT_WRITES) as f64 / took.as_secs_f64(), took)
 }
 
+/// Create namespace `name` through the in-process API.
+fn create_namespace(api: &emulator::Api, name: &str) {
+    let namespaces = api.resolve("", "v1", "namespaces").expect("namespaces");
+    let opts = emulator::api::WriteOptions {
+        field_manager: Some("bench".into()),
+        ..Default::default()
+    };
+    api.create(&namespaces, "", json!({"metadata": {"name": name}}), &opts)
+        .expect("namespace");
+}
+
 /// Objects in a list: as many as the operator's restart lists per kind.
 const LISTED: usize = 1_000;
 
@@ -129,14 +140,7 @@ async fn lists(emu: &emulator::Emulator) -> (usize, Duration, Duration) {
         field_manager: Some("bench".into()),
         ..Default::default()
     };
-    let namespaces = api.resolve("", "v1", "namespaces").expect("namespaces");
-    api.create(
-        &namespaces,
-        "",
-        json!({"metadata": {"name": "lists"}}),
-        &opts,
-    )
-    .expect("namespace");
+    create_namespace(api, "lists");
     let filler = "x".repeat(64);
     for i in 0..LISTED {
         let data: serde_json::Map<String, serde_json::Value> = (0..24)
@@ -206,14 +210,7 @@ fn in_process_applies(emu: &emulator::Emulator) -> (f64, f64) {
         force: true,
         ..Default::default()
     };
-    let namespaces = api.resolve("", "v1", "namespaces").expect("namespaces");
-    api.create(
-        &namespaces,
-        "",
-        json!({"metadata": {"name": "applies"}}),
-        &opts,
-    )
-    .expect("namespace");
+    create_namespace(api, "applies");
     let each = |version: &str| {
         let start = Instant::now();
         for i in 0..APPLIED {

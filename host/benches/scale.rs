@@ -30,9 +30,10 @@
 //!   component, renamed); a new version is published, and the bench waits
 //!   until every affected app's `status.plugin.id` names it. `untouched_ok`
 //!   says whether the operator made no request naming an unaffected app or
-//!   one of its children in the meantime. A second `reload` line says where the time went: the operator's CPU (the
-//!   new version's compile included), this process's (the emulator and the
-//!   clients), and the writes, until the last affected app was reconciled;
+//!   one of its children in the meantime. A second `reload` line says where
+//!   the time went: the operator's CPU (the new version's compile included),
+//!   this process's (the emulator and the clients), and the writes, until the
+//!   last affected app was reconciled;
 //! - `restart apps=1000 ready_ms= writes=`: the operator of the reload
 //!   scenario stopped (SIGTERM) and started again against its converged apps:
 //!   time from spawn to `/readyz` answering 200, and its writes in the 3 s

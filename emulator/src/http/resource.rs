@@ -171,18 +171,15 @@ pub(super) async fn resource(
         }
         "list" => {
             let lo = list_options(&q)?;
-            if shape(headers) == Shape::Object {
-                return Ok(json_bytes_response(200, api.list_json(&rt, ns, &lo)?));
-            }
-            let list = api.list(&rt, ns, &lo)?;
             match shape(headers) {
+                Shape::Object => Ok(json_bytes_response(200, api.list_json(&rt, ns, &lo)?)),
                 Shape::Table => {
+                    let list = api.list(&rt, ns, &lo)?;
                     let items = list["items"].as_array().cloned().unwrap_or_default();
                     let t = table(&rt, &items, list["metadata"].clone());
                     ok(200, &with_objects(t, &items, &q))
                 }
-                Shape::Metadata => ok(200, &partial_list(&list)),
-                Shape::Object => ok(200, &list),
+                Shape::Metadata => ok(200, &partial_list(&api.list(&rt, ns, &lo)?)),
             }
         }
         "watch" => {
