@@ -26,10 +26,9 @@ pub(super) fn check_schema(
     let Some(schema) = schema_of(rt) else {
         return Ok(Vec::new());
     };
-    let before = new.clone();
-    let decoding_error = |detail: String| {
+    let decoding_error = |object: &Value, detail: String| {
         if patched {
-            patch_error(&before, &detail)
+            patch_error(object, &detail)
         } else {
             ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: {detail}",
@@ -37,25 +36,35 @@ pub(super) fn check_schema(
             ))
         }
     };
-    schema.prune(new, true);
-    let unknown = unknown_fields(&before, new, "");
+    let mut unknown = Vec::new();
+    let prunes = schema.prunable(new, true, &mut String::new(), &mut unknown);
     if !unknown.is_empty() {
         match validation {
             FieldValidation::Strict => {
-                return Err(decoding_error(format!(
-                    "strict decoding error: {}",
-                    unknown
-                        .iter()
-                        .map(|f| format!("unknown field \"{f}\""))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                return Err(decoding_error(
+                    new,
+                    format!(
+                        "strict decoding error: {}",
+                        unknown
+                            .iter()
+                            .map(|f| format!("unknown field \"{f}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
             }
             FieldValidation::Warn => {
                 warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")));
             }
             FieldValidation::Ignore => {}
         }
+    }
+    // A patched built-in that does not decode is reported with the object as it came
+    // (below); copied only when pruning changes it, which it almost never does, and
+    // defaulting leaves built-ins alone (their schemas have no defaults: a test says so).
+    let before = (prunes && patched && !rt.custom).then(|| new.clone());
+    if prunes {
+        schema.prune(new, true);
     }
     schema.apply_defaults(new);
     let mut errs = Vec::new();
@@ -65,7 +74,10 @@ pub(super) fn check_schema(
     if !rt.custom
         && let Some(c) = errs.iter().find(|c| c.message.contains("must be of type"))
     {
-        return Err(decoding_error(format!("{}: {}", c.field, c.message)));
+        return Err(decoding_error(
+            before.as_ref().unwrap_or(new),
+            format!("{}: {}", c.field, c.message),
+        ));
     }
     // Validation ratcheting (Kubernetes 1.30+, GA in 1.33): an update may keep a value that
     // fails the schema as long as it leaves that value unchanged.
@@ -262,5 +274,41 @@ mod tests {
             ["items[0].a"]
         );
         assert!(unknown_fields(&before, &before, "").is_empty());
+    }
+
+    /// `prunable` tells what `prune` then does: the same unknown fields as a copy
+    /// compared with the pruned object, and nothing for an object prune leaves alone.
+    #[test]
+    fn prunable_foretells_prune() {
+        let s = Schema::parse(
+            &serde_json::json!({"type": "object", "properties": {
+                "spec": {"type": "object", "properties": {
+                    "image": {"type": "string"},
+                    "replicas": {"type": "integer", "default": 1},
+                    "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "z": {"type": "object", "properties": {"deep": {"type": "array", "items": {"type": "string"}}}},
+                }},
+                "b": {"type": "array", "items": {"type": "object", "properties": {"d": {"type": "integer"}}}},
+            }}),
+            "",
+        )
+        .expect("schema");
+        let objects = [
+            json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a", "odd": 1},
+                "spec": {"image": "x", "unknown": 1, "extra": {"free": {"form": true}}}, "junk": 1}),
+            json!({"metadata": {}, "spec": {"image": "x", "replicas": null, "unknown": null}}),
+            json!({"metadata": {}, "spec": {"image": "x", "replicas": 2}}),
+            json!({"spec": {"z": {"deep": [1]}, "a": 1}, "b": [{"c": 1}], "status": "s"}),
+            json!([1, 2]),
+            json!("text"),
+        ];
+        for object in objects {
+            let mut pruned = object.clone();
+            s.prune(&mut pruned, true);
+            let mut found = Vec::new();
+            let any = s.prunable(&object, true, &mut String::new(), &mut found);
+            assert_eq!(any, pruned != object, "{object}");
+            assert_eq!(found, unknown_fields(&object, &pruned, ""), "{object}");
+        }
     }
 }

@@ -7,6 +7,9 @@ use super::Schema;
 impl Schema {
     /// Fills in `default`s of absent (or null, non-nullable) fields, recursively.
     pub fn apply_defaults(&self, v: &mut Value) {
+        if !self.defaults_within {
+            return;
+        }
         match v {
             Value::Object(map) => {
                 for (k, s) in &self.properties {

@@ -71,6 +71,9 @@ pub struct Schema {
     pub embedded_resource: bool,
     /// `default`.
     pub default: Option<Value>,
+    /// Whether this node or one below it has a `default` (set by [`Schema::parse`]):
+    /// defaulting skips the subtrees that have none, which is every built-in kind.
+    pub defaults_within: bool,
     /// `x-kubernetes-list-type`.
     pub list_type: Option<String>,
     /// `x-kubernetes-list-map-keys`.
@@ -227,6 +230,10 @@ impl Schema {
         if let Some(n) = m.get("not") {
             s.not = Some(Box::new(Schema::parse(n, &format!("{path}.not"))?));
         }
+        s.defaults_within = s.default.is_some()
+            || s.properties.values().any(|p| p.defaults_within)
+            || s.items.as_ref().is_some_and(|i| i.defaults_within)
+            || s.additional.as_ref().is_some_and(|a| a.defaults_within);
         Ok(s)
     }
 
