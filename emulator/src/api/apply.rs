@@ -10,7 +10,7 @@ use super::managed::{Manager, Op, strip_tracked, sub_name, zero_of};
 use super::meta::meta;
 use super::validate::unknown_fields;
 use super::write::{check_name, check_rv};
-use super::{Api, Sub, WriteOptions, WriteResult};
+use super::{Api, FieldValidation, Sub, WriteOptions, WriteResult};
 use crate::builtin_schema::schema_of;
 use crate::convert::to_version;
 use crate::error::{ApiError, Cause};
@@ -159,6 +159,18 @@ impl Api {
         if !conflicts.is_empty() {
             return Err(conflict_error(rt, name, &conflicts));
         }
+        // After the apply's own errors, before validation: where Kubernetes judges them.
+        let duplicates = match opts.field_validation {
+            _ if opts.duplicate_keys.is_empty() => Vec::new(),
+            FieldValidation::Strict => {
+                return Err(ApiError::bad_request(format!(
+                    "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  {}",
+                    opts.duplicate_keys.join("\n  ")
+                )));
+            }
+            FieldValidation::Warn => opts.duplicate_keys.clone(),
+            FieldValidation::Ignore => Vec::new(),
+        };
         let previous = managers
             .iter()
             .find(|m| m.same(&manager, "Apply", subname))
@@ -190,7 +202,7 @@ impl Api {
             subresource: subname.to_string(),
             fields: applied,
         });
-        self.commit(
+        let mut written = self.commit(
             &mut inner,
             rt,
             ns,
@@ -201,7 +213,9 @@ impl Api {
             Op::Apply(new_managers),
             &manager,
             opts,
-        )
+        )?;
+        written.warnings.splice(0..0, duplicates);
+        Ok(written)
     }
 }
 

@@ -57,6 +57,10 @@ pub struct WriteOptions {
     pub force: bool,
     /// `fieldValidation`.
     pub field_validation: FieldValidation,
+    /// The duplicate keys of an apply's body, as Kubernetes' strict decoding names them
+    /// (`line 3: key "a" already set in map`): the body was read with the last value of
+    /// each winning, and the apply judges them by `field_validation` once it has merged.
+    pub duplicate_keys: Vec<String>,
 }
 
 /// Options of a delete.

@@ -74,7 +74,53 @@ pub(super) fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Ap
     }
 }
 
-/// A YAML body (server-side apply's configurations, `kubectl create -f`).
+/// A server-side apply's configuration, and its duplicate keys. Kubernetes reads it
+/// leniently (the last value of a key wins) and judges duplicates by `fieldValidation`
+/// only after the apply has merged: refused under `Strict`, a warning under `Warn`,
+/// nothing under `Ignore` (`applyPatcher.applyPatchToCurrentObject`). Only the first
+/// duplicate is named (the YAML reader stops at it); Kubernetes names every one.
+pub(super) fn decode_apply(body: &Bytes) -> Result<(Value, Vec<String>), ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the body is not valid UTF-8"))?;
+    let error = match serde_saphyr::from_str::<Value>(text) {
+        Ok(config) => return Ok((config, Vec::new())),
+        Err(error) => error,
+    };
+    let Some(duplicate) = duplicate_key(&error) else {
+        return Err(ApiError::bad_request(format!(
+            "error decoding YAML: {error}"
+        )));
+    };
+    let lenient = serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+    };
+    let config = serde_saphyr::from_str_with_options::<Value>(text, lenient)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    Ok((config, vec![duplicate]))
+}
+
+/// A duplicate key as go-yaml's strict decoding reports it, if that is the error.
+fn duplicate_key(mut error: &serde_saphyr::Error) -> Option<String> {
+    while let serde_saphyr::Error::WithSnippet { error: inner, .. }
+    | serde_saphyr::Error::AliasError { error: inner, .. } = error
+    {
+        error = inner;
+    }
+    let serde_saphyr::Error::DuplicateMappingKey { key, location } = error else {
+        return None;
+    };
+    // go-yaml prints the key with `%#v`: a string quoted as Go quotes it.
+    let key = key.as_deref().map_or_else(
+        || "?".to_owned(),
+        |key| serde_json::to_string(key).unwrap_or_else(|_| key.to_owned()),
+    );
+    Some(format!(
+        "line {}: key {key} already set in map",
+        location.line()
+    ))
+}
+
+/// A YAML body (`kubectl create -f`).
 pub(super) fn decode_yaml(body: &Bytes) -> Result<Value, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the body is not valid UTF-8"))?;

@@ -182,6 +182,8 @@ pub(super) fn write_options(
         }),
         force: q.flag("force")?,
         field_validation,
+        // Read with the body, which comes after.
+        duplicate_keys: Vec::new(),
     })
 }
 

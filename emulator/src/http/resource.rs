@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use serde_json::json;
 
-use super::body::{content_type, decode_body, decode_yaml};
+use super::body::{content_type, decode_apply, decode_body};
 use super::logs::pod_log;
 use super::query::{Query, WriteKind, delete_options, list_options, write_options};
 use super::response::{
@@ -225,9 +225,11 @@ pub(super) async fn resource(
             } else {
                 WriteKind::Patch
             };
-            let opts = write_options(&q, headers, kind)?;
+            let mut opts = write_options(&q, headers, kind)?;
             let patch = if ptype == PatchType::Apply {
-                decode_yaml(&body)?
+                let (config, duplicates) = decode_apply(&body)?;
+                opts.duplicate_keys = duplicates;
+                config
             } else {
                 serde_json::from_slice(&body).map_err(|e| {
                     ApiError::bad_request(format!(

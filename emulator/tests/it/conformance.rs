@@ -2954,3 +2954,109 @@ async fn validation_ratchets_values_an_update_leaves_unchanged() {
     assert_eq!(code, 422, "{message}");
     assert!(message.contains("spec.replicas"), "{message}");
 }
+
+/// A key twice in one map of an apply's body: read with the last value winning, and
+/// judged by `fieldValidation` once the apply has merged (`applyPatcher`): refused under
+/// Strict, a warning under Warn (the default), nothing under Ignore; the apply's own
+/// errors (a conflict here) come first.
+#[tokio::test]
+async fn apply_duplicate_keys_are_judged_by_field_validation() {
+    let c = Cluster::new().await;
+    let base = format!("/api/v1/namespaces/{}/configmaps", c.ns);
+    let body = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: \"1\"\n  a: \"2\"\n"
+        )
+        .into_bytes()
+    };
+    let apply = |name: &str, query: &str| format!("{base}/{name}?fieldManager=mine{query}");
+    const DUPLICATE: &str = "line 7: key \"a\" already set in map";
+    let warnings = |headers: &http::HeaderMap| -> Vec<String> {
+        headers
+            .get_all("Warning")
+            .iter()
+            .map(|h| h.to_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    // Strict: refused, nothing stored.
+    let (code, body_seen) = c
+        .raw(
+            "PATCH",
+            &apply("strict", "&fieldValidation=Strict"),
+            "application/apply-patch+yaml",
+            body("strict"),
+        )
+        .await;
+    assert_eq!(code, 400, "{body_seen}");
+    assert_eq!(
+        body_seen["message"],
+        format!(
+            "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  {DUPLICATE}"
+        ),
+        "{body_seen}"
+    );
+    let (code, _) = c
+        .raw(
+            "GET",
+            &format!("{base}/strict"),
+            "application/json",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(code, 404);
+
+    // Warn, asked for or by default: stored with the last value, and a warning.
+    for (name, query) in [("warn", "&fieldValidation=Warn"), ("default", "")] {
+        let (code, headers, stored) = c
+            .raw_with_headers(
+                "PATCH",
+                &apply(name, query),
+                "application/apply-patch+yaml",
+                body(name),
+            )
+            .await;
+        assert_eq!(code, 201, "{stored}");
+        assert_eq!(stored["data"], json!({"a": "2"}), "{stored}");
+        let warnings = warnings(&headers);
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("line 7: key \\\"a\\\" already set in map"),
+            "{name}: {warnings:?}"
+        );
+    }
+
+    // Ignore: stored with the last value, nothing said.
+    let (code, headers, stored) = c
+        .raw_with_headers(
+            "PATCH",
+            &apply("ignore", "&fieldValidation=Ignore"),
+            "application/apply-patch+yaml",
+            body("ignore"),
+        )
+        .await;
+    assert_eq!(code, 201, "{stored}");
+    assert_eq!(stored["data"], json!({"a": "2"}), "{stored}");
+    assert!(warnings(&headers).is_empty(), "{:?}", warnings(&headers));
+
+    // The apply's own error first: another manager owns data.a, and the apply is not
+    // forced.
+    let (code, stored) = c
+        .raw(
+            "PATCH",
+            &format!("{base}/owned?fieldManager=other"),
+            "application/apply-patch+yaml",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  a: \"0\"\n"
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(code, 201, "{stored}");
+    let (code, refused) = c
+        .raw(
+            "PATCH",
+            &apply("owned", "&fieldValidation=Strict"),
+            "application/apply-patch+yaml",
+            body("owned"),
+        )
+        .await;
+    assert_eq!(code, 409, "{refused}");
+}
