@@ -47,7 +47,8 @@
 //! `SCALE_RELOAD_APPS` the apps of `reload`/`restart` (default 1000);
 //! `SCALE_LATENCY_APPS` the apps of `latency` (default 200, i.e. 10 s);
 //! `SCALE_ONLY=scale|reload|latency` runs one scenario (`reload` includes
-//! `restart`). The operator's log goes to a temporary directory whose path is
+//! `restart`); `SCALE_OPERATOR=<path>` runs another build of the operator
+//! (to compare two builds in alternating runs on a noisy machine). The operator's log goes to a temporary directory whose path is
 //! printed (removed at the end unless `SCALE_KEEP_LOGS=1`; its tail is
 //! printed when the operator does not become ready). A scenario gives up when no app converges for a minute,
 //! naming some that did not and what their status says.
@@ -626,7 +627,8 @@ impl Cluster {
         let log_path = work.join(format!("operator-{label}.log"));
         let log = std::fs::File::create(&log_path).expect("create the operator's log");
         let spawned = Instant::now();
-        let child = Command::new(OPERATOR_BIN)
+        let binary = std::env::var_os("SCALE_OPERATOR").unwrap_or_else(|| OPERATOR_BIN.into());
+        let child = Command::new(binary)
             .arg("run")
             .arg("--kubeconfig")
             .arg(&self.operator_kubeconfig)
