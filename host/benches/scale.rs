@@ -33,7 +33,8 @@
 //!   one of its children in the meantime. A second `reload` line says where
 //!   the time went: the operator's CPU (the new version's compile included),
 //!   this process's (the emulator and the clients), and the writes, until the
-//!   last affected app was reconciled;
+//!   last affected app was reconciled, and the reconciles per affected app
+//!   until the writes were quiet;
 //! - `restart apps=1000 ready_ms= writes=`: the operator of the reload
 //!   scenario stopped (SIGTERM) and started again against its converged apps:
 //!   time from spawn to `/readyz` answering 200, and its writes in the 3 s
@@ -397,6 +398,7 @@ async fn reload_and_restart(work: &Path, n: usize) -> Vec<String> {
     };
     let tracker = Tracker::watch(cluster.apps(), reloaded);
     cluster.recorder.reset();
+    let reconciles_before = operator.reconciles().await;
     let published = Instant::now();
     let cpu_before = (operator.cpu(), own_cpu());
     cluster.publish_team_plugin("0.2.0").await;
@@ -405,6 +407,11 @@ async fn reload_and_restart(work: &Path, n: usize) -> Vec<String> {
     let (operator_cpu, own) = (operator.cpu() - cpu_before.0, own_cpu() - cpu_before.1);
     let reload_writes: usize = cluster.recorder.writes().values().sum();
     cluster.recorder.wait_quiet().await;
+    let reconciles = operator.reconciles().await;
+    let (reconciles, unchanged) = (
+        reconciles.0 - reconciles_before.0,
+        reconciles.1 - reconciles_before.1,
+    );
     let touched: Vec<String> = cluster
         .recorder
         .requests()
@@ -429,9 +436,12 @@ async fn reload_and_restart(work: &Path, n: usize) -> Vec<String> {
         // included), and this process's (the emulator and the clients), both
         // until the last affected app was reconciled.
         format!(
-            "reload operator_cpu_ms={:.0} emulator_cpu_ms={:.0} writes_until_then={reload_writes}",
+            "reload operator_cpu_ms={:.0} emulator_cpu_ms={:.0} writes_until_then={reload_writes} \
+             reconciles_per_affected_app={:.2} (unchanged {:.2})",
             operator_cpu.as_secs_f64() * 1000.0,
-            own.as_secs_f64() * 1000.0
+            own.as_secs_f64() * 1000.0,
+            reconciles / affected as f64,
+            unchanged / affected as f64,
         ),
     ];
     drop(tracker);
