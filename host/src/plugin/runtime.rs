@@ -10,7 +10,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::generator;
-use super::cache::{ArtifactCache, CacheError};
+use super::cache::{ArtifactCache, CacheError, FunctionCache};
 use super::domain::Digest;
 use super::error::LoadError;
 use super::limits::Limits;
@@ -84,6 +84,10 @@ pub struct RuntimeStats {
     pub memory_hits: u64,
     /// Engines running (one per distinct stack size in use).
     pub engines: usize,
+    /// Functions whose compiled code was found in the on-disk function cache.
+    pub functions_reused: u64,
+    /// Functions compiled (and put in the function cache, when there is one).
+    pub functions_compiled: u64,
 }
 
 /// The plugin runtime: the wasmtime engine and the components compiled with it.
@@ -94,6 +98,9 @@ pub struct Runtime {
 
 struct Inner {
     config: RuntimeConfig,
+    /// Compiled functions kept on disk, shared by every engine (with a cache
+    /// directory only).
+    functions: Option<Arc<FunctionCache>>,
     /// The engine for the default stack size, created up front.
     default: Arc<EngineSet>,
     /// Engines for plugins that ask for another stack size, made on first use.
@@ -121,8 +128,13 @@ struct Stats {
 }
 
 impl EngineSet {
-    /// An engine whose calls get `stack_bytes` of WebAssembly stack.
-    fn new(config: &RuntimeConfig, stack_bytes: usize) -> Result<Self, RuntimeError> {
+    /// An engine whose calls get `stack_bytes` of WebAssembly stack, its
+    /// compiler reusing the functions in `functions`.
+    fn new(
+        config: &RuntimeConfig,
+        stack_bytes: usize,
+        functions: Option<&Arc<FunctionCache>>,
+    ) -> Result<Self, RuntimeError> {
         let slots = config.instance_slots.max(1);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
@@ -145,6 +157,12 @@ impl EngineSet {
             .max_wasm_stack(stack_bytes)
             .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if let Some(functions) = functions {
+            wasm.enable_incremental_compilation(
+                Arc::clone(functions) as Arc<dyn wasmtime::CacheStore>
+            )
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        }
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&engine);
@@ -189,10 +207,19 @@ impl Runtime {
                 config.max_stack_bytes >> 10
             )));
         }
-        let default = Arc::new(EngineSet::new(&config, defaults.stack_bytes)?);
+        let functions = match &config.cache_dir {
+            Some(dir) => Some(Arc::new(FunctionCache::open(dir)?)),
+            None => None,
+        };
+        let default = Arc::new(EngineSet::new(
+            &config,
+            defaults.stack_bytes,
+            functions.as_ref(),
+        )?);
         Ok(Runtime {
             inner: Arc::new(Inner {
                 config,
+                functions,
                 default,
                 others: Mutex::new(BTreeMap::new()),
                 stats: Stats::default(),
@@ -218,6 +245,8 @@ impl Runtime {
             disk_hits: stats.disk_hits.load(Ordering::Relaxed),
             memory_hits: stats.memory_hits.load(Ordering::Relaxed),
             engines: 1 + self.others().len(),
+            functions_reused: self.inner.functions.as_ref().map_or(0, |f| f.counts().0),
+            functions_compiled: self.inner.functions.as_ref().map_or(0, |f| f.counts().1),
         }
     }
 
@@ -235,8 +264,12 @@ impl Runtime {
             return Ok(Arc::clone(set));
         }
         let set = Arc::new(
-            EngineSet::new(&self.inner.config, stack_bytes)
-                .map_err(|e| LoadError::Host(e.to_string()))?,
+            EngineSet::new(
+                &self.inner.config,
+                stack_bytes,
+                self.inner.functions.as_ref(),
+            )
+            .map_err(|e| LoadError::Host(e.to_string()))?,
         );
         others.insert(stack_bytes, Arc::clone(&set));
         Ok(set)
@@ -336,9 +369,27 @@ impl Runtime {
                 component
             }
             None => {
+                let started = std::time::Instant::now();
+                let before = self.inner.functions.as_ref().map(|f| f.counts());
                 let component = Component::new(&set.engine, bytes)
                     .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
                 stats.compiled.fetch_add(1, Ordering::Relaxed);
+                // Counts of every compile meanwhile: almost always this one alone.
+                let after = self.inner.functions.as_ref().map(|f| f.counts());
+                let (reused, compiled) = match (before, after) {
+                    (Some(before), Some(after)) => (
+                        Some(after.0.saturating_sub(before.0)),
+                        Some(after.1.saturating_sub(before.1)),
+                    ),
+                    _ => (None, None),
+                };
+                tracing::info!(
+                    %digest,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    functions_reused = reused,
+                    functions_compiled = compiled,
+                    "compiled a plugin component"
+                );
                 // Only artifacts of components that compiled are stored; the
                 // checks below are cheap and run again on every load.
                 if let Some(cache) = &set.cache {
