@@ -3038,6 +3038,25 @@ async fn apply_duplicate_keys_are_judged_by_field_validation() {
     assert_eq!(stored["data"], json!({"a": "2"}), "{stored}");
     assert!(warnings(&headers).is_empty(), "{:?}", warnings(&headers));
 
+    // A JSON body (what kube-rs and client-go send) is YAML too: its duplicate is on
+    // line 1.
+    let (code, headers, stored) = c
+        .raw_with_headers(
+            "PATCH",
+            &apply("json", ""),
+            "application/apply-patch+yaml",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"json"},"data":{"a":"1","a":"2"}}"#
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(code, 201, "{stored}");
+    assert_eq!(stored["data"], json!({"a": "2"}), "{stored}");
+    let warnings = warnings(&headers);
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("line 1: key \\\"a\\\" already set in map"),
+        "{warnings:?}"
+    );
+
     // The apply's own error first: another manager owns data.a, and the apply is not
     // forced.
     let (code, stored) = c
