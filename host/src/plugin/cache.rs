@@ -54,11 +54,23 @@ pub enum CacheError {
 }
 
 /// A directory of precompiled components that only this user can write.
+///
+/// It is bounded: a start that finds its artifacts over [`ARTIFACTS_BUDGET`]
+/// bytes removes the least recently used down to half of it, and a running
+/// operator stores no more once it is reached (an emptyDir over its
+/// `sizeLimit` gets the pod evicted).
 #[derive(Debug, Clone)]
 pub struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
+    budget: u64,
+    bytes: std::sync::Arc<AtomicU64>,
 }
+
+/// Most bytes of compiled components kept (≈ 0.8 MiB each): with the
+/// functions' [`FUNCTIONS_BUDGET`], inside the 256 MiB volume the chart gives
+/// the plugin cache.
+pub const ARTIFACTS_BUDGET: u64 = 160 << 20;
 
 /// Create `dir` (owner-only) if needed, and make sure only this user can
 /// write to it: native code is loaded from it.
@@ -149,12 +161,50 @@ fn write_entry(dir: &Path, path: &Path, bytes: &[u8], sync: bool) -> std::io::Re
 impl ArtifactCache {
     /// Open (and create) the cache in `dir` for artifacts of `engine`.
     pub fn open(dir: &Path, engine: &Engine) -> Result<Self, CacheError> {
+        Self::open_bounded(dir, engine, ARTIFACTS_BUDGET)
+    }
+
+    fn open_bounded(dir: &Path, engine: &Engine, budget: u64) -> Result<Self, CacheError> {
         secure_dir(dir)?;
+        let mut artifacts: Vec<(PathBuf, u64, std::time::SystemTime)> = fs::read_dir(dir)
+            .map_err(|source| CacheError::Io {
+                path: dir.to_owned(),
+                source,
+            })?
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!("-{LAYOUT}.cwasm"))
+            })
+            .filter_map(|entry| {
+                let meta = entry.metadata().ok()?;
+                Some((entry.path(), meta.len(), meta.modified().ok()?))
+            })
+            .collect();
+        let mut bytes: u64 = artifacts.iter().map(|(_, len, _)| len).sum();
+        if bytes > budget {
+            // Least recently used first: a load marks an artifact used.
+            artifacts.sort_by_key(|(_, _, used)| *used);
+            let before = bytes;
+            for (path, len, _) in &artifacts {
+                if bytes <= budget / 2 {
+                    break;
+                }
+                if fs::remove_file(path).is_ok() {
+                    bytes -= len;
+                }
+            }
+            tracing::info!(dir = %dir.display(), before, after = bytes, "removed the least recently used compiled plugins");
+        }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(ArtifactCache {
             dir: dir.to_owned(),
             engine_key: format!("{:016x}", hasher.finish()),
+            budget,
+            bytes: std::sync::Arc::new(AtomicU64::new(bytes)),
         })
     }
 
@@ -183,7 +233,14 @@ impl ArtifactCache {
         // of an engine with the same compatibility hash (part of the name),
         // which wasmtime checks again before using it.
         match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => Some(component),
+            Ok(component) => {
+                // Used: the last to be removed when the cache is over its budget.
+                let _ = fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|file| file.set_modified(std::time::SystemTime::now()));
+                Some(component)
+            }
             Err(error) => {
                 tracing::warn!(path = %path.display(), error = %format!("{error:#}"), "discarding an unusable plugin cache entry");
                 let _ = fs::remove_file(&path);
@@ -201,6 +258,12 @@ impl ArtifactCache {
 
     fn try_store(&self, digest: &Digest, component: &Component) -> Result<(), String> {
         let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
+        let len = bytes.len() as u64;
+        if self.bytes.fetch_add(len, Ordering::Relaxed) + len > self.budget {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+            tracing::info!(dir = %self.dir.display(), budget = self.budget, %digest, "the plugin cache is full: this compiled plugin is not kept (the next start removes the least recently used)");
+            return Ok(());
+        }
         write_entry(&self.dir, &self.path(digest), &bytes, true).map_err(|e| e.to_string())
     }
 }
@@ -416,6 +479,47 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(functions.get(&key).is_none());
         assert_eq!(functions.counts(), (1, 1), "none of them was a hit");
+    }
+
+    #[test]
+    fn artifacts_are_bounded_and_the_least_recently_used_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("plugins");
+        let engine = Engine::default();
+        // An empty component: its artifact is a few KiB.
+        let component = Component::new(&engine, b"\0asm\x0d\x00\x01\x00").unwrap();
+        let size = component.serialize().unwrap().len() as u64;
+        let cache = ArtifactCache::open_bounded(&dir, &engine, 3 * size).unwrap();
+        let digests: Vec<Digest> = [&b"a"[..], b"b", b"c", b"d"]
+            .into_iter()
+            .map(Digest::of)
+            .collect();
+        for digest in &digests {
+            cache.store(digest, &component);
+        }
+        let kept = |cache: &ArtifactCache| -> Vec<bool> {
+            digests.iter().map(|d| cache.path(d).exists()).collect()
+        };
+        assert_eq!(
+            kept(&cache),
+            [true, true, true, false],
+            "over the budget: not kept"
+        );
+
+        // All used a minute ago, then `a` now: a start over a smaller budget
+        // removes the others, down to half of it.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for digest in &digests[..3] {
+            let file = fs::File::options()
+                .write(true)
+                .open(cache.path(digest))
+                .unwrap();
+            file.set_modified(old).unwrap();
+        }
+        assert!(cache.load(&engine, &digests[0]).is_some());
+        let smaller = ArtifactCache::open_bounded(&dir, &engine, 5 * size / 2).unwrap();
+        assert_eq!(kept(&smaller), [true, false, false, false]);
+        assert!(smaller.load(&engine, &digests[0]).is_some());
     }
 
     #[test]
