@@ -63,8 +63,33 @@ pub enum CacheError {
 pub struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
-    budget: u64,
-    bytes: std::sync::Arc<AtomicU64>,
+    budget: std::sync::Arc<Budget>,
+}
+
+/// The bytes a cache may take: each write reserves its size first, so writers
+/// at once never take it past the limit together.
+#[derive(Debug)]
+struct Budget {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl Budget {
+    fn new(limit: u64, used: u64) -> Self {
+        Budget {
+            limit,
+            used: AtomicU64::new(used),
+        }
+    }
+
+    /// Take `len` bytes, if they fit.
+    fn reserve(&self, len: u64) -> bool {
+        if self.used.fetch_add(len, Ordering::Relaxed) + len > self.limit {
+            self.used.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
 }
 
 /// Most bytes of compiled components kept (≈ 0.8 MiB each): with the
@@ -203,8 +228,7 @@ impl ArtifactCache {
         Ok(ArtifactCache {
             dir: dir.to_owned(),
             engine_key: format!("{:016x}", hasher.finish()),
-            budget,
-            bytes: std::sync::Arc::new(AtomicU64::new(bytes)),
+            budget: std::sync::Arc::new(Budget::new(budget, bytes)),
         })
     }
 
@@ -258,10 +282,8 @@ impl ArtifactCache {
 
     fn try_store(&self, digest: &Digest, component: &Component) -> Result<(), String> {
         let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
-        let len = bytes.len() as u64;
-        if self.bytes.fetch_add(len, Ordering::Relaxed) + len > self.budget {
-            self.bytes.fetch_sub(len, Ordering::Relaxed);
-            tracing::info!(dir = %self.dir.display(), budget = self.budget, %digest, "the plugin cache is full: this compiled plugin is not kept (the next start removes the least recently used)");
+        if !self.budget.reserve(bytes.len() as u64) {
+            tracing::info!(dir = %self.dir.display(), budget = self.budget.limit, %digest, "the plugin cache is full: this compiled plugin is not kept (the next start removes the least recently used)");
             return Ok(());
         }
         write_entry(&self.dir, &self.path(digest), &bytes, true).map_err(|e| e.to_string())
@@ -286,8 +308,7 @@ impl ArtifactCache {
 #[derive(Debug)]
 pub struct FunctionCache {
     dir: PathBuf,
-    budget: u64,
-    bytes: AtomicU64,
+    budget: Budget,
     full: std::sync::atomic::AtomicBool,
     reused: AtomicU64,
     compiled: AtomicU64,
@@ -329,8 +350,7 @@ impl FunctionCache {
         }
         Ok(FunctionCache {
             dir,
-            budget,
-            bytes: AtomicU64::new(bytes),
+            budget: Budget::new(budget, bytes),
             full: std::sync::atomic::AtomicBool::new(false),
             reused: AtomicU64::new(0),
             compiled: AtomicU64::new(0),
@@ -376,11 +396,9 @@ impl wasmtime::CacheStore for FunctionCache {
         self.compiled.fetch_add(1, Ordering::Relaxed);
         let sum = Sha256::digest(&value);
         value.extend_from_slice(&sum);
-        let len = value.len() as u64;
-        if self.bytes.fetch_add(len, Ordering::Relaxed) + len > self.budget {
-            self.bytes.fetch_sub(len, Ordering::Relaxed);
+        if !self.budget.reserve(value.len() as u64) {
             if !self.full.swap(true, Ordering::Relaxed) {
-                tracing::info!(dir = %self.dir.display(), budget = self.budget, "the cache of compiled functions is full: no more are stored until the next start empties it");
+                tracing::info!(dir = %self.dir.display(), budget = self.budget.limit, "the cache of compiled functions is full: no more are stored until the next start empties it");
             }
             return false;
         }
