@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use portfolio_operator::plugin::{LoadOptions, Runtime, RuntimeConfig};
+use portfolio_operator::plugin::{LoadOptions, Plugin, Runtime, RuntimeConfig};
 use serde_json::json;
 use sha2::Digest as _;
 
@@ -17,6 +17,14 @@ fn runtime(cache: &Path) -> Runtime {
         ..RuntimeConfig::default()
     })
     .expect("runtime")
+}
+
+/// `plugin` turns one ConfigMap into one object: its code works.
+fn assert_runs(plugin: &Plugin, what: &str) {
+    let output = plugin
+        .generate(&input(json!({"objects": [config_map("a")]})), &context())
+        .expect(what);
+    assert_eq!(output.objects.len(), 1, "{what}");
 }
 
 fn entries(cache: &Path) -> Vec<std::path::PathBuf> {
@@ -50,10 +58,7 @@ fn a_second_runtime_loads_what_the_first_compiled() {
     let plugin = second.load(&bytes, &LoadOptions::default()).expect("load");
     assert_eq!(second.stats().compiled, 0);
     assert_eq!(second.stats().disk_hits, 1);
-    let output = plugin
-        .generate(&input(json!({"objects": [config_map("a")]})), &context())
-        .expect("a cached component runs");
-    assert_eq!(output.objects.len(), 1);
+    assert_runs(&plugin, "a cached component runs");
 }
 
 #[test]
@@ -160,10 +165,7 @@ fn a_new_version_compiles_only_the_functions_it_changed() {
             compiled * 4 <= functions,
             "{compiled} of {functions} compiled again"
         );
-        let output = plugin
-            .generate(&input(json!({"objects": [config_map("a")]})), &context())
-            .expect("reused code runs");
-        assert_eq!(output.objects.len(), 1);
+        assert_runs(&plugin, "reused code runs");
     }
 }
 
@@ -210,8 +212,5 @@ fn torn_or_loose_function_entries_are_compiled_again() {
         entries.len()
     );
     assert!(next.stats().functions_compiled as usize >= rewritten);
-    let output = plugin
-        .generate(&input(json!({"objects": [config_map("a")]})), &context())
-        .expect("recompiled code runs");
-    assert_eq!(output.objects.len(), 1);
+    assert_runs(&plugin, "recompiled code runs");
 }
