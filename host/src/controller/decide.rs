@@ -231,16 +231,22 @@ pub fn holder(owner: OwnerRef<'_>, live: &DynamicObject) -> Option<String> {
 /// Whether every field of `desired` is already on `live`: then applying
 /// would change nothing.
 fn is_applied(desired: &DesiredObject, live: &DynamicObject) -> bool {
-    let Ok(live) = serde_json::to_value(live) else {
+    let Value::Object(want) = desired.object() else {
         return false;
     };
-    let mut desired = desired.object().clone();
-    if let Value::Object(map) = &mut desired {
+    // Field by field against the live object's parts, not against a copy of
+    // it as one value: every child of every reconcile passes here.
+    want.iter().all(|(key, value)| match key.as_str() {
         // A DynamicObject keeps its type apart.
-        map.remove("apiVersion");
-        map.remove("kind");
-    }
-    is_subset(&desired, &live)
+        "apiVersion" | "kind" => true,
+        "metadata" => {
+            serde_json::to_value(&live.metadata).is_ok_and(|meta| is_subset(value, &meta))
+        }
+        _ => live
+            .data
+            .get(key)
+            .is_some_and(|have| is_subset(value, have)),
+    })
 }
 
 /// Whether every field of `desired` is in `observed` with the same value.
@@ -373,6 +379,45 @@ mod tests {
 
     fn names(objects: &[&DesiredObject]) -> Vec<String> {
         objects.iter().map(|o| o.key().name.clone()).collect()
+    }
+
+    #[test]
+    fn an_object_is_applied_when_every_field_it_sets_is_live() {
+        let want = desired(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "demo", "labels": {"app": "a"}},
+            "data": {"k": "v", "n": "1"}, "immutable": false}));
+        let base = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "demo", "uid": "u", "resourceVersion": "7",
+                "labels": {"app": "a", "extra": "kept"}},
+            "data": {"k": "v", "n": "1", "other": "x"}, "immutable": false});
+        assert!(
+            is_applied(&want, &live(base.clone())),
+            "extra live fields change nothing"
+        );
+        for (pointer, value) in [
+            ("/metadata/labels/app", json!("b")),
+            ("/metadata/namespace", json!("other")),
+            ("/data/k", json!("w")),
+            ("/immutable", json!(true)),
+        ] {
+            let mut changed = base.clone();
+            *changed.pointer_mut(pointer).expect("a field") = value;
+            assert!(!is_applied(&want, &live(changed)), "{pointer} differs");
+        }
+        for (parent, field) in [
+            ("/metadata/labels", "app"),
+            ("/data", "n"),
+            ("", "immutable"),
+        ] {
+            let mut missing = base.clone();
+            let parent = missing.pointer_mut(parent).and_then(Value::as_object_mut);
+            parent.expect("a map").remove(field);
+            assert!(!is_applied(&want, &live(missing)), "{field} missing");
+        }
+        // The type is the DynamicObject's own, and not compared.
+        let mut other_type = base.clone();
+        other_type["apiVersion"] = json!("v2");
+        assert!(is_applied(&want, &live(other_type)));
     }
 
     #[test]
