@@ -106,13 +106,21 @@ impl Plugin {
         input: &GenerateInput,
         context: &CallContext,
     ) -> Result<RawGenerateOutput, PluginError> {
-        let wit = input.to_wit(&self.settings);
+        self.generate_wit(&input.to_wit(&self.settings), context)
+    }
+
+    /// [`Plugin::generate_raw`] on an input already in the WIT's form.
+    fn generate_wit(
+        &self,
+        wit: &ReconcileInput,
+        context: &CallContext,
+    ) -> Result<RawGenerateOutput, PluginError> {
         let raw = self.call("generate", context, |store, pre| match pre {
             WorldPre::Generator(pre) => {
                 let bindings = pre.instantiate(&mut *store)?;
                 Ok(bindings
                     .portfolio_plugin_generation()
-                    .call_generate(&mut *store, &wit)?)
+                    .call_generate(&mut *store, wit)?)
             }
             WorldPre::MigrationStrategy(_) => Err(wrong_world()),
         })?;
@@ -126,13 +134,21 @@ impl Plugin {
         input: &GenerateInput,
         context: &CallContext,
     ) -> Result<Vec<ChildObject>, PluginError> {
-        let wit = input.to_wit(&self.settings);
+        self.finalize_wit(&input.to_wit(&self.settings), context)
+    }
+
+    /// [`Plugin::finalize`] on an input already in the WIT's form.
+    fn finalize_wit(
+        &self,
+        wit: &ReconcileInput,
+        context: &CallContext,
+    ) -> Result<Vec<ChildObject>, PluginError> {
         let raw = self.call("finalize", context, |store, pre| match pre {
             WorldPre::Generator(pre) => {
                 let bindings = pre.instantiate(&mut *store)?;
                 Ok(bindings
                     .portfolio_plugin_generation()
-                    .call_finalize(&mut *store, &wit)?)
+                    .call_finalize(&mut *store, wit)?)
             }
             WorldPre::MigrationStrategy(_) => Err(wrong_world()),
         })?;
@@ -166,9 +182,14 @@ impl Plugin {
         let plugin = Arc::clone(self);
         let label = self.label.to_string();
         tokio::task::spawn_blocking(move || {
-            let generated = plugin.generate(&input, &context);
+            // Both calls take the same input: put in the WIT's form once
+            // (the observed children written out as JSON text).
+            let wit = input.to_wit(&plugin.settings);
+            let generated = plugin
+                .generate_wit(&wit, &context)
+                .and_then(|raw| plugin.validate(raw));
             let finalized =
-                (finalize && generated.is_ok()).then(|| plugin.finalize(&input, &context));
+                (finalize && generated.is_ok()).then(|| plugin.finalize_wit(&wit, &context));
             (generated, finalized)
         })
         .await
