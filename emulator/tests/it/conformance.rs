@@ -2991,16 +2991,19 @@ async fn apply_duplicate_keys_are_judged_by_field_validation() {
     };
     // As the Warning header quotes it.
     let warned = |line: u32| format!("line {line}: key \\\"a\\\" already set in map");
+    // The apply of `name` under Strict: its status and body.
+    let strict = async |name: &str| {
+        c.raw(
+            "PATCH",
+            &apply(name, "&fieldValidation=Strict"),
+            "application/apply-patch+yaml",
+            body(name),
+        )
+        .await
+    };
 
     // Strict: refused, nothing stored.
-    let (code, body_seen) = c
-        .raw(
-            "PATCH",
-            &apply("strict", "&fieldValidation=Strict"),
-            "application/apply-patch+yaml",
-            body("strict"),
-        )
-        .await;
+    let (code, body_seen) = strict("strict").await;
     assert_eq!(code, 400, "{body_seen}");
     assert_eq!(
         body_seen["message"],
@@ -3054,13 +3057,6 @@ async fn apply_duplicate_keys_are_judged_by_field_validation() {
         )
         .await;
     assert_eq!(code, 201, "{stored}");
-    let (code, refused) = c
-        .raw(
-            "PATCH",
-            &apply("owned", "&fieldValidation=Strict"),
-            "application/apply-patch+yaml",
-            body("owned"),
-        )
-        .await;
+    let (code, refused) = strict("owned").await;
     assert_eq!(code, 409, "{refused}");
 }

@@ -2,7 +2,7 @@
 //! never trusted when it looks tampered with.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use portfolio_operator::plugin::{LoadOptions, Plugin, Runtime, RuntimeConfig};
 use serde_json::json;
@@ -27,7 +27,18 @@ fn assert_runs(plugin: &Plugin, what: &str) {
     assert_eq!(output.objects.len(), 1, "{what}");
 }
 
-fn entries(cache: &Path) -> Vec<std::path::PathBuf> {
+/// A cache directory (alive as long as its guard), the test component, and a
+/// runtime that has compiled the component into that cache once.
+fn compiled_once() -> (tempfile::TempDir, PathBuf, Vec<u8>, Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let bytes = component("hostile");
+    let first = runtime(&cache);
+    first.load(&bytes, &LoadOptions::default()).expect("load");
+    (dir, cache, bytes, first)
+}
+
+fn entries(cache: &Path) -> Vec<PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(cache)
         .expect("read cache")
         .map(|entry| entry.expect("entry").path())
@@ -39,12 +50,7 @@ fn entries(cache: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn a_second_runtime_loads_what_the_first_compiled() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cache = dir.path().join("cache");
-    let bytes = component("hostile");
-
-    let first = runtime(&cache);
-    first.load(&bytes, &LoadOptions::default()).expect("load");
+    let (_dir, cache, bytes, first) = compiled_once();
     assert_eq!(first.stats().compiled, 1);
     let files = entries(&cache);
     assert_eq!(files.len(), 1);
@@ -63,12 +69,7 @@ fn a_second_runtime_loads_what_the_first_compiled() {
 
 #[test]
 fn a_corrupt_entry_is_replaced_by_a_fresh_compile() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cache = dir.path().join("cache");
-    let bytes = component("hostile");
-    runtime(&cache)
-        .load(&bytes, &LoadOptions::default())
-        .expect("load");
+    let (_dir, cache, bytes, _) = compiled_once();
     let file = entries(&cache).remove(0);
     std::fs::write(&file, b"corrupt").expect("corrupt");
 
@@ -113,7 +114,7 @@ fn with_custom_section(bytes: &[u8], payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn function_entries(cache: &Path) -> Vec<std::path::PathBuf> {
+fn function_entries(cache: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(cache.join("functions-v1"))
         .expect("read the function cache")
         .map(|entry| entry.expect("entry").path())
@@ -127,11 +128,7 @@ fn function_entries(cache: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn a_new_version_compiles_only_the_functions_it_changed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cache = dir.path().join("cache");
-    let bytes = component("hostile");
-    let first = runtime(&cache);
-    first.load(&bytes, &LoadOptions::default()).expect("load");
+    let (_dir, cache, bytes, first) = compiled_once();
     // A component repeats some functions (its adapters' trampolines, say):
     // the second of each is reused already.
     let stats = first.stats();
@@ -171,12 +168,7 @@ fn a_new_version_compiles_only_the_functions_it_changed() {
 
 #[test]
 fn torn_or_loose_function_entries_are_compiled_again() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cache = dir.path().join("cache");
-    let bytes = component("hostile");
-    runtime(&cache)
-        .load(&bytes, &LoadOptions::default())
-        .expect("load");
+    let (_dir, cache, bytes, _) = compiled_once();
     let entries = function_entries(&cache);
     let (torn, loose) = entries.split_at(entries.len() / 2);
     for path in torn {
