@@ -89,7 +89,16 @@ impl Plugin {
         input: &GenerateInput,
         context: &CallContext,
     ) -> Result<GeneratedOutput, PluginError> {
-        let raw = self.generate_raw(input, context)?;
+        self.generate_checked(&input.to_wit(&self.settings), context)
+    }
+
+    /// [`Plugin::generate`] on an input already in the WIT's form.
+    fn generate_checked(
+        &self,
+        wit: &ReconcileInput,
+        context: &CallContext,
+    ) -> Result<GeneratedOutput, PluginError> {
+        let raw = self.generate_wit(wit, context)?;
         self.validate(raw)
     }
 
@@ -185,9 +194,7 @@ impl Plugin {
             // Both calls take the same input: put in the WIT's form once
             // (the observed children written out as JSON text).
             let wit = input.to_wit(&plugin.settings);
-            let generated = plugin
-                .generate_wit(&wit, &context)
-                .and_then(|raw| plugin.validate(raw));
+            let generated = plugin.generate_checked(&wit, &context);
             let finalized =
                 (finalize && generated.is_ok()).then(|| plugin.finalize_wit(&wit, &context));
             (generated, finalized)
